@@ -1,0 +1,123 @@
+"""Command line: ``sparsenas run | report | list``. Thin: parses, calls protocol and report.
+
+Every user error ends as one line ``error: ...`` on stderr and exit status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import SparsenasError
+
+
+def _add_run_parser(sub: argparse._SubParsersAction) -> None:
+    from .protocol.spec import options
+
+    p = sub.add_parser(
+        "run",
+        help="run (or resume) a sweep of finders, sparsities and seeds and write its report",
+        description="Run every trial of a spec into a run directory (resuming what is stored), then write its report.",
+    )
+    p.add_argument("--config", metavar="FILE", help="spec file (.toml or .yaml) with the same keys as these flags; flags override it")
+    p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<dataset>-<model>)")
+    p.add_argument("--no-report", action="store_true", help="do not write the report after the run")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    for opt in options():
+        default = ",".join(map(str, opt.default)) if isinstance(opt.default, tuple) else opt.default
+        p.add_argument(opt.flag, dest=opt.name, default=None, metavar="X", help=f"{opt.help} (default: {default})")
+
+
+def _spec_from_args(args: argparse.Namespace) -> Any:
+    from .protocol.spec import build_spec, load_spec_file, options, parse_value
+
+    values: dict[str, Any] = load_spec_file(args.config) if args.config else {}
+    for opt in options():
+        raw = getattr(args, opt.name)
+        if raw is not None:
+            values[opt.name] = parse_value(opt, raw)
+    return build_spec(values)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .protocol import run
+    from .report import write_report
+    from .progress import RunProgress
+
+    spec = _spec_from_args(args)
+    out = Path(args.out or f"runs/{spec.dataset}-{spec.model}")
+    with RunProgress(enabled=not args.quiet, epochs=spec.train.epochs) as prog:
+        try:
+            summary = run(spec, out, on_trial=prog.on_trial, on_epoch=prog.on_epoch)
+        except KeyboardInterrupt:
+            prog.stop()
+            print(f"interrupted: finished trials are stored in {out}; re-run the same command to resume", file=sys.stderr)
+            return 130
+    print(
+        f"{summary.planned} trials planned: {summary.skipped} already stored, {summary.ran} run"
+        f" ({summary.diverged} diverged) in {summary.seconds:.1f} s -> {out}"
+    )
+    if not args.no_report:
+        paths = write_report(out)
+        print(f"report: {paths['html']} , {paths['md']} , {paths['csv']}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    paths = write_report(Path(args.run_dir))
+    for kind in ("html", "md", "csv"):
+        print(paths[kind])
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .data import DATASETS
+    from .finders import FINDERS
+    from .models import MODELS
+
+    for title, reg in (("datasets", DATASETS), ("models", MODELS), ("finders", FINDERS)):
+        print(f"{title}:")
+        for e in reg.entries():
+            print(f"  {e.name:<16} {e.help}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sparsenas",
+        description="Sparse sub-network search and its fair evaluation against random sub-networks.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_run_parser(sub)
+    rp = sub.add_parser("report", help="write report.html, report.md and trials.csv for a run directory")
+    rp.add_argument("run_dir", metavar="RUN_DIR")
+    sub.add_parser("list", help="list the registered datasets, models and finders")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sparsenas`` console script.
+
+    >>> main(["list"])  # doctest: +ELLIPSIS
+    datasets:
+    ...
+    0
+    """
+    args = build_parser().parse_args(argv)
+    handler = {"run": cmd_run, "report": cmd_report, "list": cmd_list}[args.command]
+    try:
+        return handler(args)
+    except SparsenasError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""In-memory datasets with fixed splits, and batches sliced by index.
+
+Every dataset is held as tensors (no per-sample DataLoader): images as float32 (N, C, H, W),
+normalized with the train split's mean and std, labels as int64 (N,). The train/validation/test
+split is fixed by the dataset (a fixed rule, never the trial seed), so every trial of every run on
+that dataset sees the same splits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+from ..errors import SparsenasError
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class Split:
+    x: torch.Tensor  # (N, C, H, W) float32
+    y: torch.Tensor  # (N,) int64
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def to(self, device: torch.device | str) -> "Split":
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train/validation/test splits of one dataset, already normalized.
+
+    >>> ds = load_dataset("digits")
+    >>> ds.input_shape, ds.num_classes, len(ds.train), len(ds.val), len(ds.test)
+    ((1, 8, 8), 10, 1257, 180, 360)
+    """
+
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+    def to(self, device: torch.device | str) -> "Dataset":
+        return Dataset(self.name, self.train.to(device), self.val.to(device), self.test.to(device), self.num_classes)
+
+
+def split_and_normalize(
+    name: str,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    n_val: int,
+    num_classes: int,
+) -> Dataset:
+    """Carve a validation split from train by a fixed rule and normalize with train statistics.
+
+    The rule: a permutation of the train indices drawn from a generator seeded with 0 (independent of
+    any trial seed); its first `n_val` indices are validation, the rest train, in original order.
+    """
+    if x_train.ndim != 4 or x_test.ndim != 4:
+        raise ValueError("images must be (N, C, H, W)")
+    n = x_train.shape[0]
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    val_idx = perm[:n_val].sort().values
+    train_idx = perm[n_val:].sort().values
+    x_tr = x_train[train_idx].float()
+    mean, std = x_tr.mean(), x_tr.std()  # one scalar each: pixel intensities share a scale
+    norm = lambda x: ((x.float() - mean) / std).contiguous()  # noqa: E731
+    return Dataset(
+        name=name,
+        train=Split(norm(x_tr), y_train[train_idx].long()),
+        val=Split(norm(x_train[val_idx]), y_train[val_idx].long()),
+        test=Split(norm(x_test), y_test.long()),
+        num_classes=num_classes,
+    )
+
+
+def batches(split: Split, batch_size: int, generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Minibatches of `split`, shuffled by `generator` if given, sliced from the in-memory tensors.
+
+    >>> ds = load_dataset("digits")
+    >>> xb, yb = next(batches(ds.train, 32, torch.Generator().manual_seed(0)))
+    >>> tuple(xb.shape), tuple(yb.shape)
+    ((32, 1, 8, 8), (32,))
+    """
+    n = len(split)
+    if generator is None:
+        for i in range(0, n, batch_size):
+            yield split.x[i : i + batch_size], split.y[i : i + batch_size]
+        return
+    perm = torch.randperm(n, generator=generator).to(split.x.device)
+    for i in range(0, n, batch_size):
+        idx = perm[i : i + batch_size]
+        yield split.x.index_select(0, idx), split.y.index_select(0, idx)
+
+
+# A loader takes the data directory (or None for its default) and returns the Dataset.
+DATASETS: Registry = Registry("dataset")
+
+
+def load_dataset(name: str, data_dir: str | None = None, limit: int | None = None) -> Dataset:
+    """Load a registered dataset; `limit` keeps the first `limit` samples of each split (for tests).
+
+    >>> load_dataset("digits", limit=50).train.x.shape[0]
+    50
+    """
+    loader = DATASETS.get(name)
+    ds: Dataset = loader(data_dir)
+    if limit is not None:
+        if limit < 1:
+            raise SparsenasError(f"--limit must be at least 1, got {limit}")
+        cut = lambda s: Split(s.x[:limit].contiguous(), s.y[:limit].contiguous())  # noqa: E731
+        ds = Dataset(ds.name, cut(ds.train), cut(ds.val), cut(ds.test), ds.num_classes)
+    return ds

@@ -1,0 +1,44 @@
+"""Fashion-MNIST (Xiao et al. 2017): 60k train / 10k test 28x28 grayscale images, 10 classes.
+
+Read from the four standard IDX files in `--data-dir`, by default /usr/share/datasets/fashion-mnist
+where Debian's `dataset-fashion-mnist` package installs them. Validation: 5,000 images carved from
+the official train split by a fixed rule (see `split_and_normalize`); test is the official test set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import SparsenasError
+from .base import DATASETS, Dataset, split_and_normalize
+from .idx import find_idx, read_idx
+
+DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
+FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def load_idx_dir(name: str, data_dir: Path, n_val: int) -> Dataset:
+    """Load an MNIST-format folder (four IDX files) into a `Dataset` with `n_val` validation images."""
+    if not data_dir.is_dir():
+        raise SparsenasError(
+            f"data directory '{data_dir}' does not exist; pass --data-dir with the four IDX files "
+            "(on Debian: apt-get install dataset-fashion-mnist)"
+        )
+    xtr, ytr, xte, yte = (read_idx(find_idx(data_dir, f)) for f in FILES)
+    for images, labels, what in ((xtr, ytr, "train"), (xte, yte, "t10k")):
+        if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+            raise SparsenasError(
+                f"{what} images {images.shape} and labels {labels.shape} in '{data_dir}' do not match; "
+                "re-copy the IDX files"
+            )
+    as_x = lambda a: torch.from_numpy(a.astype("float32") / 255.0).unsqueeze(1)  # noqa: E731  (N,1,28,28)
+    as_y = lambda a: torch.from_numpy(a.astype("int64"))  # noqa: E731
+    n_classes = int(max(ytr.max(), yte.max())) + 1
+    return split_and_normalize(name, as_x(xtr), as_y(ytr), as_x(xte), as_y(yte), n_val=n_val, num_classes=n_classes)
+
+
+@DATASETS.register("fashion-mnist", help="Fashion-MNIST IDX files (60k train incl. 5k validation, 10k test; 28x28, 10 classes)")
+def load_fashion_mnist(data_dir: str | None = None) -> Dataset:
+    return load_idx_dir("fashion-mnist", Path(data_dir or DEFAULT_DIR), n_val=5000)

@@ -1,0 +1,6 @@
+"""Finder layer: one file per finder, registered by name."""
+
+from .base import FINDERS, Finder, Found, SearchContext, get_finder, register
+from . import dense, random, random_search  # noqa: E402,F401  (registration)
+
+__all__ = ["FINDERS", "Finder", "Found", "SearchContext", "get_finder", "register"]

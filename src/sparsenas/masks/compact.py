@@ -1,0 +1,108 @@
+"""Compaction: a node-masked parent is a smaller dense network.
+
+Slicing the kept rows of each producer and the kept columns of each consumer gives a network whose
+outputs equal the masked parent's (the masked parent computes zeros for removed nodes, which its
+consumers' zeroed columns then ignore). Training the compacted network is training the masked one,
+at a fraction of the cost. `weight_masks` gives the reverse view: the 0/1 mask of every parent tensor.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ..models.base import NodeGroup, Parent
+from .node import NodeMask
+
+
+def _index_plan(groups: list[NodeGroup], mask: NodeMask) -> dict[str, list[tuple[int, torch.Tensor]]]:
+    """For every tensor touched by a group: (dim, kept indices along dim)."""
+    plan: dict[str, list[tuple[int, torch.Tensor]]] = {}
+    for g, kept in zip(groups, mask.kept):
+        k = torch.tensor(kept, dtype=torch.long)
+        for sl in (*g.producers, *g.consumers):
+            # node i owns [i*block, (i+1)*block): expand kept nodes into kept indices
+            idx = (k[:, None] * sl.block + torch.arange(sl.block)[None, :]).reshape(-1)
+            plan.setdefault(sl.tensor, []).append((sl.dim, idx))
+    return plan
+
+
+def _set_tensor(model: nn.Module, name: str, value: torch.Tensor) -> None:
+    owner_name, _, attr = name.rpartition(".")
+    owner = model.get_submodule(owner_name)
+    if isinstance(getattr(owner, attr), nn.Parameter):
+        setattr(owner, attr, nn.Parameter(value, requires_grad=getattr(owner, attr).requires_grad))
+    else:
+        owner.register_buffer(attr, value)
+
+
+def _fix_shape_attributes(model: nn.Module) -> None:
+    """Keep `in_features` & co. truthful after slicing (they are read by repr, FLOP counters, export)."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            m.out_features, m.in_features = m.weight.shape
+        elif isinstance(m, nn.Conv2d):
+            m.out_channels, m.in_channels = m.weight.shape[0], m.weight.shape[1] * m.groups
+
+
+def compact(parent: Parent, mask: NodeMask) -> Parent:
+    """The smaller dense network holding `parent`'s weights for the kept nodes (parent untouched).
+
+    >>> from sparsenas.models import build_parent
+    >>> from sparsenas.masks import allocate, random_mask
+    >>> p = build_parent("lenet-300-100", (1, 28, 28), 10, seed=0)
+    >>> m = random_mask(p.node_groups(), allocate(p.node_groups(), 0.8), torch.Generator().manual_seed(0))
+    >>> c = compact(p, m); tuple(c.fc1.weight.shape), tuple(c.out.weight.shape)
+    ((60, 784), (10, 20))
+    """
+    groups = parent.node_groups()
+    mask.validate(groups)
+    small = copy.deepcopy(parent)
+    state = dict(parent.named_parameters()) | dict(parent.named_buffers())
+    for name, cuts in _index_plan(groups, mask).items():
+        t = state[name].detach()
+        for dim, idx in cuts:
+            t = t.index_select(dim, idx.to(t.device))
+        _set_tensor(small, name, t.clone().contiguous())
+    _fix_shape_attributes(small)
+    # a compacted net knows its new widths, so its own node_groups() describe it
+    if hasattr(small, "widths"):
+        small.widths = mask.kept_counts()
+    return small
+
+
+def weight_masks(parent: Parent, mask: NodeMask) -> dict[str, torch.Tensor]:
+    """0/1 float mask for every parent tensor a node group touches (1 = kept).
+
+    >>> from sparsenas.models import build_parent
+    >>> from sparsenas.masks import dense_mask
+    >>> p = build_parent("mlp", (1, 8, 8), 10, 0, (8, 4))
+    >>> sorted(weight_masks(p, dense_mask(p.node_groups())))
+    ['fc1.bias', 'fc1.weight', 'fc2.bias', 'fc2.weight', 'out.weight']
+    """
+    groups = parent.node_groups()
+    mask.validate(groups)
+    state = dict(parent.named_parameters()) | dict(parent.named_buffers())
+    masks: dict[str, torch.Tensor] = {}
+    for name, cuts in _index_plan(groups, mask).items():
+        m = torch.ones_like(state[name], dtype=torch.float32)
+        for dim, idx in cuts:
+            keep = torch.zeros(m.shape[dim], dtype=torch.bool)
+            keep[idx] = True
+            shape = [1] * m.ndim
+            shape[dim] = -1
+            m = m * keep.view(shape).to(m.device)
+        masks[name] = m
+    return masks
+
+
+def apply_weight_masks(parent: Parent, masks: dict[str, torch.Tensor]) -> Parent:
+    """A copy of `parent` with masked tensors zeroed: the full-size masked sub-network."""
+    masked = copy.deepcopy(parent)
+    with torch.no_grad():
+        for name, m in masks.items():
+            t = masked.get_parameter(name) if name in dict(masked.named_parameters()) else masked.get_buffer(name)
+            t.mul_(m.to(t.device))
+    return masked

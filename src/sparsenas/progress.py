@@ -1,0 +1,57 @@
+"""Progress bars for `sparsenas run` (rich): one bar over trials, one over the current trial's epochs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .protocol import PlannedTrial
+from .store import EpochRecord, TrialRecord
+
+
+class RunProgress:
+    """Context manager passing `on_trial` / `on_epoch` hooks to the runner; silent when disabled."""
+
+    def __init__(self, enabled: bool, epochs: int) -> None:
+        self.enabled = enabled
+        self.epochs = epochs
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            disable=not enabled,
+            transient=False,
+        )
+        self._trials: Any = None
+        self._epochs: Any = None
+
+    def __enter__(self) -> "RunProgress":
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+    def on_trial(self, done: int, total: int, trial: PlannedTrial, record: TrialRecord | None) -> None:
+        if self._trials is None:
+            self._trials = self._progress.add_task("trials", total=total, completed=done)
+            self._epochs = self._progress.add_task("epochs", total=self.epochs)
+        if record is None:
+            label = f"{trial.finder} s={trial.sparsity:g} seed={trial.seed}"
+            self._progress.update(self._epochs, completed=0, description=f"  {label}")
+        else:
+            self._progress.update(self._trials, completed=done)
+            if record.status == "diverged":
+                self._progress.console.print(f"[yellow]diverged[/yellow]: {trial.finder} s={trial.sparsity:g} seed={trial.seed} (recorded; the run goes on)")
+
+    def on_epoch(self, trial: PlannedTrial, rec: EpochRecord) -> None:
+        if self._epochs is not None:
+            self._progress.update(self._epochs, completed=rec.epoch)

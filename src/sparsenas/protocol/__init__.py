@@ -1,0 +1,10 @@
+"""Protocol layer: run spec, trial plan, runner."""
+
+from .plan import PlannedTrial, make_plan, trial_key, trial_spec
+from .runner import RunSummary, bind_run_dir, run, run_trial
+from .spec import RunSpec, build_spec, load_spec_file, options
+
+__all__ = [
+    "PlannedTrial", "RunSpec", "RunSummary", "bind_run_dir", "build_spec", "load_spec_file", "make_plan",
+    "options", "run", "run_trial", "trial_key", "trial_spec",
+]

@@ -1,0 +1,237 @@
+"""The run spec: one typed, frozen dataclass; the CLI flags and spec files are built from it.
+
+Defaults live here and nowhere else. A spec file (TOML or YAML) holds the same keys as the flags
+(``epochs = 20``, ``sparsities = [0.5, 0.8]``); flags given on the command line override it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from ..data import DATASETS
+from ..errors import SparsenasError
+from ..finders import FINDERS
+from ..masks import check_sparsity
+from ..models import MODELS
+from ..train import TrainSpec
+
+# Fields that say where or how to compute, not what: they never enter a trial's hash, and a run
+# directory may be resumed with other values for them.
+RUNTIME_FIELDS = ("data_dir", "device")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines a run: data, parent, finders, sparsities, seeds, training.
+
+    >>> spec = RunSpec(seeds=(0, 1), sparsities=(0.5,))
+    >>> spec.dataset, spec.model, spec.train.epochs
+    ('digits', 'mlp', 20)
+    """
+
+    dataset: str = field(default="digits", metadata={"help": "dataset name (sparsenas list)"})
+    data_dir: str | None = field(default=None, metadata={"help": "folder with the dataset's files (fashion-mnist: the four IDX files)"})
+    limit: int | None = field(default=None, metadata={"help": "keep only the first N samples of each split (quick tries, tests)"})
+    model: str = field(default="mlp", metadata={"help": "parent network name (sparsenas list)"})
+    widths: tuple[int, ...] | None = field(default=None, metadata={"help": "hidden widths of the parent, e.g. 300,100 (default: the model's own)"})
+    finders: tuple[str, ...] = field(default=("dense", "random", "random-search"), metadata={"help": "finders to run, comma-separated"})
+    sparsities: tuple[float, ...] = field(default=(0.5, 0.8, 0.9, 0.95), metadata={"help": "node sparsities in [0, 1), comma-separated"})
+    seeds: tuple[int, ...] = field(default=(0, 1, 2, 3, 4), metadata={"help": "a count N (seeds 0..N-1) or a comma-separated list of seeds"})
+    candidates: int = field(default=20, metadata={"help": "random-search: random masks sampled and scored"})
+    proxy_steps: int = field(default=0, metadata={"help": "random-search: training steps before scoring (0 = validation loss at init)"})
+    device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto", "choices": ("cpu", "cuda", "auto")})
+    train: TrainSpec = field(default_factory=TrainSpec)
+
+    def validate(self) -> "RunSpec":
+        """Raise `SparsenasError` on the first bad value; return self so calls chain."""
+        DATASETS.get(self.dataset)
+        MODELS.get(self.model)
+        for f in self.finders:
+            FINDERS.get(f)
+        if not self.finders:
+            raise SparsenasError("no finders given; e.g. --finders dense,random,random-search")
+        if len(set(self.finders)) != len(self.finders):
+            raise SparsenasError(f"finders listed twice in {','.join(self.finders)}; list each once")
+        if not self.sparsities:
+            raise SparsenasError("no sparsities given; e.g. --sparsities 0.5,0.8,0.9")
+        for s in self.sparsities:
+            check_sparsity(s)
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+            raise SparsenasError(f"seeds must be distinct non-negative integers, got {self.seeds}; e.g. --seeds 5")
+        _positive("epochs", self.train.epochs)
+        _positive("batch-size", self.train.batch_size)
+        _positive("candidates", self.candidates)
+        if self.train.lr <= 0:
+            raise SparsenasError(f"--lr must be positive, got {self.train.lr}")
+        if self.proxy_steps < 0:
+            raise SparsenasError(f"--proxy-steps must be 0 or more, got {self.proxy_steps}")
+        if self.widths is not None and (not self.widths or min(self.widths) < 1):
+            raise SparsenasError(f"--widths must be positive integers, got {self.widths}; e.g. --widths 300,100")
+        if self.limit is not None:
+            _positive("limit", self.limit)
+        for name in ("optimizer", "schedule"):
+            _check_choice(name, getattr(self.train, name), TrainSpec)
+        _check_choice("device", self.device, RunSpec)
+        return self
+
+    def identity(self) -> dict[str, Any]:
+        """The spec as JSON-able data without runtime fields: what a run directory is bound to."""
+        d = dataclasses.asdict(self)
+        for k in RUNTIME_FIELDS:
+            d.pop(k)
+        return json.loads(json.dumps(d))  # tuples -> lists, as they come back from the store
+
+
+def _positive(name: str, value: int) -> None:
+    if value < 1:
+        raise SparsenasError(f"--{name} must be at least 1, got {value}")
+
+
+def _check_choice(name: str, value: str, owner: type) -> None:
+    choices = next(f.metadata["choices"] for f in dataclasses.fields(owner) if f.name == name)
+    if value not in choices:
+        raise SparsenasError(f"--{name.replace('_', '-')} must be one of {', '.join(choices)}, got {value!r}")
+
+
+# -- flat view: CLI flags and spec-file keys ------------------------------------------------------
+
+
+
+@dataclass(frozen=True)
+class Option:
+    """One flat option: a CLI flag ``--name-with-dashes`` and a spec-file key ``name_with_underscores``."""
+
+    name: str
+    type: Any  # resolved annotation, e.g. tuple[float, ...] or int | None
+    default: Any
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def options() -> list[Option]:
+    """RunSpec's fields with TrainSpec's spliced in place of `train`: one flat namespace of options."""
+    out = []
+    for owner in (RunSpec, TrainSpec):
+        hints = get_type_hints(owner)
+        for f in dataclasses.fields(owner):
+            if f.name != "train":
+                out.append(Option(f.name, hints[f.name], f.default, f.metadata.get("help", "")))
+    return out
+
+
+def parse_value(opt: Option, value: Any, source: str | None = None) -> Any:
+    """Coerce a flag string (or a value from spec file `source`) to the option's type.
+
+    A value that does not fit raises a one-line `SparsenasError` naming the flag or the file's key.
+
+    >>> opt = next(o for o in options() if o.name == "sparsities")
+    >>> parse_value(opt, "0.5,0.9")
+    (0.5, 0.9)
+    """
+    tp = opt.type
+    if value is None and type(None) in get_args(tp):
+        return None
+    if type(None) in get_args(tp):  # X | None -> X
+        tp = next(a for a in get_args(tp) if a is not type(None))
+    try:
+        if opt.name == "seeds":
+            return _parse_seeds(value)
+        if get_origin(tp) is tuple:
+            elem = get_args(tp)[0]
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(_scalar(elem, v) for v in items if not (isinstance(v, str) and not v.strip()))
+        return _scalar(tp, value)
+    except (TypeError, ValueError):
+        what = opt.flag if source is None else f"key '{opt.name}' in '{source}'"
+        raise SparsenasError(f"{what} must be {_type_word(tp)}, got {value!r}") from None
+
+
+def _parse_seeds(value: Any) -> tuple[int, ...]:
+    if isinstance(value, bool):
+        raise TypeError
+    if isinstance(value, int) or (isinstance(value, str) and "," not in value):
+        n = _scalar(int, value)
+        if n < 1:
+            raise ValueError
+        return tuple(range(n))
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(_scalar(int, v) for v in items)
+
+
+def _scalar(tp: type, v: Any) -> Any:
+    if isinstance(v, bool) or isinstance(v, (list, dict)):
+        raise TypeError  # True is an int to Python, never to a user
+    if tp is int:
+        if isinstance(v, float) and not v.is_integer():
+            raise ValueError
+        return int(v) if not isinstance(v, str) else int(v.strip())
+    if tp is float:
+        return float(v)
+    if tp is str:
+        if not isinstance(v, str):
+            raise TypeError
+        return v.strip()
+    raise TypeError(tp)
+
+
+def _type_word(tp: Any) -> str:
+    if get_origin(tp) is tuple:
+        plural = {int: "integers", float: "numbers", str: "names"}[get_args(tp)[0]]
+        return f"a comma-separated list of {plural}"
+    return {int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
+
+
+def load_spec_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML or YAML spec file into {field name: typed value}, rejecting unknown keys."""
+    p = Path(path)
+    if not p.is_file():
+        raise SparsenasError(f"spec file '{p}' not found; pass an existing .toml or .yaml file to --config")
+    text = p.read_text()
+    try:
+        if p.suffix == ".toml":
+            raw = tomllib.loads(text)
+        elif p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            raw = yaml.safe_load(text) or {}
+        else:
+            raise SparsenasError(f"spec file '{p}' must end in .toml, .yaml or .yml")
+    except tomllib.TOMLDecodeError as e:
+        raise SparsenasError(f"spec file '{p}' is not valid TOML ({e}); fix the line it names") from None
+    except Exception as e:  # yaml.YAMLError, without importing yaml at module load
+        if isinstance(e, SparsenasError):
+            raise
+        msg = str(e).replace("\n", " ")
+        raise SparsenasError(f"spec file '{p}' is not valid YAML ({msg}); fix the line it names") from None
+    if not isinstance(raw, dict):
+        raise SparsenasError(f"spec file '{p}' must hold a table of keys such as 'epochs = 20'")
+    known = {o.name: o for o in options()}
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = str(key).replace("-", "_")
+        if name not in known:
+            raise SparsenasError(
+                f"unknown key '{key}' in spec file '{p}'; known keys: {', '.join(sorted(known))}"
+            )
+        out[name] = parse_value(known[name], value, str(p))
+    return out
+
+
+def build_spec(values: dict[str, Any]) -> RunSpec:
+    """A validated RunSpec from flat {field name: value} (defaults for what is missing).
+
+    >>> build_spec({"epochs": 3, "sparsities": (0.5,)}).train.epochs
+    3
+    """
+    train_names = {f.name for f in dataclasses.fields(TrainSpec)}
+    train = TrainSpec(**{k: v for k, v in values.items() if k in train_names})
+    run = {k: v for k, v in values.items() if k not in train_names}
+    return RunSpec(**run, train=train).validate()

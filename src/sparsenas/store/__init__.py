@@ -1,0 +1,6 @@
+"""Store layer: SQLite run store and the trial record shape."""
+
+from .records import EpochRecord, SearchCost, TrialRecord
+from .sqlite import DB_NAME, Store
+
+__all__ = ["DB_NAME", "EpochRecord", "SearchCost", "Store", "TrialRecord"]

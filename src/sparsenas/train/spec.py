@@ -1,0 +1,22 @@
+"""Training hyperparameters: one typed, frozen dataclass, shared by every trial of a run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """How every trial of a run is trained (the same budget for finders and controls).
+
+    >>> TrainSpec(epochs=3).lr
+    0.05
+    """
+
+    epochs: int = field(default=20, metadata={"help": "training epochs of every trial"})
+    batch_size: int = field(default=128, metadata={"help": "minibatch size"})
+    optimizer: str = field(default="sgd", metadata={"help": "sgd (with momentum) or adam", "choices": ("sgd", "adam")})
+    lr: float = field(default=0.05, metadata={"help": "learning rate"})
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
+    weight_decay: float = field(default=0.0, metadata={"help": "L2 weight decay"})
+    schedule: str = field(default="constant", metadata={"help": "learning-rate schedule: constant or cosine", "choices": ("constant", "cosine")})

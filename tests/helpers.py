@@ -1,0 +1,21 @@
+"""Helpers shared by the tests: tiny run specs and the Fashion-MNIST skip marker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sparsenas.protocol import RunSpec
+from sparsenas.train import TrainSpec
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+needs_fashion = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="Debian's dataset-fashion-mnist not installed")
+
+
+def tiny_spec(**overrides) -> RunSpec:
+    """A run that takes about a second: digits slice, small MLP, 2 sparsities, 2 seeds, 3 epochs."""
+    train = TrainSpec(epochs=overrides.pop("epochs", 3), lr=overrides.pop("lr", 0.05))
+    base = dict(dataset="digits", limit=300, model="mlp", widths=(32, 16), sparsities=(0.5, 0.8), seeds=(0, 1), candidates=4)
+    base.update(overrides)
+    return RunSpec(**base, train=train).validate()

@@ -1,0 +1,120 @@
+"""Datasets: every registry entry loads with fixed splits; IDX files are read and checked."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sparsenas.data import DATASETS, batches, load_dataset
+from sparsenas.data.fashion_mnist import FILES, load_idx_dir
+from sparsenas.data.idx import read_idx
+from sparsenas.errors import SparsenasError
+
+from helpers import FASHION_DIR, needs_fashion
+
+EXPECTED = {"digits": (1257, 180, 360, (1, 8, 8)), "mnist5k": (3500, 500, 1000, (1, 28, 28)), "fashion-mnist": (55000, 5000, 10000, (1, 28, 28))}
+
+
+@pytest.mark.parametrize("name", DATASETS.names())
+def test_every_dataset_loads_with_fixed_disjoint_splits(name):
+    if name == "fashion-mnist" and not FASHION_DIR.is_dir():
+        pytest.skip("dataset-fashion-mnist not installed")
+    ds = load_dataset(name)
+    n_tr, n_val, n_te, shape = EXPECTED[name]
+    assert (len(ds.train), len(ds.val), len(ds.test), ds.input_shape) == (n_tr, n_val, n_te, shape)
+    assert ds.num_classes == 10 and ds.train.x.dtype == torch.float32 and ds.train.y.dtype == torch.int64
+    # normalized with train statistics
+    assert abs(ds.train.x.mean().item()) < 1e-4 and abs(ds.train.x.std().item() - 1) < 1e-4
+    # fixed: a second load gives the same tensors
+    again = load_dataset(name)
+    assert torch.equal(ds.val.x, again.val.x) and torch.equal(ds.test.y, again.test.y)
+    # validation was carved from train: no image appears in both
+    tr = {hash(r.numpy().tobytes()) for r in ds.train.x[:2000]}
+    assert not any(hash(r.numpy().tobytes()) in tr for r in ds.val.x)
+
+
+def test_batches_cover_the_split_once_in_seeded_order(digits_small):
+    seen = torch.cat([y for _, y in batches(digits_small.train, 64, torch.Generator().manual_seed(3))])
+    assert sorted(seen.tolist()) == sorted(digits_small.train.y.tolist())
+    again = torch.cat([y for _, y in batches(digits_small.train, 64, torch.Generator().manual_seed(3))])
+    assert torch.equal(seen, again)
+
+
+def test_limit_must_be_positive():
+    with pytest.raises(SparsenasError, match="--limit must be at least 1"):
+        load_dataset("digits", limit=0)
+
+
+# -- IDX files ------------------------------------------------------------------------------------
+
+
+def _idx_bytes(arr: np.ndarray) -> bytes:
+    return bytes([0, 0, 0x08, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.astype(np.uint8).tobytes()
+
+
+def _write_idx_dir(d: Path, n_train: int = 30, n_test: int = 10, gz: bool = True) -> None:
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 256, (n_train, 28, 28)), rng.integers(0, 10, n_train), rng.integers(0, 256, (n_test, 28, 28)), rng.integers(0, 10, n_test)]
+    for name, arr in zip(FILES, arrays):
+        data = _idx_bytes(arr)
+        if gz:
+            (d / f"{name}.gz").write_bytes(gzip.compress(data))
+        else:
+            (d / name).write_bytes(data)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_dir_loads_gzipped_or_not(tmp_path, gz):
+    _write_idx_dir(tmp_path, gz=gz)
+    ds = load_idx_dir("x", tmp_path, n_val=5)
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (25, 5, 10)
+
+
+def test_idx_roundtrip_values(tmp_path):
+    arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    (tmp_path / "a").write_bytes(_idx_bytes(arr))
+    assert np.array_equal(read_idx(tmp_path / "a"), arr)
+
+
+def test_truncated_idx_file_is_named(tmp_path):
+    _write_idx_dir(tmp_path, gz=False)
+    p = tmp_path / "train-images-idx3-ubyte"
+    p.write_bytes(p.read_bytes()[:-100])
+    with pytest.raises(SparsenasError, match="train-images-idx3-ubyte' holds .* data bytes but its header promises"):
+        load_idx_dir("x", tmp_path, n_val=5)
+
+
+def test_corrupt_gzip_and_bad_magic_are_named(tmp_path):
+    _write_idx_dir(tmp_path, gz=True)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b garbage")
+    with pytest.raises(SparsenasError, match="cannot read .*t10k-labels"):
+        load_idx_dir("x", tmp_path, n_val=5)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(b"PK\x03\x04 not idx")
+    with pytest.raises(SparsenasError, match="bad magic number"):
+        load_idx_dir("x", tmp_path, n_val=5)
+
+
+def test_missing_files_and_directory_are_named(tmp_path):
+    with pytest.raises(SparsenasError, match="has no train-images-idx3-ubyte"):
+        load_idx_dir("x", tmp_path, n_val=5)
+    with pytest.raises(SparsenasError, match="does not exist"):
+        load_dataset("fashion-mnist", data_dir=str(tmp_path / "nope"))
+
+
+def test_mismatched_images_and_labels_are_named(tmp_path):
+    _write_idx_dir(tmp_path, gz=False)
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(_idx_bytes(np.zeros(7)))
+    with pytest.raises(SparsenasError, match="do not match"):
+        load_idx_dir("x", tmp_path, n_val=5)
+
+
+@needs_fashion
+def test_real_fashion_mnist_labels_are_balanced():
+    labels = read_idx(FASHION_DIR / "t10k-labels-idx1-ubyte.gz")
+    assert np.bincount(labels).tolist() == [1000] * 10

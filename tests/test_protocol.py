@@ -1,0 +1,137 @@
+"""The protocol end to end: plan, hashes, determinism, resume after kill -9, divergence, run binding."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from sparsenas.errors import SparsenasError
+from sparsenas.models import build_parent
+from sparsenas.protocol import RunSpec, make_plan, run, trial_key, trial_spec
+from sparsenas.store import Store
+from sparsenas.train import TrainSpec
+
+from helpers import tiny_spec
+
+
+def _numbers(out: Path) -> dict[str, tuple]:
+    return {t.key: (t.finder, t.sparsity, t.seed, t.status, t.final_test_acc, tuple(e.val_loss for e in t.curve), t.node_mask) for t in Store(out).trials()}
+
+
+def test_plan_dense_once_per_seed_and_keys_unique():
+    spec = tiny_spec()
+    plan = make_plan(spec, (32, 16))
+    assert [(t.finder, t.sparsity, t.seed) for t in plan if t.finder == "dense"] == [("dense", 0.0, 0), ("dense", 0.0, 1)]
+    assert len(plan) == 2 * (1 + 2 * 2) and len({t.key for t in plan}) == len(plan)
+
+
+def test_trial_keys_are_pinned():
+    """Changing these breaks every stored run's resume: bump HASH_VERSION on purpose, never by accident."""
+    spec = RunSpec()
+    assert trial_key(trial_spec(spec, (256, 128), "dense", 0.0, 0)) == "effea87fed1b7063"
+    assert trial_key(trial_spec(spec, (256, 128), "random", 0.8, 1)) == "1ab4b0cca4c49ed6"
+    assert trial_key(trial_spec(spec, (256, 128), "random-search", 0.8, 1)) == "a4cb16365e34cab0"
+
+
+def test_keys_depend_only_on_what_a_trial_uses():
+    a, b = RunSpec(candidates=20), RunSpec(candidates=50, device="auto", sparsities=(0.1,))
+    for finder in ("dense", "random"):
+        assert trial_key(trial_spec(a, (8,), finder, 0.5, 0)) == trial_key(trial_spec(b, (8,), finder, 0.5, 0))
+    assert trial_key(trial_spec(a, (8,), "random-search", 0.5, 0)) != trial_key(trial_spec(b, (8,), "random-search", 0.5, 0))
+    c = RunSpec(train=TrainSpec(lr=0.1))
+    assert trial_key(trial_spec(a, (8,), "random", 0.5, 0)) != trial_key(trial_spec(c, (8,), "random", 0.5, 0))
+
+
+def test_same_spec_and_seed_give_the_same_numbers(tmp_path):
+    spec = tiny_spec()
+    run(spec, tmp_path / "a")
+    run(spec, tmp_path / "b")
+    a, b = _numbers(tmp_path / "a"), _numbers(tmp_path / "b")
+    assert a == b and len(a) == 10
+
+
+def test_a_trial_does_not_depend_on_what_else_ran(tmp_path):
+    full = tiny_spec()
+    alone = tiny_spec(finders=("random",), sparsities=(0.8,), seeds=(1,))
+    run(full, tmp_path / "full")
+    run(alone, tmp_path / "alone")
+    (key, nums), = _numbers(tmp_path / "alone").items()
+    assert _numbers(tmp_path / "full")[key] == nums
+
+
+def test_every_trial_of_a_seed_starts_from_the_parents_init(tmp_path):
+    spec = tiny_spec(epochs=1)
+    run(spec, tmp_path)
+    parent = build_parent("mlp", (1, 8, 8), 10, seed=1, widths=(32, 16))
+    from sparsenas.data import load_dataset
+    from sparsenas.masks import NodeMask, compact
+    from sparsenas.train import evaluate
+
+    val = load_dataset("digits", limit=300).val
+    for t in Store(tmp_path).trials():
+        if t.seed == 1:
+            # epoch 0 of the stored curve is the sub-network of θ0 (seed 1) restricted to its mask
+            loss, acc = evaluate(compact(parent, NodeMask(t.node_mask)), val)
+            assert t.curve[0].val_loss == pytest.approx(loss, rel=1e-6) and t.curve[0].val_acc == acc
+
+
+def test_rerun_skips_what_is_done(tmp_path):
+    spec = tiny_spec()
+    first = run(spec, tmp_path)
+    second = run(spec, tmp_path)
+    assert (first.ran, second.ran, second.skipped) == (10, 0, 10)
+
+
+def test_run_dir_of_another_spec_is_refused_and_kept(tmp_path):
+    run(tiny_spec(), tmp_path)
+    before = _numbers(tmp_path)
+    with pytest.raises(SparsenasError, match=r"holds a run of a different spec \(differs in: train\); pass a new --out"):
+        run(tiny_spec(lr=0.2), tmp_path)
+    assert _numbers(tmp_path) == before
+    run(tiny_spec(device="auto"), tmp_path)  # runtime fields may differ on resume
+
+
+def test_diverging_trials_are_recorded_and_the_run_goes_on(tmp_path):
+    summary = run(tiny_spec(lr=1e6, seeds=(0,)), tmp_path)
+    trials = Store(tmp_path).trials()
+    assert summary.ran == 5 and summary.diverged >= 1
+    for t in trials:
+        if t.status == "diverged":
+            assert math.isnan(t.final_test_acc) and t.curve[0].epoch == 0
+            assert all(math.isfinite(e.val_loss) for e in t.curve)
+
+
+RUNNER = """
+import sys
+from sparsenas.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path):
+    args = ["run", "--quiet", "--no-report", "--limit", "600", "--widths", "64,32", "--epochs", "4", "--seeds", "3", "--candidates", "5"]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", RUNNER, *args, "--out", str(out)])
+    db = out / "sparsenas.db"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until some, not all, trials are stored
+        if db.exists() and len(Store(out)) >= 3:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    stored_before = len(Store(out))
+    assert 3 <= stored_before < 27, "the kill must land mid-run for this test to mean anything"
+    assert subprocess.run([sys.executable, "-c", RUNNER, *args, "--out", str(out)]).returncode == 0
+    assert subprocess.run([sys.executable, "-c", RUNNER, *args, "--out", str(tmp_path / "clean")]).returncode == 0
+    resumed, clean = _numbers(out), _numbers(tmp_path / "clean")
+    assert len(resumed) == 27 and resumed == clean

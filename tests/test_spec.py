@@ -1,0 +1,105 @@
+"""Run spec: defaults, flags, spec files (TOML and YAML), and every bad value named in one line."""
+
+from __future__ import annotations
+
+import pytest
+
+from sparsenas.errors import SparsenasError
+from sparsenas.protocol import RunSpec, build_spec, load_spec_file, options
+from sparsenas.protocol.spec import parse_value
+
+OPT = {o.name: o for o in options()}
+
+
+def test_defaults_are_the_embedded_default_run():
+    spec = build_spec({})
+    assert (spec.dataset, spec.model, spec.finders) == ("digits", "mlp", ("dense", "random", "random-search"))
+    assert spec.sparsities == (0.5, 0.8, 0.9, 0.95) and spec.seeds == (0, 1, 2, 3, 4)
+
+
+def test_flag_values_parse():
+    assert parse_value(OPT["seeds"], "3") == (0, 1, 2)
+    assert parse_value(OPT["seeds"], "4,9") == (4, 9)
+    assert parse_value(OPT["widths"], "300,100") == (300, 100)
+    assert parse_value(OPT["finders"], "dense, random") == ("dense", "random")
+    assert parse_value(OPT["lr"], "0.1") == 0.1
+
+
+@pytest.mark.parametrize(
+    "name,value,message",
+    [
+        ("epochs", "ten", "--epochs must be an integer, got 'ten'"),
+        ("sparsities", "0.5,high", "--sparsities must be a comma-separated list of numbers"),
+        ("seeds", "0", "--seeds must be"),
+        ("epochs", True, "--epochs must be an integer"),
+        ("epochs", 2.5, "--epochs must be an integer"),
+    ],
+)
+def test_bad_flag_values_are_named(name, value, message):
+    with pytest.raises(SparsenasError, match=message):
+        parse_value(OPT[name], value)
+
+
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        ({"sparsities": (0.5, 1.0)}, r"node sparsity must be in \[0, 1\), got 1.0"),
+        ({"sparsities": (-0.2,)}, r"node sparsity must be in \[0, 1\)"),
+        ({"dataset": "mnst"}, "unknown dataset 'mnst'; choose one of: digits, fashion-mnist, mnist5k"),
+        ({"model": "resnet"}, "unknown model 'resnet'; choose one of: lenet-300-100, lenet5, mlp"),
+        ({"finders": ("dense", "lottery")}, "unknown finder 'lottery'; choose one of: dense, random, random-search"),
+        ({"finders": ("random", "random")}, "finders listed twice"),
+        ({"epochs": 0}, "--epochs must be at least 1"),
+        ({"candidates": 0}, "--candidates must be at least 1"),
+        ({"lr": -1.0}, "--lr must be positive"),
+        ({"optimizer": "rmsprop"}, "--optimizer must be one of sgd, adam"),
+        ({"device": "tpu"}, "--device must be one of cpu, cuda, auto"),
+        ({"widths": (0, 3)}, "--widths must be positive"),
+    ],
+)
+def test_bad_specs_are_named(values, message):
+    with pytest.raises(SparsenasError, match=message):
+        build_spec(values)
+
+
+def test_toml_and_yaml_spec_files(tmp_path):
+    (tmp_path / "s.toml").write_text('dataset = "digits"\nsparsities = [0.5, 0.9]\nseeds = 3\nepochs = 4\nproxy-steps = 2\n')
+    (tmp_path / "s.yaml").write_text("dataset: digits\nsparsities: [0.5, 0.9]\nseeds: 3\nepochs: 4\nproxy_steps: 2\n")
+    a, b = (build_spec(load_spec_file(tmp_path / f)) for f in ("s.toml", "s.yaml"))
+    assert a == b
+    assert a.sparsities == (0.5, 0.9) and a.seeds == (0, 1, 2) and a.train.epochs == 4 and a.proxy_steps == 2
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("epochz = 3\n", "unknown key 'epochz' in spec file .*; known keys: .*epochs"),
+        ('epochs = "ten"\n', "key 'epochs' in '.*s.toml' must be an integer, got 'ten'"),
+        ("sparsities = 0.5\n", "key 'sparsities' in .* must be a comma-separated list of numbers"),
+        ("epochs = [\n", "is not valid TOML"),
+    ],
+)
+def test_bad_spec_files_are_named(tmp_path, text, message):
+    (tmp_path / "s.toml").write_text(text)
+    with pytest.raises(SparsenasError, match=message):
+        load_spec_file(tmp_path / "s.toml")
+
+
+def test_spec_file_kinds_and_existence(tmp_path):
+    with pytest.raises(SparsenasError, match="not found"):
+        load_spec_file(tmp_path / "missing.toml")
+    (tmp_path / "s.json").write_text("{}")
+    with pytest.raises(SparsenasError, match="must end in .toml, .yaml or .yml"):
+        load_spec_file(tmp_path / "s.json")
+    (tmp_path / "s.yaml").write_text("- a list\n")
+    with pytest.raises(SparsenasError, match="must hold a table"):
+        load_spec_file(tmp_path / "s.yaml")
+    (tmp_path / "t.yaml").write_text("epochs: [1,\n")
+    with pytest.raises(SparsenasError, match="not valid YAML"):
+        load_spec_file(tmp_path / "t.yaml")
+
+
+def test_identity_ignores_runtime_fields():
+    a = RunSpec(device="cpu", data_dir=None).identity()
+    b = RunSpec(device="auto", data_dir="/somewhere").identity()
+    assert a == b and "device" not in a
