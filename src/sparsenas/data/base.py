@@ -19,7 +19,7 @@ from ..registry import Registry
 
 @dataclass(frozen=True)
 class Split:
-    x: torch.Tensor  # (N, C, H, W) float32
+    x: torch.Tensor  # (N, C, H, W) float32 images, or (N, F) features
     y: torch.Tensor  # (N,) int64
 
     def __len__(self) -> int:
@@ -60,20 +60,33 @@ def split_and_normalize(
     y_test: torch.Tensor,
     n_val: int,
     num_classes: int,
+    per_feature: bool = False,
 ) -> Dataset:
     """Carve a validation split from train by a fixed rule and normalize with train statistics.
 
     The rule: a permutation of the train indices drawn from a generator seeded with 0 (independent of
     any trial seed); its first `n_val` indices are validation, the rest train, in original order.
+    Images (N, C, H, W) share one mean and std; tabular data (N, F) is better served by
+    `per_feature=True`, which standardizes each feature on its own.
+
+    >>> x, y = torch.randn(100, 5), torch.randint(0, 3, (100,))
+    >>> ds = split_and_normalize("toy", x[:80], y[:80], x[80:], y[80:], n_val=10, num_classes=3, per_feature=True)
+    >>> len(ds.train), len(ds.val), len(ds.test), ds.input_shape
+    (70, 10, 20, (5,))
     """
-    if x_train.ndim != 4 or x_test.ndim != 4:
-        raise ValueError("images must be (N, C, H, W)")
+    if x_train.ndim < 2 or x_train.shape[1:] != x_test.shape[1:] or len(x_train) != len(y_train) or len(x_test) != len(y_test):
+        raise ValueError("x_train/x_test must be (N, ...) with equal sample shapes and as many labels as samples")
+    if not 0 < n_val < len(x_train):
+        raise ValueError(f"n_val must be in (0, {len(x_train)}), got {n_val}")
     n = x_train.shape[0]
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
     val_idx = perm[:n_val].sort().values
     train_idx = perm[n_val:].sort().values
     x_tr = x_train[train_idx].float()
-    mean, std = x_tr.mean(), x_tr.std()  # one scalar each: pixel intensities share a scale
+    if per_feature:
+        mean, std = x_tr.mean(0), x_tr.std(0).clamp_min(1e-8)
+    else:
+        mean, std = x_tr.mean(), x_tr.std()  # one scalar each: pixel intensities share a scale
     norm = lambda x: ((x.float() - mean) / std).contiguous()  # noqa: E731
     return Dataset(
         name=name,

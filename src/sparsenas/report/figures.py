@@ -1,0 +1,164 @@
+"""The report's three figures, each returned as PNG bytes.
+
+Figures are built on `matplotlib.figure.Figure` directly and saved through the Agg canvas, never
+through pyplot: no global figure registry to leak, no GUI backend picked up from the environment,
+and safe to call from worker threads.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Sequence
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from ..store.records import TrialRecord
+from .stats import summarize
+from .tables import DENSE, Cell, finder_order
+
+DPI = 100
+
+
+def _png(fig: Figure) -> bytes:
+    FigureCanvasAgg(fig)  # attach the Agg canvas explicitly, whatever the default backend is
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _colors(finders: Sequence[str]) -> dict[str, str]:
+    # One colour per finder, the same in every figure; the dense parent is always black.
+    others = [f for f in finder_order(finders) if f != DENSE]
+    return {DENSE: "black", **{f: f"C{i}" for i, f in enumerate(others)}}
+
+
+def _legend(ax: Axes, **kwargs: object) -> None:
+    # A panel whose trials all diverged has nothing to label: say so instead of an empty legend.
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
+    else:
+        ax.text(0.5, 0.5, "no finished trials", transform=ax.transAxes, ha="center", va="center")
+
+
+def _zero_nan(x: float) -> float:
+    return 0.0 if math.isnan(x) else x
+
+
+def accuracy_vs_sparsity(cells: Sequence[Cell]) -> bytes:
+    """Final test accuracy (%) against node sparsity: a mean line and 95% CI band per finder,
+    the dense parent as a horizontal line with its band.
+
+    >>> png = accuracy_vs_sparsity(summary_cells(trials, derive_all(trials)))  # doctest: +SKIP
+    >>> png[:4]  # doctest: +SKIP
+    b'\\x89PNG'
+    """
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    colors = _colors([c.finder for c in cells])
+    for finder in finder_order(c.finder for c in cells):
+        cs = sorted((c for c in cells if c.finder == finder), key=lambda c: c.sparsity)
+        if finder == DENSE:
+            s = cs[0].final_acc
+            ax.axhline(s.mean * 100, color="black", ls="--", label="dense parent")
+            if not math.isnan(s.ci_low):
+                ax.axhspan(s.ci_low * 100, s.ci_high * 100, color="black", alpha=0.1, lw=0)
+            continue
+        x = [c.sparsity for c in cs]
+        ax.plot(x, [c.final_acc.mean * 100 for c in cs], marker="o", color=colors[finder], label=finder)
+        ax.fill_between(
+            x, [c.final_acc.ci_low * 100 for c in cs], [c.final_acc.ci_high * 100 for c in cs],
+            color=colors[finder], alpha=0.2, lw=0,
+        )
+    ax.set_xlabel("node sparsity")
+    ax.set_ylabel("final test accuracy (%)")
+    ax.set_title("Test accuracy vs sparsity (mean, 95% CI across seeds)")
+    ax.grid(alpha=0.3)
+    _legend(ax)
+    return _png(fig)
+
+
+def convergence_vs_sparsity(cells: Sequence[Cell]) -> bytes:
+    """Convergence epoch (epoch of minimum validation loss) against node sparsity, mean with 95% CI
+    error bars per finder; finders are nudged sideways so the bars do not hide each other.
+
+    >>> png = convergence_vs_sparsity(cells)  # doctest: +SKIP
+    """
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    colors = _colors([c.finder for c in cells])
+    finders = [f for f in finder_order(c.finder for c in cells) if f != DENSE]
+    levels = sorted({c.sparsity for c in cells if c.finder != DENSE})
+    gap = min((b - a for a, b in zip(levels, levels[1:])), default=0.1)
+    for i, finder in enumerate(finders):
+        cs = sorted((c for c in cells if c.finder == finder), key=lambda c: c.sparsity)
+        dx = (i - (len(finders) - 1) / 2) * gap * 0.08
+        means = [c.conv_epoch.mean for c in cs]
+        lo = [_zero_nan(m - c.conv_epoch.ci_low) for m, c in zip(means, cs)]
+        hi = [_zero_nan(c.conv_epoch.ci_high - m) for m, c in zip(means, cs)]
+        ax.errorbar(
+            [c.sparsity + dx for c in cs], means, yerr=[lo, hi], marker="o", capsize=3,
+            color=colors[finder], label=finder,
+        )
+    for c in cells:
+        if c.finder == DENSE:
+            ax.axhline(c.conv_epoch.mean, color="black", ls="--", label="dense parent")
+            break
+    ax.set_xlabel("node sparsity")
+    ax.set_ylabel("epoch of minimum val loss")
+    ax.set_title("Convergence epoch vs sparsity (mean, 95% CI)")
+    ax.grid(alpha=0.3)
+    _legend(ax)
+    return _png(fig)
+
+
+def _mean_curve(trials: Sequence[TrialRecord]) -> tuple[list[int], list[float], list[float], list[float]]:
+    # Mean val accuracy (%) per epoch across seeds, with the 95% t-interval; finished trials only.
+    by_epoch: dict[int, list[float]] = {}
+    for t in trials:
+        if t.status == "done":
+            for p in t.curve:
+                by_epoch.setdefault(p.epoch, []).append(p.val_acc)
+    epochs = sorted(by_epoch)
+    sums = [summarize(by_epoch[e]) for e in epochs]
+    return epochs, [s.mean * 100 for s in sums], [s.ci_low * 100 for s in sums], [s.ci_high * 100 for s in sums]
+
+
+def val_curves(trials: Sequence[TrialRecord]) -> bytes:
+    """Validation accuracy per epoch, one subplot per sparsity: the mean curve of each finder across
+    seeds with a light 95% CI band, and the dense parent's curve in every subplot.
+
+    >>> png = val_curves(Store("runs/x", create=False).trials())  # doctest: +SKIP
+    """
+    colors = _colors([t.finder for t in trials])
+    levels = sorted({t.sparsity for t in trials if t.finder != DENSE}) or [None]
+    ncols = min(3, len(levels))
+    nrows = math.ceil(len(levels) / ncols)
+    fig = Figure(figsize=(4.2 * ncols, 3.2 * nrows), layout="constrained")  # room for the suptitle
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
+    dense = _mean_curve([t for t in trials if t.finder == DENSE])
+    for k, level in enumerate(levels):
+        ax = axes[k // ncols][k % ncols]
+        if dense[0]:  # empty when every dense trial diverged
+            ax.plot(dense[0], dense[1], color="black", ls="--", label="dense parent")
+            ax.fill_between(dense[0], dense[2], dense[3], color="black", alpha=0.08, lw=0)
+        for finder in finder_order(t.finder for t in trials):
+            group = [t for t in trials if t.finder == finder and t.sparsity == level and finder != DENSE]
+            epochs, mean, lo, hi = _mean_curve(group)
+            if epochs:
+                ax.plot(epochs, mean, color=colors[finder], label=finder)
+                ax.fill_between(epochs, lo, hi, color=colors[finder], alpha=0.15, lw=0)
+        ax.set_title("dense parent only" if level is None else f"node sparsity {level:g}")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        ax.grid(alpha=0.3)
+        if k % ncols == 0:
+            ax.set_ylabel("val accuracy (%)")
+        _legend(ax, fontsize="small")
+    for k in range(len(levels), nrows * ncols):
+        axes[k // ncols][k % ncols].set_visible(False)  # empty slots of the last row
+    fig.suptitle("Validation accuracy (mean across seeds, 95% CI band)")
+    return _png(fig)

@@ -1,0 +1,313 @@
+"""Write a run's report: report.md, report.html (self-contained), trials.csv and figures/*.png.
+
+The report is built once as a list of blocks (heading, paragraph, list, table, figure) and
+rendered twice, to markdown and to HTML, so the two can never disagree. It reads the store only.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import SparsenasError
+from ..store.records import TrialRecord
+from ..store.sqlite import Store
+from . import figures
+from .derive import Derived, derive_all
+from .tables import (
+    CONTROL, DENSE, Cell, Comparison, compare_to_random, fmt, fmt_ci, fmt_mean_sd, fmt_p, fmt_si,
+    gap_to_dense, summary_cells,
+)
+
+# ("h1" | "h2" | "p", text) · ("ul", lines) · ("table", headers, rows) · ("fig", name, png, caption)
+Block = tuple[Any, ...]
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:0.9em}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}li{margin:0.3em 0}"""
+
+_PHRASES = {
+    "final_test_acc": {
+        "better": "better than random", "worse": "worse than random",
+        "no significant difference": "no significant difference from random",
+        "too few seeds": "too few seeds to compare with random",
+    },
+    "min_val_loss_epoch": {
+        "better": "converges faster than random", "worse": "converges slower than random",
+        "no significant difference": "no significant difference from random",
+        "too few seeds": "too few seeds to compare with random",
+    },
+}
+
+
+def load_trials(run_dir: str | Path) -> tuple[dict[str, Any] | None, list[TrialRecord]]:
+    """The run's spec and trials; a missing run or a run with no trials is a user error.
+
+    >>> spec, trials = load_trials("runs/x")  # doctest: +SKIP
+    """
+    with Store(run_dir, create=False) as store:
+        spec, trials = store.spec(), store.trials()
+    if not trials:
+        raise SparsenasError(f"no trials in {run_dir} yet; run 'sparsenas run --out {run_dir}' first")
+    return spec, trials
+
+
+def _delta(c: Comparison) -> tuple[str, str]:
+    # Differences in percentage points for accuracy, in epochs for convergence.
+    spec, scale, unit = (".2f", 100, " pp") if c.metric == "final_test_acc" else (".1f", 1, " epochs")
+    d = fmt(c.result.mean_diff, "+" + spec, scale)
+    return (d if d == "n/a" else d + unit), fmt_ci(c.result, "+" + spec, scale)
+
+
+def _seeds(c: Comparison) -> str:
+    excluded = f"; {c.n_excluded} excluded: diverged" if c.n_excluded else ""
+    return f"n = {c.result.n} seed{'s' if c.result.n != 1 else ''}{excluded}"
+
+
+def verdict_line(c: Comparison) -> str:
+    """One plain-words sentence for a comparison against random.
+
+    >>> verdict_line(comparison)  # doctest: +SKIP
+    'random-search at node sparsity 0.8: no significant difference from random (Δ = -0.12 pp, 95% CI [-0.50, +0.30], Holm p = 0.61, n = 5 seeds)'
+    """
+    d, ci = _delta(c)
+    what = "" if c.metric == "final_test_acc" else ", convergence epoch"
+    return (
+        f"{c.finder} at node sparsity {c.sparsity:g}{what}: {_PHRASES[c.metric][c.verdict]} "
+        f"(Δ = {d}, 95% CI {ci}, Holm p = {fmt_p(c.p_holm)}, {_seeds(c)})"
+    )
+
+
+def verdict_rows(comps: Sequence[Comparison]) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the verdict table (finder minus random, paired by seed)."""
+    headers = ["finder", "node sparsity", "metric", "Δ vs random", "95% CI", "p", "Holm p", "n", "excluded", "verdict"]
+    rows = []
+    for c in comps:
+        d, ci = _delta(c)
+        metric = "final test acc" if c.metric == "final_test_acc" else "convergence epoch"
+        rows.append([c.finder, f"{c.sparsity:g}", metric, d, ci, fmt_p(c.result.p),
+                     fmt_p(c.p_holm), str(c.result.n), str(c.n_excluded), c.verdict])
+    return headers, rows
+
+
+def _gap_rows(gaps: Sequence[Comparison]) -> tuple[list[str], list[list[str]]]:
+    headers = ["finder", "node sparsity", "Δ test acc vs dense", "95% CI", "Holm p", "n", "excluded"]
+    return headers, [
+        [g.finder, f"{g.sparsity:g}", *_delta(g), fmt_p(g.p_holm),
+         str(g.result.n), str(g.n_excluded)] for g in gaps
+    ]
+
+
+def _summary_rows(cells: Sequence[Cell]) -> tuple[Block, Block]:
+    acc = ["finder", "node sparsity", "seeds", "diverged", "final test acc %", "95% CI", "best-val test acc %",
+           "95% CI", "convergence epoch", "epochs to 99% dense (reached)", "AUC val acc"]
+    cost = ["finder", "node sparsity", "achieved node sparsity", "weight sparsity", "params", "FLOPs/sample",
+            "search candidates", "search steps", "search s", "train s"]
+    acc_rows, cost_rows = [], []
+    for c in cells:
+        done = c.n_trials - c.n_diverged
+        acc_rows.append([
+            c.finder, f"{c.sparsity:g}", str(c.n_trials), str(c.n_diverged),
+            fmt_mean_sd(c.final_acc, ".2f", 100), fmt_ci(c.final_acc, ".2f", 100),
+            fmt_mean_sd(c.best_val_acc, ".2f", 100), fmt_ci(c.best_val_acc, ".2f", 100),
+            fmt_mean_sd(c.conv_epoch, ".1f"), f"{fmt(c.epochs_to_99.mean, '.1f')} ({c.reached_99}/{done})",
+            fmt(c.auc.mean, ".4f"),
+        ])
+        cost_rows.append([
+            c.finder, f"{c.sparsity:g}", fmt(c.node_sparsity, ".3f"), fmt(c.weight_sparsity, ".3f"),
+            fmt_si(c.params), fmt_si(c.flops), fmt_si(c.search_candidates), fmt_si(c.search_steps),
+            fmt(c.search_seconds, ".1f"), fmt(c.wall_seconds, ".1f"),
+        ])
+    return ("table", acc, acc_rows), ("table", cost, cost_rows)
+
+
+def _answer(trials: Sequence[TrialRecord], comps: Sequence[Comparison]) -> list[Block]:
+    finders = {t.finder for t in trials}
+    if CONTROL not in finders:
+        return [("p", "This run has no 'random' trials, so no finder can be compared with the random "
+                      "control; add 'random' to the run's finders and run it again (finished trials are reused).")]
+    if not comps:
+        return [("p", "This run holds only the controls (dense, random); there is no finder to compare with random.")]
+    acc = [verdict_line(c) for c in comps if c.metric == "final_test_acc"]
+    conv = [verdict_line(c) for c in comps if c.metric == "min_val_loss_epoch"]
+    return [("p", "Final test accuracy, each finder against random sparse sub-networks of the same sparsity "
+                  "and seed:"), ("ul", acc),
+            ("p", "Convergence (epoch of minimum validation loss; fewer is better):"), ("ul", conv)]
+
+
+METHODS = (
+    "Each trial is one (finder, sparsity, seed); trials of the same seed share the parent's initialization "
+    "and data order. Per (finder, sparsity) cell the report gives the mean, the sample standard deviation "
+    "(ddof=1) and a 95% t-interval (mean ± t(0.975, n-1)·sd/√n) across seeds. A finder is compared with the "
+    "random control by a two-sided paired t-test on the per-seed differences finder − random at the same "
+    "sparsity (scipy.stats.ttest_rel semantics; when all differences are equal, p = 1 if they are zero and "
+    "p = 0 otherwise), with a 95% t-interval of the mean difference. The p-values are Holm-Bonferroni "
+    "adjusted across the sparsities of each finder, separately for each metric (final test accuracy; "
+    "convergence epoch = epoch of minimum validation loss, where lower is better) and for each control. "
+    "The verdict is 'better' or 'worse' when the Holm-adjusted p is below 0.05 (by the sign of the mean "
+    "difference), 'no significant difference' otherwise, and 'too few seeds' with fewer than 2 pairs. The gap "
+    "to dense is the same paired analysis against the dense parent of the same seed. A diverged trial "
+    "(non-finite loss) is counted in its cell's 'diverged' column and left out of every mean, interval and "
+    "figure; a seed is left out of a paired comparison when either side diverged ('excluded'). Derived "
+    "metrics: epochs to 95%/99% = first epoch whose validation accuracy reaches that fraction of the dense "
+    "parent's final validation accuracy (same seed; the mean is over the trials that reached it); AUC = "
+    "trapezoid area under the validation-accuracy curve over epochs 0..E divided by E. Size and search cost "
+    "are means over all trials of the cell."
+)
+
+
+def _blocks(run_dir: Path, spec: dict[str, Any] | None, trials: list[TrialRecord],
+            derived: dict[str, Derived]) -> list[Block]:
+    cells = summary_cells(trials, derived)
+    comps = compare_to_random(trials)
+    gaps = gap_to_dense(trials)
+    title = " / ".join(str(spec[k]) for k in ("dataset", "model") if spec and k in spec) or run_dir.name
+    acc_table, cost_table = _summary_rows(cells)
+    blocks: list[Block] = [("h1", f"sparsenas report: {title}"), ("h2", "Answer"), *_answer(trials, comps)]
+    if comps:
+        blocks += [("h2", "Verdict table (finder − random, paired by seed)"), ("table", *verdict_rows(comps))]
+    blocks.append(("h2", "Gap to dense (finder − dense parent, paired by seed)"))
+    if gaps:
+        blocks.append(("table", *_gap_rows(gaps)))
+    elif any(t.finder == DENSE for t in trials):
+        blocks.append(("p", "This run has no sparse trials to compare with the dense parent."))
+    else:
+        blocks.append(("p", "This run has no dense trials; add 'dense' to the run's finders to see the gap."))
+    blocks += [
+        ("h2", "Summary per finder and sparsity"), ("p", "Accuracy and convergence (finished trials):"),
+        acc_table, ("p", "Size and search cost (all trials):"), cost_table,
+        ("h2", "Figures"),
+        ("fig", "accuracy_vs_sparsity.png", figures.accuracy_vs_sparsity(cells),
+         "Final test accuracy vs node sparsity (mean and 95% CI; dashed: dense parent)."),
+        ("fig", "val_curves.png", figures.val_curves(trials),
+         "Validation accuracy per epoch, one panel per sparsity (mean across seeds, 95% CI band)."),
+        ("fig", "convergence_vs_sparsity.png", figures.convergence_vs_sparsity(cells),
+         "Epoch of minimum validation loss vs node sparsity (mean and 95% CI)."),
+        ("h2", "Run spec"),
+    ]
+    if spec is None:
+        blocks.append(("p", "No run spec is stored in this run."))
+    else:
+        blocks.append(("table", ["key", "value"], [[k, json.dumps(v)] for k, v in sorted(spec.items())]))
+    return blocks + [("h2", "Methods"), ("p", METHODS)]
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def to_markdown(blocks: Sequence[Block]) -> str:
+    """Render blocks as GitHub markdown; figures link to figures/<name>."""
+    out: list[str] = []
+    for b in blocks:
+        kind = b[0]
+        if kind in ("h1", "h2"):
+            out.append(f"{'#' * int(kind[1])} {b[1]}")
+        elif kind == "p":
+            out.append(b[1])
+        elif kind == "ul":
+            out.append("\n".join(f"- {line}" for line in b[1]))
+        elif kind == "table":
+            lines = ["| " + " | ".join(map(_md_cell, b[1])) + " |", "|" + "---|" * len(b[1])]
+            lines += ["| " + " | ".join(map(_md_cell, r)) + " |" for r in b[2]]
+            out.append("\n".join(lines))
+        elif kind == "fig":
+            out.append(f"![{b[3]}](figures/{b[1]})\n\n*{b[3]}*")
+    return "\n\n".join(out) + "\n"
+
+
+def to_html(blocks: Sequence[Block]) -> str:
+    """Render blocks as one self-contained HTML page: inline CSS, figures as data URIs, no JS."""
+    e = html.escape
+    out: list[str] = []
+    for b in blocks:
+        kind = b[0]
+        if kind in ("h1", "h2", "p"):
+            out.append(f"<{kind}>{e(b[1])}</{kind}>")
+        elif kind == "ul":
+            out.append("<ul>" + "".join(f"<li>{e(line)}</li>" for line in b[1]) + "</ul>")
+        elif kind == "table":
+            head = "".join(f"<th>{e(h)}</th>" for h in b[1])
+            body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in b[2])
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        elif kind == "fig":
+            data = base64.b64encode(b[2]).decode("ascii")
+            out.append(f'<figure><img src="data:image/png;base64,{data}" alt="{e(b[3])}">'
+                       f"<figcaption>{e(b[3])}</figcaption></figure>")
+    title = e(blocks[0][1]) if blocks else "sparsenas report"
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+            f"<style>{_CSS}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n")
+
+
+def trials_csv(trials: Sequence[TrialRecord], derived: dict[str, Derived]) -> str:
+    """One CSV row per trial: TrialRecord.to_row() plus epochs_to_95, epochs_to_99, auc_val_acc.
+
+    An epochs-to column holds the epoch, "never" if the target was not reached, or is empty when the
+    seed has no finished dense trial to define the target.
+    """
+    def epochs(e: int | None, d: Derived) -> str:
+        return "" if d.reference_val_acc != d.reference_val_acc else ("never" if e is None else str(e))
+
+    rows = []
+    for t in trials:
+        d = derived[t.key]
+        rows.append({**t.to_row(), "epochs_to_95": epochs(d.epochs_to_95, d),
+                     "epochs_to_99": epochs(d.epochs_to_99, d), "auc_val_acc": d.auc_val_acc})
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _write(path: Path, data: bytes) -> None:
+    # Write beside the target and rename, so a reader never sees half a report.
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_report(run_dir: str | Path) -> dict[str, Path]:
+    """Write report.md, report.html, trials.csv and figures/*.png into the run directory.
+
+    Returns the written paths under the keys "md", "html", "csv" and "figures/<name>".
+
+    >>> paths = write_report("runs/x")  # doctest: +SKIP
+    >>> paths["html"]  # doctest: +SKIP
+    PosixPath('runs/x/report.html')
+    """
+    run_dir = Path(run_dir)
+    spec, trials = load_trials(run_dir)
+    derived = derive_all(trials)
+    blocks = _blocks(run_dir, spec, trials, derived)
+    (run_dir / "figures").mkdir(exist_ok=True)
+    paths: dict[str, Path] = {}
+    for b in blocks:
+        if b[0] == "fig":
+            paths[f"figures/{b[1]}"] = run_dir / "figures" / b[1]
+            _write(paths[f"figures/{b[1]}"], b[2])
+    for key, name, text in (("md", "report.md", to_markdown(blocks)), ("html", "report.html", to_html(blocks)),
+                            ("csv", "trials.csv", trials_csv(trials, derived))):
+        paths[key] = run_dir / name
+        _write(paths[key], text.encode("utf-8"))
+    return paths
+
+
+def render_verdict_markdown(run_dir: str | Path) -> str:
+    """Just the verdict table of a run as markdown, e.g. to paste into a README.
+
+    >>> print(render_verdict_markdown("runs/x"))  # doctest: +SKIP
+    | finder | node sparsity | metric | Δ vs random | ...
+    """
+    _, trials = load_trials(run_dir)
+    comps = compare_to_random(trials)
+    if not comps:
+        block: Block = _answer(trials, comps)[0]
+        return to_markdown([block])
+    return to_markdown([("table", *verdict_rows(comps))])

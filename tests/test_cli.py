@@ -1,0 +1,105 @@
+"""The command line as a user meets it: list, run, report, and every bad input as one line, exit 2."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sparsenas.cli import main
+from sparsenas.store import Store
+
+TINY = ["--limit", "200", "--widths", "16,8", "--epochs", "2", "--seeds", "2", "--sparsities", "0.5,0.9", "--candidates", "3", "--quiet"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    """Run the real console entry point in a subprocess, as a user would."""
+    return subprocess.run([sys.executable, "-m", "sparsenas", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_list_shows_every_registry():
+    r = _cli("list")
+    assert r.returncode == 0
+    for name in ("digits", "fashion-mnist", "mnist5k", "mlp", "lenet-300-100", "lenet5", "dense", "random", "random-search"):
+        assert f"  {name} " in r.stdout
+
+
+def test_run_then_report_writes_the_three_files(tmp_path):
+    out = tmp_path / "run"
+    r = _cli("run", *TINY, "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "10 trials planned: 0 already stored, 10 run" in r.stdout
+    for f in ("report.html", "report.md", "trials.csv"):
+        assert (out / f).is_file()
+    (out / "report.md").unlink()
+    r = _cli("report", str(out))
+    assert r.returncode == 0 and (out / "report.md").is_file()
+    again = _cli("run", *TINY, "--out", str(out), "--no-report")
+    assert "10 already stored, 0 run" in again.stdout
+
+
+def test_config_file_and_flag_override(tmp_path):
+    cfg = tmp_path / "spec.toml"
+    cfg.write_text('limit = 200\nwidths = [16, 8]\nepochs = 2\nseeds = 1\nsparsities = [0.5]\nfinders = ["dense", "random"]\n')
+    assert main(["run", "--config", str(cfg), "--epochs", "1", "--quiet", "--no-report", "--out", str(tmp_path / "r")]) == 0
+    trials = Store(tmp_path / "r").trials()
+    assert len(trials) == 2 and all(len(t.curve) == 2 for t in trials)  # epochs=1 from the flag: init + 1
+
+
+BAD = [
+    (["run", "--sparsities", "0.5,1.2"], r"node sparsity must be in \[0, 1\), got 1.2"),
+    (["run", "--dataset", "cifar"], "unknown dataset 'cifar'; choose one of: digits, fashion-mnist, mnist5k"),
+    (["run", "--model", "vgg"], "unknown model 'vgg'; choose one of"),
+    (["run", "--finders", "dense,snap"], "unknown finder 'snap'; choose one of: dense, random, random-search"),
+    (["run", "--epochs", "many"], "--epochs must be an integer, got 'many'"),
+    (["run", "--dataset", "fashion-mnist", "--data-dir", "/nonexistent/fm"], "data directory '/nonexistent/fm' does not exist"),
+    (["run", "--model", "lenet5"], "lenet5 needs images of at least 12x12, got 8x8"),
+    (["run", "--config", "/nonexistent/spec.toml"], "spec file '/nonexistent/spec.toml' not found"),
+    (["report", "/nonexistent/run"], "no sparsenas run in '/nonexistent/run'"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD, ids=[m[:30] for _, m in BAD])
+def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
+    r = _cli(*args, *(["--out", str(tmp_path / "o"), "--quiet"] if args[0] == "run" else []))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    import re
+
+    assert re.search(message, lines[0]), lines[0]
+
+
+def test_bad_input_never_touches_a_stored_run(tmp_path):
+    out = tmp_path / "run"
+    assert _cli("run", *TINY, "--out", str(out), "--no-report").returncode == 0
+    db = out / "sparsenas.db"
+    before = db.read_bytes()
+    for args in (["--lr", "0.5"], ["--sparsities", "2"], ["--dataset", "nope"]):
+        r = _cli("run", *TINY, *args, "--out", str(out))
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert db.read_bytes() == before
+    r = _cli("run", *TINY, "--lr", "0.5", "--out", str(out))
+    assert "holds a run of a different spec (differs in: train)" in r.stderr
+
+
+def test_corrupt_store_and_file_as_out_are_named(tmp_path):
+    (tmp_path / "sparsenas.db").write_text("this is not sqlite " * 100)
+    r = _cli("run", *TINY, "--out", str(tmp_path))
+    assert r.returncode == 2 and "is not a readable sparsenas store" in r.stderr
+    f = tmp_path / "file"
+    f.write_text("x")
+    r = _cli("run", *TINY, "--out", str(f))
+    assert r.returncode == 2 and "is a file, not a directory" in r.stderr
+
+
+def test_store_is_plain_sqlite(tmp_path):
+    assert main(["run", *TINY, "--no-report", "--out", str(tmp_path)]) == 0
+    with sqlite3.connect(tmp_path / "sparsenas.db") as db:
+        n_trials = db.execute("select count(*) from trials").fetchone()[0]
+        n_points = db.execute("select count(*) from curves").fetchone()[0]
+    assert n_trials == 10 and n_points == 10 * 3  # epoch 0, 1, 2 per trial
