@@ -35,7 +35,7 @@ def test_plan_dense_once_per_seed_and_keys_unique():
 
 def test_trial_keys_are_pinned():
     """Changing these breaks every stored run's resume: bump HASH_VERSION on purpose, never by accident."""
-    spec = RunSpec()
+    spec = RunSpec(train=TrainSpec(epochs=20, batch_size=128, optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=0.0, schedule="constant"))
     assert trial_key(trial_spec(spec, (256, 128), "dense", 0.0, 0)) == "effea87fed1b7063"
     assert trial_key(trial_spec(spec, (256, 128), "random", 0.8, 1)) == "1ab4b0cca4c49ed6"
     assert trial_key(trial_spec(spec, (256, 128), "random-search", 0.8, 1)) == "a4cb16365e34cab0"

@@ -2,7 +2,7 @@
 
 The data order of a trial is fixed by its `data_seed` alone: epoch e's permutation is the e-th draw
 of a generator seeded with `data_seed`, so every trial of a seed sees the same minibatches in the same
-order. A non-finite loss stops the trial and marks it diverged; the run goes on.
+order. A non-finite loss stops the trial at the end of that epoch and marks it diverged; the run goes on.
 """
 
 from __future__ import annotations
@@ -106,25 +106,29 @@ def train(
     model.train()
     step, status = 0, "done"
     for epoch in range(1, spec.epochs + 1):
-        loss_sum, n_batches = 0.0, 0
+        # Losses are summed on the device and checked once per epoch: a per-step `.item()` would
+        # stall a GPU on every step. A NaN mid-epoch propagates to the sum, so nothing is missed;
+        # the diverged epoch is simply not recorded.
+        loss_sum = torch.zeros((), dtype=torch.float64, device=next(model.parameters()).device)
+        n_batches = 0
         for xb, yb in batches(data.train, spec.batch_size, order):
             for group in opt.param_groups:
                 group["lr"] = spec.lr * _lr_factor(spec, step, total)
             loss = F.cross_entropy(model(xb), yb)
-            if not torch.isfinite(loss):
-                status = "diverged"
-                break
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            loss_sum += loss.item()
+            loss_sum += loss.detach()
             n_batches += 1
             step += 1
             if max_steps is not None and step >= max_steps:
                 break
-        if status == "diverged" or max_steps is not None and step >= max_steps:
+        if not torch.isfinite(loss_sum):
+            status = "diverged"
             break
-        rec = _record(model, data, epoch, loss_sum / n_batches)
+        if max_steps is not None and step >= max_steps:
+            break
+        rec = _record(model, data, epoch, loss_sum.item() / n_batches)
         if not math.isfinite(rec.val_loss):
             # weights went non-finite on the last step: the epoch is not a valid point of the curve
             status = "diverged"
