@@ -27,6 +27,13 @@ def test_list_shows_every_registry():
         assert f"  {name} " in r.stdout
 
 
+def test_report_verdict_prints_the_table(tmp_path):
+    assert main(["run", *TINY, "--no-report", "--out", str(tmp_path)]) == 0
+    r = _cli("report", str(tmp_path), "--verdict")
+    assert r.returncode == 0 and r.stdout.startswith("| finder | node sparsity | metric |")
+    assert not (tmp_path / "report.md").exists()
+
+
 def test_run_then_report_writes_the_three_files(tmp_path):
     out = tmp_path / "run"
     r = _cli("run", *TINY, "--out", str(out))
@@ -59,6 +66,11 @@ BAD = [
     (["run", "--model", "lenet5"], "lenet5 needs images of at least 12x12, got 8x8"),
     (["run", "--config", "/nonexistent/spec.toml"], "spec file '/nonexistent/spec.toml' not found"),
     (["report", "/nonexistent/run"], "no sparsenas run in '/nonexistent/run'"),
+    (["run", "--momentum", "-1"], r"--momentum must be in \[0, 1\)"),
+    (["run", "--lr", "nan"], "--lr must be a positive number"),
+    (["run", "--seeds", "10000000000000000000,1"], r"seeds must be distinct integers in \[0, 2\^63\)"),
+    (["run", "--sparsities", "0.5,0.5"], "sparsities listed twice"),
+    (["run", "--model", "lenet5", "--dataset", "mnist5k", "--widths", "6,16"], "lenet5 takes 4 widths"),
 ]
 
 
@@ -85,6 +97,7 @@ def test_bad_input_never_touches_a_stored_run(tmp_path):
     assert db.read_bytes() == before
     r = _cli("run", *TINY, "--lr", "0.5", "--out", str(out))
     assert "holds a run of a different spec (differs in: train)" in r.stderr
+    assert db.read_bytes() == before
 
 
 def test_corrupt_store_and_file_as_out_are_named(tmp_path):
@@ -95,6 +108,8 @@ def test_corrupt_store_and_file_as_out_are_named(tmp_path):
     f.write_text("x")
     r = _cli("run", *TINY, "--out", str(f))
     assert r.returncode == 2 and "is a file, not a directory" in r.stderr
+    r = _cli("run", *TINY, "--out", str(f / "run"))
+    assert r.returncode == 2 and "cannot create run directory" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_store_is_plain_sqlite(tmp_path):

@@ -19,7 +19,10 @@ def test_allocation_rounds_half_up_and_keeps_one():
     p = build_parent("mlp", (1, 8, 8), 10, 0, (300, 100, 3))
     g = p.node_groups()
     assert allocate(g, 0.0) == (300, 100, 3)
-    assert allocate(g, 0.5) == (150, 50, 2)  # 1.5 rounds up to 2 (not to the even 2... and 0.5*3)
+    assert allocate(g, 0.5) == (150, 50, 2)
+    # 2.5 -> 3 and 3.5 -> 4 (banker's rounding would give 2 and 4)
+    five = build_parent("mlp", (1, 8, 8), 10, 0, (5, 5)).node_groups()
+    assert allocate(five, 0.5) == (3, 3) and allocate(five, 0.3) == (4, 4)
     assert allocate(g, 0.8) == (60, 20, 1)  # 0.6 -> 1
     assert allocate(g, 0.95) == (15, 5, 1)  # 0.15 -> 0 -> at least 1
     assert allocate(g, 0.99) == (3, 1, 1)

@@ -135,3 +135,52 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path):
     assert subprocess.run([sys.executable, "-c", RUNNER, *args, "--out", str(tmp_path / "clean")]).returncode == 0
     resumed, clean = _numbers(out), _numbers(tmp_path / "clean")
     assert len(resumed) == 27 and resumed == clean
+
+
+def test_a_run_grows_by_finders_sparsities_and_seeds(tmp_path):
+    first = run(tiny_spec(finders=("dense", "random"), seeds=(0,), sparsities=(0.5,)), tmp_path)
+    grown = run(tiny_spec(seeds=(0, 1), sparsities=(0.5, 0.8)), tmp_path)
+    assert first.ran == 2 and (grown.skipped, grown.ran) == (2, 8)
+    stored = Store(tmp_path).spec()
+    assert stored["seeds"] == [0, 1] and stored["sparsities"] == [0.5, 0.8]
+    assert stored["finders"] == ["dense", "random", "random-search"]
+
+
+def test_a_run_on_other_data_is_refused(tmp_path):
+    run(tiny_spec(seeds=(0,), sparsities=(0.5,)), tmp_path)
+    with pytest.raises(SparsenasError, match="differs in: limit"):
+        run(tiny_spec(seeds=(0,), sparsities=(0.5,), limit=200), tmp_path)
+    from sparsenas.protocol import bind_run_dir
+
+    with pytest.raises(SparsenasError, match="holds a run on other data"):
+        bind_run_dir(Store(tmp_path), tiny_spec(seeds=(0,), sparsities=(0.5,)), "0123456789abcdef")
+
+
+def test_convergence_and_best_epochs_are_trained_epochs(tmp_path):
+    # with a vanishing learning rate nothing beats the init by much: epoch 0 must still not count
+    run(tiny_spec(lr=1e-9, seeds=(0,), sparsities=(0.5,)), tmp_path)
+    for t in Store(tmp_path).trials():
+        assert t.min_val_loss_epoch >= 1 and t.best_val_epoch >= 1
+
+
+def test_random_search_never_prefers_a_diverged_candidate(monkeypatch, digits_small):
+    import sparsenas.finders.random_search as rs
+    from sparsenas.finders import SearchContext, get_finder
+
+    calls = []
+    real = rs.evaluate
+
+    def first_is_nan(net, split):
+        calls.append(1)
+        loss, acc = real(net, split)
+        return (float("nan"), acc) if len(calls) == 1 else (loss, acc)
+
+    monkeypatch.setattr(rs, "evaluate", first_is_nan)
+    parent = build_parent("mlp", digits_small.input_shape, 10, seed=0, widths=(32, 16))
+    ctx = SearchContext(parent, digits_small, TrainSpec(), 0.5, 0, torch.Generator().manual_seed(9), {"candidates": 4, "proxy_steps": 0})
+    found = get_finder("random-search").find(ctx)
+    gen = torch.Generator().manual_seed(9)
+    from sparsenas.masks import allocate, random_mask
+
+    first = random_mask(parent.node_groups(), allocate(parent.node_groups(), 0.5), gen)
+    assert found.mask != first and len(calls) == 4

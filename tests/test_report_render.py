@@ -102,10 +102,10 @@ def test_csv_has_one_row_per_trial_with_derived_columns(full_run: tuple[Path, di
 def test_verdict_lines_open_the_report(full_run: tuple[Path, dict[str, Path]]) -> None:
     md = full_run[1]["md"].read_text()
     # Seed-wise differences at 0.5: [0.03, 0.035, 0.03] -> mean +3.17 pp, t = 19 (df 2),
-    # p = 1 - 19/sqrt(363) = 0.00275, Holm x2 = 0.0055 -> better.
+    # p = 1 - 19/sqrt(363) = 0.002758, Holm x2 = 0.005516 -> better.
     better = "- random-search at node sparsity 0.5: better than random (Δ = +3.17 pp, 95% CI ["
     assert better in md
-    assert "Holm p = 0.006, n = 3 seeds)" in md
+    assert "Holm p = 0.00552, n = 3 seeds)" in md
     # At 0.8 seed 2 diverged: d = [0.005, -0.01] -> -0.25 pp, t = -1/3 (df 1),
     # p = 1 - (2/pi) atan(1/3) = 0.795; Holm keeps the larger one at 0.795.
     line = ("- random-search at node sparsity 0.8: no significant difference from random "

@@ -63,9 +63,15 @@ def test_paired_drops_pairs_with_a_nan_side() -> None:
 def test_paired_identical_differences() -> None:
     zero = paired([0.5, 0.6, 0.7], [0.5, 0.6, 0.7])
     assert (zero.n, zero.mean_diff, zero.p) == (3, 0.0, 1.0)
+    # three equal nonzero differences: exact two-sided sign test, 2 * 0.5**3 = 0.25, not p = 0
     shift = paired([3.0, 4.0, 5.0], [1.0, 2.0, 3.0])
-    assert (shift.mean_diff, shift.p, shift.ci_low, shift.ci_high) == (2.0, 0.0, 2.0, 2.0)
+    assert (shift.mean_diff, shift.p, shift.ci_low, shift.ci_high) == (2.0, 0.25, 2.0, 2.0)
     assert shift.t == math.inf
+    # equal up to float rounding (0.9-0.8 != 0.85-0.75 in binary) is still "equal": no t = 1e15
+    rounding = paired([0.9, 0.85, 0.8], [0.8, 0.75, 0.7])
+    assert rounding.p == 0.25
+    # two seeds can never be significant on their own
+    assert paired([0.5, 0.5], [0.49, 0.49]).p == 0.5
 
 
 def test_paired_single_pair_and_length_mismatch() -> None:

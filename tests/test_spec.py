@@ -20,6 +20,7 @@ def test_defaults_are_the_embedded_default_run():
 def test_flag_values_parse():
     assert parse_value(OPT["seeds"], "3") == (0, 1, 2)
     assert parse_value(OPT["seeds"], "4,9") == (4, 9)
+    assert parse_value(OPT["seeds"], "4,9,") == (4, 9)
     assert parse_value(OPT["widths"], "300,100") == (300, 100)
     assert parse_value(OPT["finders"], "dense, random") == ("dense", "random")
     assert parse_value(OPT["lr"], "0.1") == 0.1
@@ -30,7 +31,8 @@ def test_flag_values_parse():
     [
         ("epochs", "ten", "--epochs must be an integer, got 'ten'"),
         ("sparsities", "0.5,high", "--sparsities must be a comma-separated list of numbers"),
-        ("seeds", "0", "--seeds must be"),
+        ("seeds", "0", r"--seeds must be a count in \[1, 10000\]"),
+        ("seeds", "10000000000", r"--seeds must be a count in \[1, 10000\]"),
         ("epochs", True, "--epochs must be an integer"),
         ("epochs", 2.5, "--epochs must be an integer"),
     ],
@@ -51,7 +53,15 @@ def test_bad_flag_values_are_named(name, value, message):
         ({"finders": ("random", "random")}, "finders listed twice"),
         ({"epochs": 0}, "--epochs must be at least 1"),
         ({"candidates": 0}, "--candidates must be at least 1"),
-        ({"lr": -1.0}, "--lr must be positive"),
+        ({"lr": -1.0}, "--lr must be a positive number"),
+        ({"lr": float("nan")}, "--lr must be a positive number"),
+        ({"lr": float("inf")}, "--lr must be a positive number"),
+        ({"momentum": -1.0}, r"--momentum must be in \[0, 1\)"),
+        ({"momentum": 1.0}, r"--momentum must be in \[0, 1\)"),
+        ({"weight_decay": -0.1}, "--weight-decay must be 0 or a positive number"),
+        ({"sparsities": (0.5, 0.50)}, "sparsities listed twice"),
+        ({"seeds": (2**64, 1)}, r"seeds must be distinct integers in \[0, 2\^63\)"),
+        ({"seeds": (1, 1)}, "seeds must be distinct"),
         ({"optimizer": "rmsprop"}, "--optimizer must be one of sgd, adam"),
         ({"device": "tpu"}, "--device must be one of cpu, cuda, auto"),
         ({"widths": (0, 3)}, "--widths must be positive"),
@@ -97,6 +107,12 @@ def test_spec_file_kinds_and_existence(tmp_path):
     (tmp_path / "t.yaml").write_text("epochs: [1,\n")
     with pytest.raises(SparsenasError, match="not valid YAML"):
         load_spec_file(tmp_path / "t.yaml")
+    (tmp_path / "latin1.toml").write_bytes("model = 'caf\xe9'".encode("latin-1"))
+    with pytest.raises(SparsenasError, match="cannot read spec file .* pass a UTF-8"):
+        load_spec_file(tmp_path / "latin1.toml")
+    (tmp_path / "nested.toml").write_text("[train]\nepochs = 3\n")
+    with pytest.raises(SparsenasError, match="unknown key 'train'"):
+        load_spec_file(tmp_path / "nested.toml")
 
 
 def test_identity_ignores_runtime_fields():

@@ -6,6 +6,7 @@ Every user error ends as one line ``error: ...`` on stderr and exit status 2; no
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -66,8 +67,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from .report import render_verdict_markdown, write_report
 
+    if args.verdict:
+        print(render_verdict_markdown(Path(args.run_dir)))
+        return 0
     paths = write_report(Path(args.run_dir))
     for kind in ("html", "md", "csv"):
         print(paths[kind])
@@ -95,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_parser(sub)
     rp = sub.add_parser("report", help="write report.html, report.md and trials.csv for a run directory")
     rp.add_argument("run_dir", metavar="RUN_DIR")
+    rp.add_argument("--verdict", action="store_true", help="print only the verdict table (markdown) to stdout; write nothing")
     sub.add_parser("list", help="list the registered datasets, models and finders")
     return parser
 
@@ -113,6 +118,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except SparsenasError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as e:
+        # the file system said no mid-run (disk full, permissions changed): finished trials are
+        # already committed, so say what failed and how to resume rather than show a traceback
+        print(f"error: {e}; fix the cause and re-run the same command (finished trials are kept)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Data layer: registered datasets held as in-memory tensors with fixed splits."""
 
 from . import digits, fashion_mnist, mnist5k  # noqa: F401  (registration)
-from .base import DATASETS, Dataset, Split, batches, load_dataset, split_and_normalize
+from .base import DATASETS, Dataset, Split, batches, fingerprint, load_dataset, split_and_normalize
 
-__all__ = ["DATASETS", "Dataset", "Split", "batches", "load_dataset", "split_and_normalize"]
+__all__ = ["DATASETS", "Dataset", "Split", "batches", "fingerprint", "load_dataset", "split_and_normalize"]

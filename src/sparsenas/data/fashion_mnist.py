@@ -33,6 +33,18 @@ def load_idx_dir(name: str, data_dir: Path, n_val: int) -> Dataset:
                 f"{what} images {images.shape} and labels {labels.shape} in '{data_dir}' do not match; "
                 "re-copy the IDX files"
             )
+        if images.shape[0] == 0:
+            raise SparsenasError(f"the {what} files in '{data_dir}' hold no images; re-copy the IDX files")
+    if xtr.shape[1:] != xte.shape[1:]:
+        raise SparsenasError(
+            f"train images are {xtr.shape[1]}x{xtr.shape[2]} but test images {xte.shape[1]}x{xte.shape[2]} "
+            f"in '{data_dir}'; the four files must come from one dataset"
+        )
+    if xtr.shape[0] <= 2 * n_val:
+        raise SparsenasError(
+            f"'{data_dir}' holds {xtr.shape[0]} training images; {name} carves {n_val} for validation and "
+            f"needs more than {2 * n_val}: point --data-dir at the full IDX files"
+        )
     as_x = lambda a: torch.from_numpy(a.astype("float32") / 255.0).unsqueeze(1)  # noqa: E731  (N,1,28,28)
     as_y = lambda a: torch.from_numpy(a.astype("int64"))  # noqa: E731
     n_classes = int(max(ytr.max(), yte.max())) + 1

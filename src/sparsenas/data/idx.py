@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ def read_idx(path: Path) -> np.ndarray:
     hint = "the file is corrupt or truncated; reinstall or re-copy it (apt-get install --reinstall dataset-fashion-mnist)"
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
         raise SparsenasError(f"cannot read '{path}' ({e}); {hint}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
         raise SparsenasError(f"'{path}' is not an IDX file (bad magic number); {hint}")

@@ -1,6 +1,7 @@
 """Finder layer: one file per finder, registered by name."""
 
+from .cost import SearchCost
 from .base import FINDERS, Finder, Found, SearchContext, get_finder, register
 from . import dense, random, random_search  # noqa: E402,F401  (registration)
 
-__all__ = ["FINDERS", "Finder", "Found", "SearchContext", "get_finder", "register"]
+__all__ = ["FINDERS", "Finder", "Found", "SearchContext", "SearchCost", "get_finder", "register"]

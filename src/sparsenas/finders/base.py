@@ -16,7 +16,7 @@ from ..data import Dataset
 from ..masks import NodeMask
 from ..models import Parent
 from ..registry import Registry
-from ..store.records import SearchCost
+from .cost import SearchCost
 from ..train import TrainSpec
 
 

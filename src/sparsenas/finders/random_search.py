@@ -9,10 +9,11 @@ the selection step.
 
 from __future__ import annotations
 
+import math
 import time
 
 from ..masks import allocate, compact, count_flops, random_mask
-from ..store.records import SearchCost
+from .cost import SearchCost
 from ..train import evaluate, train
 from .base import Finder, Found, SearchContext, register
 
@@ -28,19 +29,22 @@ class RandomSearch(Finder):
         n, k = int(ctx.options["candidates"]), int(ctx.options["proxy_steps"])
         groups = ctx.parent.node_groups()
         counts = allocate(groups, ctx.sparsity)
-        best, best_loss, flops = None, float("inf"), 0.0
+        best, best_loss, flops, steps = None, math.inf, 0.0, 0
         for _ in range(n):
             cand = random_mask(groups, counts, ctx.generator)
             net = compact(ctx.parent, cand)  # a copy: θ0 restricted to the candidate's nodes
             per_sample = count_flops(net, ctx.data.input_shape)
             if k > 0:
-                train(net, ctx.data, ctx.train, data_seed=ctx.seed, max_steps=k)
-                flops += 3.0 * per_sample * ctx.train.batch_size * k  # forward + backward ~ 3 forwards
+                r = train(net, ctx.data, ctx.train, data_seed=ctx.seed, max_steps=k)
+                steps += r.steps  # fewer than k when the whole budget is shorter than k steps
+                flops += 3.0 * per_sample * r.samples  # forward + backward ~ 3 forwards
             loss, _ = evaluate(net, ctx.data.val)
             flops += per_sample * len(ctx.data.val)
-            # a diverged candidate has loss nan and is never "better" than a finite one
-            if best is None or loss < best_loss:
-                best, best_loss = cand, loss
+            # a candidate whose proxy is not finite (diverged during its k steps) is never chosen
+            # over a finite one; if none is finite the first candidate stands
+            if best is None or (math.isfinite(loss) and loss < best_loss):
+                best = cand
+                best_loss = loss if math.isfinite(loss) else math.inf
         assert best is not None  # n >= 1 is validated by the spec
-        cost = SearchCost(candidates=n, steps=n * k, flops=flops, seconds=time.perf_counter() - start)
+        cost = SearchCost(candidates=n, steps=steps, flops=flops, seconds=time.perf_counter() - start)
         return Found(best, cost)

@@ -16,13 +16,12 @@ from typing import Callable
 
 import torch
 
-from ..data import Dataset, load_dataset
+from ..data import Dataset, fingerprint, load_dataset
 from ..errors import SparsenasError
 from ..finders import SearchContext, get_finder
 from ..masks import compact, count_flops, count_params, weight_sparsity
 from ..models import Parent, build_parent
 from ..store import EpochRecord, Store, TrialRecord
-from ..train import TrainSpec  # noqa: F401  (used in the doctest)
 from ..train import train
 from .plan import PlannedTrial, finder_seed, make_plan
 from .spec import RunSpec
@@ -50,17 +49,53 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def bind_run_dir(store: Store, spec: RunSpec) -> None:
-    """Bind a run directory to its spec, or refuse one that holds a run of another spec."""
+GROWABLE = ("finders", "sparsities", "seeds")  # a run may grow along these; trials are reused
+
+
+def _union(old: list, new: list) -> list:
+    merged = list(old) + [x for x in new if x not in old]
+    return merged if all(isinstance(x, str) for x in merged) else sorted(merged)
+
+
+def bind_run_dir(store: Store, spec: RunSpec, data_fingerprint: str) -> None:
+    """Bind a run directory to its spec, or refuse one that holds a run of another spec.
+
+    Finders, sparsities and seeds may be added to a run later (the stored spec becomes the union,
+    finished trials are reused); anything that changes how trials are trained, or the data itself,
+    is another run.
+
+    >>> import tempfile; s = Store(tempfile.mkdtemp())
+    >>> bind_run_dir(s, RunSpec(seeds=(0,)), "abc"); bind_run_dir(s, RunSpec(seeds=(1,)), "abc")
+    >>> s.spec()["seeds"]
+    [0, 1]
+    """
+    new = spec.identity() | {"data": data_fingerprint}
     stored = store.spec()
     if stored is None:
-        store.set_spec(spec.identity())
-    elif stored != spec.identity():
-        diff = sorted(k for k in set(stored) | set(spec.identity()) if stored.get(k) != spec.identity().get(k))
+        store.set_spec(new)
+        return
+    # a store written before a field existed is compared at that field's default
+    defaults = RunSpec().identity()
+    full = {**defaults, "data": data_fingerprint, **stored}
+    full["train"] = {**defaults["train"], **stored.get("train", {})}
+    diff = sorted(k for k in new if k not in (*GROWABLE, "data") and full.get(k) != new[k])
+    if diff:
         raise SparsenasError(
             f"'{store.run_dir}' holds a run of a different spec (differs in: {', '.join(diff)}); "
             "pass a new --out directory, or the same options to resume it"
         )
+    if full["data"] != data_fingerprint:
+        raise SparsenasError(
+            f"'{store.run_dir}' holds a run on other data than this {spec.dataset} (another --data-dir or "
+            "changed files?); pass a new --out directory"
+        )
+    merged = full | {k: _union(full[k], new[k]) for k in GROWABLE}
+    if merged != stored:
+        store.set_spec(merged)
+
+
+def _finite_or_inf(x: float) -> float:
+    return x if math.isfinite(x) else math.inf
 
 
 def run_trial(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTrial, on_epoch: EpochHook | None = None) -> TrialRecord:
@@ -83,8 +118,11 @@ def run_trial(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTria
     hooks = [lambda rec: on_epoch(planned, rec)] if on_epoch else []
     result = train(net, data, spec.train, data_seed=planned.seed, callbacks=hooks)
     curve = result.curve
-    best = max(curve, key=lambda e: (e.val_acc, -e.epoch))  # highest val acc, earliest on ties
-    conv = min(curve, key=lambda e: (e.val_loss, e.epoch))
+    # Best and convergence epochs are read from trained epochs (1..E): epoch 0 is the untrained
+    # init, and a net whose validation loss never beats its init must not score "converged at 0".
+    trained = curve[1:] or curve
+    best = max(trained, key=lambda e: (e.val_acc, -e.epoch))  # highest val acc, earliest on ties
+    conv = min(trained, key=lambda e: (_finite_or_inf(e.val_loss), e.epoch))
     done = result.status == "done"
     return TrialRecord(
         key=planned.key,
@@ -117,7 +155,7 @@ def run(
 ) -> RunSummary:
     """Run every trial of `spec` not yet stored in `out`; each finished trial is stored at once.
 
-    >>> import tempfile
+    >>> import tempfile; from sparsenas.train import TrainSpec
     >>> s = run(RunSpec(sparsities=(0.5,), seeds=(0,), candidates=2, limit=64, train=TrainSpec(epochs=1)), tempfile.mkdtemp())
     >>> (s.planned, s.ran)
     (3, 3)
@@ -125,11 +163,13 @@ def run(
     start = time.perf_counter()
     spec.validate()
     device = resolve_device(spec.device)
-    data = load_dataset(spec.dataset, spec.data_dir, spec.limit).to(device)
+    data = load_dataset(spec.dataset, spec.data_dir, spec.limit)
+    data_id = fingerprint(data)
+    data = data.to(device)
     widths = tuple(g.size for g in build_parent(spec.model, data.input_shape, data.num_classes, 0, spec.widths).node_groups())
     plan = make_plan(spec, widths)
     with Store(out) as store:
-        bind_run_dir(store, spec)
+        bind_run_dir(store, spec, data_id)
         done = store.done_keys()
         pending = [t for t in plan if t.key not in done]
         skipped, ran, diverged = len(plan) - len(pending), 0, 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from ..train import TrainSpec
 # Fields that say where or how to compute, not what: they never enter a trial's hash, and a run
 # directory may be resumed with other values for them.
 RUNTIME_FIELDS = ("data_dir", "device")
+MAX_SEEDS = 10_000  # a seed count beyond this is a typo, not an experiment
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class RunSpec:
 
     >>> spec = RunSpec(seeds=(0, 1), sparsities=(0.5,))
     >>> spec.dataset, spec.model, spec.train.epochs
-    ('digits', 'mlp', 20)
+    ('digits', 'mlp', 30)
     """
 
     dataset: str = field(default="digits", metadata={"help": "dataset name (sparsenas list)"})
@@ -61,13 +63,19 @@ class RunSpec:
             raise SparsenasError("no sparsities given; e.g. --sparsities 0.5,0.8,0.9")
         for s in self.sparsities:
             check_sparsity(s)
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
-            raise SparsenasError(f"seeds must be distinct non-negative integers, got {self.seeds}; e.g. --seeds 5")
+        if len(set(self.sparsities)) != len(self.sparsities):
+            raise SparsenasError(f"sparsities listed twice in {','.join(map(str, self.sparsities))}; list each once")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0 or max(self.seeds) >= 2**63:
+            raise SparsenasError(f"seeds must be distinct integers in [0, 2^63), got {_short(self.seeds)}; e.g. --seeds 5")
         _positive("epochs", self.train.epochs)
         _positive("batch-size", self.train.batch_size)
         _positive("candidates", self.candidates)
-        if self.train.lr <= 0:
-            raise SparsenasError(f"--lr must be positive, got {self.train.lr}")
+        if not (math.isfinite(self.train.lr) and self.train.lr > 0):
+            raise SparsenasError(f"--lr must be a positive number, got {self.train.lr}")
+        if not 0.0 <= self.train.momentum < 1.0:
+            raise SparsenasError(f"--momentum must be in [0, 1), got {self.train.momentum}")
+        if not (math.isfinite(self.train.weight_decay) and self.train.weight_decay >= 0):
+            raise SparsenasError(f"--weight-decay must be 0 or a positive number, got {self.train.weight_decay}")
         if self.proxy_steps < 0:
             raise SparsenasError(f"--proxy-steps must be 0 or more, got {self.proxy_steps}")
         if self.widths is not None and (not self.widths or min(self.widths) < 1):
@@ -85,6 +93,10 @@ class RunSpec:
         for k in RUNTIME_FIELDS:
             d.pop(k)
         return json.loads(json.dumps(d))  # tuples -> lists, as they come back from the store
+
+
+def _short(xs: tuple) -> str:
+    return str(xs) if len(xs) <= 6 else f"({', '.join(map(str, xs[:3]))}, ..., {xs[-1]})"
 
 
 def _positive(name: str, value: int) -> None:
@@ -151,7 +163,8 @@ def parse_value(opt: Option, value: Any, source: str | None = None) -> Any:
         return _scalar(tp, value)
     except (TypeError, ValueError):
         what = opt.flag if source is None else f"key '{opt.name}' in '{source}'"
-        raise SparsenasError(f"{what} must be {_type_word(tp)}, got {value!r}") from None
+        kind = f"a count in [1, {MAX_SEEDS}] or a comma-separated list of seeds" if opt.name == "seeds" else _type_word(tp)
+        raise SparsenasError(f"{what} must be {kind}, got {value!r}") from None
 
 
 def _parse_seeds(value: Any) -> tuple[int, ...]:
@@ -159,11 +172,11 @@ def _parse_seeds(value: Any) -> tuple[int, ...]:
         raise TypeError
     if isinstance(value, int) or (isinstance(value, str) and "," not in value):
         n = _scalar(int, value)
-        if n < 1:
+        if not 1 <= n <= MAX_SEEDS:
             raise ValueError
         return tuple(range(n))
     items = value.split(",") if isinstance(value, str) else list(value)
-    return tuple(_scalar(int, v) for v in items)
+    return tuple(_scalar(int, v) for v in items if not (isinstance(v, str) and not v.strip()))
 
 
 def _scalar(tp: type, v: Any) -> Any:
@@ -194,7 +207,10 @@ def load_spec_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise SparsenasError(f"spec file '{p}' not found; pass an existing .toml or .yaml file to --config")
-    text = p.read_text()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SparsenasError(f"cannot read spec file '{p}' ({e}); pass a UTF-8 .toml or .yaml file") from None
     try:
         if p.suffix == ".toml":
             raw = tomllib.loads(text)

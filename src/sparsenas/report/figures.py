@@ -44,6 +44,16 @@ def _legend(ax: Axes, **kwargs: object) -> None:
         ax.text(0.5, 0.5, "no finished trials", transform=ax.transAxes, ha="center", va="center")
 
 
+def _finish(fig: Figure, ax: Axes, ylabel: str, title: str) -> bytes:
+    # the common tail of the per-sparsity figures: labels, grid, legend, PNG bytes
+    ax.set_xlabel("node sparsity")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    _legend(ax)
+    return _png(fig)
+
+
 def _zero_nan(x: float) -> float:
     return 0.0 if math.isnan(x) else x
 
@@ -73,12 +83,7 @@ def accuracy_vs_sparsity(cells: Sequence[Cell]) -> bytes:
             x, [c.final_acc.ci_low * 100 for c in cs], [c.final_acc.ci_high * 100 for c in cs],
             color=colors[finder], alpha=0.2, lw=0,
         )
-    ax.set_xlabel("node sparsity")
-    ax.set_ylabel("final test accuracy (%)")
-    ax.set_title("Test accuracy vs sparsity (mean, 95% CI across seeds)")
-    ax.grid(alpha=0.3)
-    _legend(ax)
-    return _png(fig)
+    return _finish(fig, ax, "final test accuracy (%)", "Test accuracy vs sparsity (mean, 95% CI across seeds)")
 
 
 def convergence_vs_sparsity(cells: Sequence[Cell]) -> bytes:
@@ -107,12 +112,7 @@ def convergence_vs_sparsity(cells: Sequence[Cell]) -> bytes:
         if c.finder == DENSE:
             ax.axhline(c.conv_epoch.mean, color="black", ls="--", label="dense parent")
             break
-    ax.set_xlabel("node sparsity")
-    ax.set_ylabel("epoch of minimum val loss")
-    ax.set_title("Convergence epoch vs sparsity (mean, 95% CI)")
-    ax.grid(alpha=0.3)
-    _legend(ax)
-    return _png(fig)
+    return _finish(fig, ax, "epoch of minimum val loss", "Convergence epoch vs sparsity (mean, 95% CI)")
 
 
 def _mean_curve(trials: Sequence[TrialRecord]) -> tuple[list[int], list[float], list[float], list[float]]:

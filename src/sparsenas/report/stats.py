@@ -76,11 +76,14 @@ def paired(x: Sequence[float], y: Sequence[float], level: float = 0.95) -> Paire
     """Two-sided paired t-test of x - y (scipy.stats.ttest_rel semantics) with a t-interval.
 
     A pair is dropped when either side is not finite (a diverged trial excludes its seed). When all
-    differences are equal the t statistic is undefined; then p = 1 if they are all zero (no evidence
-    of a difference) and p = 0 if they are all the same nonzero value (a difference with no noise).
+    differences are equal (up to float rounding) the t statistic is undefined, and a t-test would
+    call two seeds that differ by the same 1/360 "certain". Then the exact two-sided sign test
+    stands in: p = 1 if the differences are all zero, else p = min(1, 2 * 0.5**n).
 
     >>> r = paired([0.90, 0.92, 0.91], [0.88, 0.91, 0.90]); (r.n, round(r.mean_diff, 4))
     (3, 0.0133)
+    >>> paired([0.5, 0.5], [0.49, 0.49]).p  # two equal differences: the sign test's 0.5
+    0.5
     """
     if len(x) != len(y):
         raise ValueError(f"paired() needs equal lengths, got {len(x)} and {len(y)}")
@@ -90,10 +93,10 @@ def paired(x: Sequence[float], y: Sequence[float], level: float = 0.95) -> Paire
     if n < 2:
         return Paired(n, mean, NAN, NAN, NAN, NAN)
     h = _half_width(sd, n, level)
-    if sd == 0.0 or max(d) == min(d):
-        if mean == 0.0:
+    if sd <= 1e-12 * max(1.0, abs(mean)):
+        if abs(mean) <= 1e-12:
             return Paired(n, mean, mean, mean, NAN, 1.0)
-        return Paired(n, mean, mean, mean, math.copysign(math.inf, mean), 0.0)
+        return Paired(n, mean, mean, mean, math.copysign(math.inf, mean), min(1.0, 2.0 * 0.5**n))
     t = mean / (sd / math.sqrt(n))
     p = float(2.0 * _st.t.sf(abs(t), n - 1))
     return Paired(n, mean, mean - h, mean + h, t, min(p, 1.0))

@@ -199,16 +199,17 @@ def fmt(x: float | None, spec: str = ".2f", scale: float = 1.0) -> str:
 
 
 def fmt_p(p: float) -> str:
-    """A p-value: two decimals, three below 0.01, "<0.001" below that.
+    """A p-value: two decimals, three significant digits below 0.1 (so 0.0496 never prints as
+    "0.05" beside a "better"), "<0.001" below that.
 
-    >>> fmt_p(0.6123), fmt_p(0.0042), fmt_p(1e-7)
-    ('0.61', '0.004', '<0.001')
+    >>> fmt_p(0.6123), fmt_p(0.0496), fmt_p(0.0042), fmt_p(1e-7)
+    ('0.61', '0.0496', '0.0042', '<0.001')
     """
     if math.isnan(p):
         return "n/a"
     if p < 0.001:
         return "<0.001"
-    return f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
+    return f"{p:.3g}" if p < 0.1 else f"{p:.2f}"
 
 
 def fmt_si(x: float) -> str:

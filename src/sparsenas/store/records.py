@@ -10,26 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-
-@dataclass(frozen=True)
-class EpochRecord:
-    """One point of a learning curve, measured after `epoch` epochs of training (epoch 0 = at init)."""
-
-    epoch: int
-    train_loss: float  # mean minibatch loss over the epoch (at epoch 0: loss on the train split)
-    val_loss: float
-    val_acc: float  # in [0, 1]
-    test_acc: float  # in [0, 1]; recorded every epoch so best-validation test accuracy can be read
-
-
-@dataclass(frozen=True)
-class SearchCost:
-    """What a finder spent before the final training (zero for `dense` and `random`)."""
-
-    candidates: int = 0  # masks proposed and scored
-    steps: int = 0  # training steps summed over candidates (candidate-steps)
-    flops: float = 0.0  # forward+backward FLOPs spent scoring and training candidates
-    seconds: float = 0.0
+from ..finders.cost import SearchCost
+from ..train.records import EpochRecord
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,11 @@ trials'`` works.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import SparsenasError
 from .records import EpochRecord, SearchCost, TrialRecord
@@ -57,16 +59,31 @@ class Store:
                 )
             if self.run_dir.exists() and not self.run_dir.is_dir():
                 raise SparsenasError(f"'{self.run_dir}' is a file, not a directory; pass a directory to --out")
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise SparsenasError(f"cannot create run directory '{self.run_dir}' ({e.strerror}); pass another --out") from None
         try:
             self._db = sqlite3.connect(self.path, timeout=30.0)
             # FULL sync: a trial the store said it wrote survives a power cut, not just kill -9.
             self._db.execute("pragma synchronous = full")
-            self._db.executescript(_SCHEMA)
+            if create:
+                self._db.executescript(_SCHEMA)
+                # fail now, not after the first trial has trained, if the store cannot be written
+                self._db.execute("begin immediate")
+                self._db.execute("rollback")
+        except sqlite3.OperationalError as e:
+            raise SparsenasError(f"cannot write to '{self.path}' ({e}); check its permissions or pass another --out") from None
         except sqlite3.DatabaseError as e:
             raise SparsenasError(
                 f"'{self.path}' is not a readable sparsenas store ({e}); pass another --out directory"
             ) from None
+        version = self._meta("schema_version")
+        if version is not None and int(version) > SCHEMA_VERSION:
+            raise SparsenasError(
+                f"'{self.path}' was written by a newer sparsenas (store schema {version}, this one reads "
+                f"{SCHEMA_VERSION}); upgrade sparsenas to read it"
+            )
 
     def close(self) -> None:
         self._db.close()
@@ -79,9 +96,17 @@ class Store:
 
     # -- run spec -------------------------------------------------------------------------------
 
+    def _meta(self, name: str) -> str | None:
+        try:
+            row = self._db.execute("select value from meta where name = ?", (name,)).fetchone()
+        except sqlite3.OperationalError:  # a store opened read-only before its tables existed
+            return None
+        return None if row is None else row[0]
+
     def spec(self) -> dict[str, Any] | None:
-        row = self._db.execute("select value from meta where name = 'spec'").fetchone()
-        return None if row is None else json.loads(row[0])
+        """The spec the run directory is bound to (None for a new store)."""
+        value = self._meta("spec")
+        return None if value is None else json.loads(value)
 
     def set_spec(self, spec: dict[str, Any]) -> None:
         with self._db:
@@ -94,14 +119,15 @@ class Store:
 
     # -- trials ---------------------------------------------------------------------------------
 
-    def has(self, key: str) -> bool:
-        return self._db.execute("select 1 from trials where key = ?", (key,)).fetchone() is not None
-
     def done_keys(self) -> set[str]:
         return {r[0] for r in self._db.execute("select key from trials")}
 
     def put(self, trial: TrialRecord) -> None:
-        """Write a trial and its curve atomically; writing a key twice is a no-op (idempotent)."""
+        """Write a trial and its curve atomically; writing a key twice is a no-op (idempotent).
+
+        >>> import tempfile; s = Store(tempfile.mkdtemp()); len(s)
+        0
+        """
         record = _to_json(trial)
         with self._db:  # one transaction: the trial row and its curve land together or not at all
             cur = self._db.execute(
@@ -119,29 +145,39 @@ class Store:
         """Every stored trial with its curve, ordered by (finder, sparsity, seed)."""
         curves: dict[str, list[EpochRecord]] = {}
         for key, *vals in self._db.execute("select * from curves order by key, epoch"):
-            curves.setdefault(key, []).append(EpochRecord(*vals))
+            curves.setdefault(key, []).append(_epoch(tuple(vals)))
         rows = self._db.execute("select key, record from trials order by finder, sparsity, seed")
         return [_from_json(rec, tuple(curves.get(key, []))) for key, rec in rows]
-
-    def __iter__(self) -> Iterator[TrialRecord]:
-        return iter(self.trials())
 
     def __len__(self) -> int:
         return self._db.execute("select count(*) from trials").fetchone()[0]
 
 
-def _to_json(t: TrialRecord) -> str:
-    from dataclasses import asdict
+def _nan_to_none(x: Any) -> Any:
+    # JSON has no NaN: a diverged trial's accuracy is stored as null, readable by any JSON tool
+    return None if isinstance(x, float) and math.isnan(x) else x
 
-    d = asdict(t)
-    d.pop("curve")
-    # NaN is not JSON; store it as null and read it back as nan.
-    return json.dumps(d, sort_keys=True, default=str, allow_nan=True)
+
+def _to_json(t: TrialRecord) -> str:
+    d = {k: _nan_to_none(v) for k, v in asdict(t).items() if k != "curve"}
+    return json.dumps(d, sort_keys=True, allow_nan=False)
+
+
+_FLOAT_FIELDS = {f.name for f in fields(TrialRecord) if f.type in ("float", float)}
 
 
 def _from_json(text: str, curve: tuple[EpochRecord, ...]) -> TrialRecord:
     d = json.loads(text)
+    for k in _FLOAT_FIELDS:
+        if d.get(k) is None:
+            d[k] = math.nan
     d["search"] = SearchCost(**d["search"])
     d["kept_nodes"] = tuple(d["kept_nodes"])
     d["node_mask"] = tuple(tuple(m) for m in d["node_mask"])
     return TrialRecord(**d, curve=curve)
+
+
+def _epoch(row: tuple[Any, ...]) -> EpochRecord:
+    # SQLite stores NaN in a REAL column as NULL; read it back as NaN
+    epoch, *vals = row
+    return EpochRecord(epoch, *(math.nan if v is None else v for v in vals))

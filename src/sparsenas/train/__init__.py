@@ -2,5 +2,6 @@
 
 from .spec import TrainSpec
 from .loop import TrainResult, evaluate, train
+from .records import EpochRecord
 
-__all__ = ["TrainResult", "TrainSpec", "evaluate", "train"]
+__all__ = ["EpochRecord", "TrainResult", "TrainSpec", "evaluate", "train"]

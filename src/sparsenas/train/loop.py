@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data import Dataset, Split, batches
-from ..store.records import EpochRecord
+from .records import EpochRecord
 from .spec import TrainSpec
 
 EVAL_BATCH = 4096  # evaluation only: big batches are faster and change no number that matters
@@ -29,6 +29,7 @@ class TrainResult:
     status: str  # "done" or "diverged"
     wall_seconds: float
     steps: int = 0  # optimizer steps taken
+    samples: int = 0  # training samples those steps processed
 
 
 @torch.no_grad()
@@ -103,8 +104,11 @@ def train(
         curve.append(_record(model, data, 0, evaluate(model, data.train)[0]))
         for cb in callbacks:
             cb(curve[-1])
+        if not math.isfinite(curve[0].val_loss):
+            # non-finite outputs at init (e.g. inputs with inf): nothing to train
+            return TrainResult(tuple(curve), "diverged", time.perf_counter() - start)
     model.train()
-    step, status = 0, "done"
+    step, samples, status = 0, 0, "done"
     for epoch in range(1, spec.epochs + 1):
         # Losses are summed on the device and checked once per epoch: a per-step `.item()` would
         # stall a GPU on every step. A NaN mid-epoch propagates to the sum, so nothing is missed;
@@ -121,6 +125,7 @@ def train(
             loss_sum += loss.detach()
             n_batches += 1
             step += 1
+            samples += len(yb)
             if max_steps is not None and step >= max_steps:
                 break
         if not torch.isfinite(loss_sum):
@@ -136,4 +141,4 @@ def train(
         curve.append(rec)
         for cb in callbacks:
             cb(rec)
-    return TrainResult(tuple(curve), status, time.perf_counter() - start, step)
+    return TrainResult(tuple(curve), status, time.perf_counter() - start, step, samples)
