@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -81,8 +81,6 @@ def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
     assert "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
-    import re
-
     assert re.search(message, lines[0]), lines[0]
 
 

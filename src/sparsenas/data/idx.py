@@ -19,7 +19,11 @@ _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
 
 
 def find_idx(data_dir: Path, stem: str) -> Path:
-    """The file `stem` or `stem.gz` in `data_dir` (the IDX names as published)."""
+    """The file `stem` or `stem.gz` in `data_dir` (the IDX names as published).
+
+    >>> find_idx(Path("/usr/share/datasets/fashion-mnist"), "t10k-labels-idx1-ubyte").name  # doctest: +SKIP
+    't10k-labels-idx1-ubyte.gz'
+    """
     for name in (stem, stem + ".gz"):
         p = data_dir / name
         if p.is_file():

@@ -62,4 +62,9 @@ def register(cls: type[Finder]) -> type[Finder]:
 
 
 def get_finder(name: str) -> Finder:
+    """An instance of the registered finder `name` (unknown names list the known ones).
+
+    >>> get_finder("random").name
+    'random'
+    """
     return FINDERS.get(name)()

@@ -99,7 +99,15 @@ def weight_masks(parent: Parent, mask: NodeMask) -> dict[str, torch.Tensor]:
 
 
 def apply_weight_masks(parent: Parent, masks: dict[str, torch.Tensor]) -> Parent:
-    """A copy of `parent` with masked tensors zeroed: the full-size masked sub-network."""
+    """A copy of `parent` with masked tensors zeroed: the full-size masked sub-network.
+
+    >>> from sparsenas.models import build_parent
+    >>> from sparsenas.masks import NodeMask
+    >>> p = build_parent("mlp", (1, 8, 8), 10, 0, (4,))
+    >>> m = apply_weight_masks(p, weight_masks(p, NodeMask(((0, 1),))))
+    >>> int((m.fc1.weight.abs().sum(1) > 0).sum())  # rows of the two removed nodes are zero
+    2
+    """
     masked = copy.deepcopy(parent)
     with torch.no_grad():
         for name, m in masks.items():

@@ -9,7 +9,12 @@ from ..models.base import Parent
 
 
 def count_params(model: nn.Module) -> int:
-    """Parameters (weights and biases) of a module."""
+    """Parameters (weights and biases) of a module.
+
+    >>> from sparsenas.models import build_parent
+    >>> count_params(build_parent("lenet-300-100", (1, 28, 28), 10, 0))
+    266610
+    """
     return sum(p.numel() for p in model.parameters())
 
 
@@ -45,7 +50,12 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 
 
 def prunable_weight_count(model: Parent) -> int:
-    """Weights of every Linear/Conv layer (biases excluded), the denominator of weight sparsity."""
+    """Weights of every Linear/Conv layer (biases excluded), the denominator of weight sparsity.
+
+    >>> from sparsenas.models import build_parent
+    >>> prunable_weight_count(build_parent("lenet-300-100", (1, 28, 28), 10, 0))
+    266200
+    """
     params = dict(model.named_parameters())
     return sum(params[n].numel() for n in model.prunable_weights())
 

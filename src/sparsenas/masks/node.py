@@ -30,6 +30,10 @@ class NodeMask:
         return 1.0 - sum(self.kept_counts()) / total
 
     def validate(self, groups: list[NodeGroup]) -> None:
+        """Raise ValueError unless the mask fits `groups` (one non-empty sorted index list each).
+
+        >>> NodeMask(((0, 2),)).validate([NodeGroup("a", 3, (), ())])
+        """
         if len(self.kept) != len(groups):
             raise ValueError(f"mask has {len(self.kept)} groups, parent has {len(groups)}")
         for k, g in zip(self.kept, groups):
@@ -40,6 +44,11 @@ class NodeMask:
 
 
 def check_sparsity(s: float) -> float:
+    """`s` as a float if it is a valid node sparsity in [0, 1), else a one-line `SparsenasError`.
+
+    >>> check_sparsity(0.9)
+    0.9
+    """
     if not (isinstance(s, (int, float)) and 0.0 <= s < 1.0 and math.isfinite(s)):
         raise SparsenasError(f"node sparsity must be in [0, 1), got {s!r}; e.g. --sparsities 0.5,0.8,0.9")
     return float(s)
@@ -60,6 +69,11 @@ def allocate(groups: list[NodeGroup], sparsity: float) -> tuple[int, ...]:
 
 
 def dense_mask(groups: list[NodeGroup]) -> NodeMask:
+    """The mask that keeps every node: the dense parent.
+
+    >>> dense_mask([NodeGroup("a", 3, (), ())]).kept
+    ((0, 1, 2),)
+    """
     return NodeMask(tuple(tuple(range(g.size)) for g in groups))
 
 

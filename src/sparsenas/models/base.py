@@ -55,6 +55,11 @@ def init_parameters(model: nn.Module, generator: torch.Generator) -> None:
 
     Kaiming-uniform weights with a=sqrt(5) and uniform(+-1/sqrt(fan_in)) biases, exactly as
     `nn.Linear.reset_parameters`, so parents look like any PyTorch model at init.
+
+    >>> a, b = nn.Linear(4, 2), nn.Linear(4, 2)
+    >>> init_parameters(a, torch.Generator().manual_seed(0)); init_parameters(b, torch.Generator().manual_seed(0))
+    >>> bool(torch.equal(a.weight, b.weight))
+    True
     """
     for m in model.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d)):
@@ -70,6 +75,10 @@ def linear_chain_groups(names: list[str], widths: list[int], consumer_blocks: li
 
     Layer i produces group i; layer i+1 consumes it. `names` has one more entry than `widths` (the
     classifier). `consumer_blocks[i]` is the flatten block size between layer i and i+1.
+
+    >>> g = linear_chain_groups(["fc1", "out"], [300])
+    >>> g[0].size, [s.tensor for s in g[0].producers], g[0].consumers[0].tensor
+    (300, ['fc1.weight', 'fc1.bias'], 'out.weight')
     """
     blocks = consumer_blocks or [1] * len(widths)
     return [

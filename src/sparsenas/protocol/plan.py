@@ -15,9 +15,28 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..finders import get_finder
+from ..train import TrainSpec
 from .spec import RunSpec
 
 HASH_VERSION = 1
+
+# TrainSpec fields that existed at HASH_VERSION 1: always hashed. A field added later enters a
+# trial's hash only when set away from its default, so adding a no-op option (say, label smoothing
+# 0.0) leaves every stored trial's key, and so every resume, valid.
+V1_TRAIN_FIELDS = frozenset({"epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule"})
+
+
+def canonical_train(train: TrainSpec) -> dict[str, Any]:
+    """The hashed view of a TrainSpec: v1 fields always, later fields only when not at default.
+
+    >>> sorted(canonical_train(TrainSpec()))
+    ['batch_size', 'epochs', 'lr', 'momentum', 'optimizer', 'schedule', 'weight_decay']
+    """
+    default = TrainSpec()
+    return {
+        k: v for k, v in dataclasses.asdict(train).items()
+        if k in V1_TRAIN_FIELDS or v != getattr(default, k)
+    }
 
 
 @dataclass(frozen=True)
@@ -30,7 +49,12 @@ class PlannedTrial:
 
 
 def trial_spec(run: RunSpec, widths: tuple[int, ...], finder: str, sparsity: float, seed: int) -> dict[str, Any]:
-    """The canonical description of one trial: what its numbers depend on, nothing else."""
+    """The canonical description of one trial: what its numbers depend on, nothing else.
+
+    >>> ts = trial_spec(RunSpec(), (256, 128), "random", 0.8, seed=3)
+    >>> ts["finder"], ts["sparsity"], ts["seed"], ts["options"]
+    ('random', 0.8, 3, {})
+    """
     f = get_finder(finder)
     return {
         "v": HASH_VERSION,
@@ -38,7 +62,7 @@ def trial_spec(run: RunSpec, widths: tuple[int, ...], finder: str, sparsity: flo
         "limit": run.limit,
         "model": run.model,
         "widths": list(widths),  # resolved, so a model whose default widths change gets new keys
-        "train": dataclasses.asdict(run.train),
+        "train": canonical_train(run.train),
         "finder": finder,
         "options": {k: getattr(run, k) for k in f.options},
         "sparsity": 0.0 if f.sparsity_free else float(sparsity),

@@ -42,6 +42,11 @@ class RunSummary:
 
 
 def resolve_device(name: str) -> torch.device:
+    """`cpu`, `cuda` (an error if no GPU is visible) or `auto` (cuda when available) as a device.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -99,7 +104,15 @@ def _finite_or_inf(x: float) -> float:
 
 
 def run_trial(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTrial, on_epoch: EpochHook | None = None) -> TrialRecord:
-    """Find, compact and train one trial; `parent` is the seed's parent at θ0 and is not modified."""
+    """Find, compact and train one trial; `parent` is the seed's parent at θ0 and is not modified.
+
+    >>> from sparsenas.data import load_dataset; from sparsenas.protocol import make_plan
+    >>> from sparsenas.train import TrainSpec
+    >>> spec = RunSpec(sparsities=(0.5,), seeds=(0,), train=TrainSpec(epochs=1))
+    >>> ds = load_dataset("digits"); t = make_plan(spec, (256, 128))[1]
+    >>> r = run_trial(build_parent("mlp", ds.input_shape, 10, seed=0), ds, spec, t); r.finder, r.kept_nodes
+    ('random', (128, 64))
+    """
     finder = get_finder(planned.finder)
     groups = parent.node_groups()
     ctx = SearchContext(

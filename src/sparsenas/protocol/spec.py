@@ -203,7 +203,12 @@ def _type_word(tp: Any) -> str:
 
 
 def load_spec_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML or YAML spec file into {field name: typed value}, rejecting unknown keys."""
+    """Read a TOML or YAML spec file into {field name: typed value}, rejecting unknown keys.
+
+    >>> import pathlib, tempfile; p = pathlib.Path(tempfile.mkdtemp()) / "spec.toml"
+    >>> _ = p.write_text("epochs = 5\\nsparsities = [0.5, 0.9]\\n"); load_spec_file(p)
+    {'epochs': 5, 'sparsities': (0.5, 0.9)}
+    """
     p = Path(path)
     if not p.is_file():
         raise SparsenasError(f"spec file '{p}' not found; pass an existing .toml or .yaml file to --config")

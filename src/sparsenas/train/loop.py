@@ -55,6 +55,11 @@ def evaluate(model: nn.Module, split: Split) -> tuple[float, float]:
 
 
 def make_optimizer(model: nn.Module, spec: TrainSpec) -> torch.optim.Optimizer:
+    """The optimizer `spec` names, over all of `model`'s parameters.
+
+    >>> type(make_optimizer(nn.Linear(2, 2), TrainSpec(optimizer="adam"))).__name__
+    'Adam'
+    """
     if spec.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
     if spec.optimizer == "adam":
