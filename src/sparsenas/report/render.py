@@ -179,7 +179,7 @@ def _blocks(run_dir: Path, spec: dict[str, Any] | None, trials: list[TrialRecord
         ("fig", "accuracy_vs_sparsity.png", figures.accuracy_vs_sparsity(cells),
          "Final test accuracy vs node sparsity (mean and 95% CI; dashed: dense parent)."),
         ("fig", "val_curves.png", figures.val_curves(trials),
-         "Validation accuracy per epoch, one panel per sparsity (mean across seeds, 95% CI band)."),
+         "Validation accuracy per trained epoch (1..E), one panel per sparsity, each on its own scale (mean across seeds, 95% CI band)."),
         ("fig", "convergence_vs_sparsity.png", figures.convergence_vs_sparsity(cells),
          "Epoch of minimum validation loss vs node sparsity (mean and 95% CI)."),
         ("h2", "Run spec"),
