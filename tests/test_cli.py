@@ -94,7 +94,7 @@ def test_bad_input_never_touches_a_stored_run(tmp_path):
         assert r.returncode == 2 and "Traceback" not in r.stderr
     assert db.read_bytes() == before
     r = _cli("run", *TINY, "--lr", "0.5", "--out", str(out))
-    assert "holds a run of a different spec (differs in: train)" in r.stderr
+    assert "holds a run of a different spec (differs in: lr (0.05 -> 0.5))" in r.stderr
     assert db.read_bytes() == before
 
 
@@ -116,3 +116,43 @@ def test_store_is_plain_sqlite(tmp_path):
         n_trials = db.execute("select count(*) from trials").fetchone()[0]
         n_points = db.execute("select count(*) from curves").fetchone()[0]
     assert n_trials == 10 and n_points == 10 * 3  # epoch 0, 1, 2 per trial
+
+
+def test_damaged_or_foreign_stores_are_named(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", *TINY, "--no-report", "--out", str(out)]) == 0
+    with sqlite3.connect(out / "sparsenas.db") as db:
+        db.execute("update trials set record = '{}' where finder = 'random'")
+    r = _cli("report", str(out))
+    assert r.returncode == 2 and "is damaged (edited by hand?)" in r.stderr and "Traceback" not in r.stderr
+    with sqlite3.connect(out / "sparsenas.db") as db:
+        db.execute("update meta set value = '[1, 2]' where name = 'spec'")
+    r = _cli("run", *TINY, "--out", str(out))
+    assert r.returncode == 2 and "the spec stored in" in r.stderr and "is damaged" in r.stderr
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    with sqlite3.connect(foreign / "sparsenas.db") as db:
+        db.execute("create table notes (t text)")
+    for args in (["report", str(foreign)], ["run", *TINY, "--out", str(foreign)]):
+        r = _cli(*args)
+        assert r.returncode == 2 and "is not a sparsenas store" in r.stderr
+    with sqlite3.connect(foreign / "sparsenas.db") as db:  # and nothing was written into it
+        assert {n for (n,) in db.execute("select name from sqlite_master")} == {"notes"}
+
+
+def test_out_directories_that_are_not_runs_are_left_alone(tmp_path):
+    mine = tmp_path / "mydocs"
+    mine.mkdir()
+    (mine / "report.md").write_text("my notes")
+    r = _cli("run", *TINY, "--out", str(mine))
+    assert r.returncode == 2 and "holds other files but no sparsenas run" in r.stderr
+    assert (mine / "report.md").read_text() == "my notes"
+    r = _cli("run", *TINY, "--out", "")
+    assert r.returncode == 2 and "--out is empty" in r.stderr
+
+
+def test_options_a_dataset_does_not_read_are_refused(tmp_path):
+    r = _cli("run", *TINY, "--data-dir", str(tmp_path), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "dataset 'digits' ships inside a Python package and reads no --data-dir" in r.stderr
+    r = _cli("run", *TINY, "--config", str(tmp_path), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "is a directory" in r.stderr

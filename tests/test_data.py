@@ -46,7 +46,7 @@ def test_batches_cover_the_split_once_in_seeded_order(digits_small):
 
 
 def test_limit_must_be_positive():
-    with pytest.raises(SparsenasError, match="--limit must be at least 1"):
+    with pytest.raises(SparsenasError, match="--limit 0 keeps fewer samples per split than digits has classes"):
         load_dataset("digits", limit=0)
 
 

@@ -93,7 +93,7 @@ def test_rerun_skips_what_is_done(tmp_path):
 def test_run_dir_of_another_spec_is_refused_and_kept(tmp_path):
     run(tiny_spec(), tmp_path)
     before = _numbers(tmp_path)
-    with pytest.raises(SparsenasError, match=r"holds a run of a different spec \(differs in: train\); pass a new --out"):
+    with pytest.raises(SparsenasError, match=r"holds a run of a different spec \(differs in: lr \(0.05 -> 0.2\)\); pass a new --out"):
         run(tiny_spec(lr=0.2), tmp_path)
     assert _numbers(tmp_path) == before
     run(tiny_spec(device="auto"), tmp_path)  # runtime fields may differ on resume
@@ -148,12 +148,26 @@ def test_a_run_grows_by_finders_sparsities_and_seeds(tmp_path):
 
 def test_a_run_on_other_data_is_refused(tmp_path):
     run(tiny_spec(seeds=(0,), sparsities=(0.5,)), tmp_path)
-    with pytest.raises(SparsenasError, match="differs in: limit"):
+    with pytest.raises(SparsenasError, match=r"differs in: limit \(300 -> 200\)"):
         run(tiny_spec(seeds=(0,), sparsities=(0.5,), limit=200), tmp_path)
     from sparsenas.protocol import bind_run_dir
 
     with pytest.raises(SparsenasError, match="holds a run on other data"):
-        bind_run_dir(Store(tmp_path), tiny_spec(seeds=(0,), sparsities=(0.5,)), "0123456789abcdef")
+        bind_run_dir(Store(tmp_path), tiny_spec(seeds=(0,), sparsities=(0.5,)), "0123456789abcdef", (32, 16))
+
+
+def test_only_real_differences_refuse_a_run(tmp_path):
+    run(tiny_spec(finders=("dense", "random"), seeds=(0,), sparsities=(0.5,)), tmp_path)
+    # the model's own widths spelled out, or an option of a finder this run never used: same run
+    run(tiny_spec(finders=("dense", "random"), seeds=(0,), sparsities=(0.5,), widths=(32, 16), candidates=9), tmp_path)
+    # adding random-search later adopts its options ...
+    run(tiny_spec(seeds=(0,), sparsities=(0.5,), candidates=3), tmp_path)
+    assert Store(tmp_path).spec()["candidates"] == 3
+    # ... which then bind the directory
+    with pytest.raises(SparsenasError, match=r"differs in: candidates \(3 -> 5\)"):
+        run(tiny_spec(seeds=(0,), sparsities=(0.5,), candidates=5), tmp_path)
+    with pytest.raises(SparsenasError, match=r"differs in: epochs \(3 -> 4\); widths"):
+        run(tiny_spec(seeds=(0,), sparsities=(0.5,), candidates=3, epochs=4, widths=(8, 8)), tmp_path)
 
 
 def test_convergence_and_best_epochs_are_trained_epochs(tmp_path):

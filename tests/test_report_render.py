@@ -200,3 +200,13 @@ def test_cells_where_every_trial_diverged(tmp_path: Path) -> None:
     assert "n = 0 seeds; 2 excluded: diverged)" in md
     assert "| dense | 0 | 2 | 2 | n/a |" in md
     assert "No run spec is stored in this run." in md
+
+
+def test_mixed_devices_are_flagged(tmp_path: Path) -> None:
+    import dataclasses
+
+    with Store(tmp_path) as s:
+        for seed, (acc, conv) in enumerate(zip(ACC[("random", 0.5)], CONV[("random", 0.5)])):
+            s.put(dataclasses.replace(_trial("random", 0.5, seed, acc, conv), device="cpu" if seed else "cuda:0"))
+    md = write_report(tmp_path)["md"].read_text()
+    assert "trained on different devices (cpu, cuda:0)" in md and "Trained on: cpu, cuda:0." in md

@@ -86,6 +86,8 @@ def test_toml_and_yaml_spec_files(tmp_path):
         ("epochz = 3\n", "unknown key 'epochz' in spec file .*; known keys: .*epochs"),
         ('epochs = "ten"\n', "key 'epochs' in '.*s.toml' must be an integer, got 'ten'"),
         ("sparsities = 0.5\n", "key 'sparsities' in .* must be a comma-separated list of numbers"),
+        ("sparsities = {}\n", "key 'sparsities' in .* must be a comma-separated list of numbers"),
+        ("epochs = 2.5\n", "key 'epochs' in .* must be an integer, got 2.5"),
         ("epochs = [\n", "is not valid TOML"),
     ],
 )

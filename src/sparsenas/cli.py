@@ -28,7 +28,8 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     for opt in options():
         default = ",".join(map(str, opt.default)) if isinstance(opt.default, tuple) else opt.default
-        p.add_argument(opt.flag, dest=opt.name, default=None, metavar="X", help=f"{opt.help} (default: {default})")
+        shown = "" if default is None else f" (default: {default})"
+        p.add_argument(opt.flag, dest=opt.name, default=None, metavar="X", help=opt.help + shown)
 
 
 def _spec_from_args(args: argparse.Namespace) -> Any:
@@ -48,7 +49,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .progress import RunProgress
 
     spec = _spec_from_args(args)
-    out = Path(args.out or f"runs/{spec.dataset}-{spec.model}")
+    if args.out is not None and not args.out.strip():
+        raise SparsenasError("--out is empty; pass a run directory such as --out runs/demo")
+    out = Path(args.out if args.out is not None else f"runs/{spec.dataset}-{spec.model}")
     with RunProgress(enabled=not args.quiet, epochs=spec.train.epochs) as prog:
         try:
             summary = run(spec, out, on_trial=prog.on_trial, on_epoch=prog.on_epoch)
@@ -112,12 +115,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ...
     0
     """
-    args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "report": cmd_report, "list": cmd_list}[args.command]
     try:
+        # inside the try: building the parser imports torch, and Ctrl-C may land there
+        args = build_parser().parse_args(argv)
+        handler = {"run": cmd_run, "report": cmd_report, "list": cmd_list}[args.command]
         return handler(args)
     except SparsenasError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: out of memory; use smaller --widths, --batch-size or --limit", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        if "out of memory" not in str(e) and "can't allocate memory" not in str(e):
+            raise
+        print("error: out of memory; use smaller --widths, --batch-size or --limit", file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as e:
         # the file system said no mid-run (disk full, permissions changed): finished trials are

@@ -145,8 +145,11 @@ def load_dataset(name: str, data_dir: str | None = None, limit: int | None = Non
     loader = DATASETS.get(name)
     ds: Dataset = loader(data_dir)
     if limit is not None:
-        if limit < 1:
-            raise SparsenasError(f"--limit must be at least 1, got {limit}")
+        if limit < ds.num_classes:
+            raise SparsenasError(
+                f"--limit {limit} keeps fewer samples per split than {name} has classes ({ds.num_classes}); "
+                "use --limit 100 or more"
+            )
         cut = lambda s: Split(s.x[:limit].contiguous(), s.y[:limit].contiguous())  # noqa: E731
         ds = Dataset(ds.name, cut(ds.train), cut(ds.val), cut(ds.test), ds.num_classes)
     return ds

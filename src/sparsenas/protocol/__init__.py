@@ -1,7 +1,8 @@
 """Protocol layer: run spec, trial plan, runner."""
 
 from .plan import PlannedTrial, make_plan, trial_key, trial_spec
-from .runner import RunSummary, bind_run_dir, run, run_trial
+from .binding import bind_run_dir
+from .runner import RunSummary, run, run_trial
 from .spec import RunSpec, build_spec, load_spec_file, options
 
 __all__ = [

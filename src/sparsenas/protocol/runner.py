@@ -23,6 +23,7 @@ from ..masks import compact, count_flops, count_params, weight_sparsity
 from ..models import Parent, build_parent
 from ..store import EpochRecord, Store, TrialRecord
 from ..train import train
+from .binding import bind_run_dir
 from .plan import PlannedTrial, finder_seed, make_plan
 from .spec import RunSpec
 
@@ -52,51 +53,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise SparsenasError("--device cuda asked for, but this torch build sees no CUDA GPU; use --device cpu or auto")
     return torch.device(name)
-
-
-GROWABLE = ("finders", "sparsities", "seeds")  # a run may grow along these; trials are reused
-
-
-def _union(old: list, new: list) -> list:
-    merged = list(old) + [x for x in new if x not in old]
-    return merged if all(isinstance(x, str) for x in merged) else sorted(merged)
-
-
-def bind_run_dir(store: Store, spec: RunSpec, data_fingerprint: str) -> None:
-    """Bind a run directory to its spec, or refuse one that holds a run of another spec.
-
-    Finders, sparsities and seeds may be added to a run later (the stored spec becomes the union,
-    finished trials are reused); anything that changes how trials are trained, or the data itself,
-    is another run.
-
-    >>> import tempfile; s = Store(tempfile.mkdtemp())
-    >>> bind_run_dir(s, RunSpec(seeds=(0,)), "abc"); bind_run_dir(s, RunSpec(seeds=(1,)), "abc")
-    >>> s.spec()["seeds"]
-    [0, 1]
-    """
-    new = spec.identity() | {"data": data_fingerprint}
-    stored = store.spec()
-    if stored is None:
-        store.set_spec(new)
-        return
-    # a store written before a field existed is compared at that field's default
-    defaults = RunSpec().identity()
-    full = {**defaults, "data": data_fingerprint, **stored}
-    full["train"] = {**defaults["train"], **stored.get("train", {})}
-    diff = sorted(k for k in new if k not in (*GROWABLE, "data") and full.get(k) != new[k])
-    if diff:
-        raise SparsenasError(
-            f"'{store.run_dir}' holds a run of a different spec (differs in: {', '.join(diff)}); "
-            "pass a new --out directory, or the same options to resume it"
-        )
-    if full["data"] != data_fingerprint:
-        raise SparsenasError(
-            f"'{store.run_dir}' holds a run on other data than this {spec.dataset} (another --data-dir or "
-            "changed files?); pass a new --out directory"
-        )
-    merged = full | {k: _union(full[k], new[k]) for k in GROWABLE}
-    if merged != stored:
-        store.set_spec(merged)
 
 
 def _finite_or_inf(x: float) -> float:
@@ -155,6 +111,7 @@ def run_trial(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTria
         min_val_loss_epoch=conv.epoch,
         wall_seconds=result.wall_seconds,
         search=found.cost,
+        device=str(next(net.parameters()).device),
         curve=curve,
         spec=planned.spec,
     )
@@ -182,7 +139,7 @@ def run(
     widths = tuple(g.size for g in build_parent(spec.model, data.input_shape, data.num_classes, 0, spec.widths).node_groups())
     plan = make_plan(spec, widths)
     with Store(out) as store:
-        bind_run_dir(store, spec, data_id)
+        bind_run_dir(store, spec, data_id, widths)
         done = store.done_keys()
         pending = [t for t in plan if t.key not in done]
         skipped, ran, diverged = len(plan) - len(pending), 0, 0

@@ -37,7 +37,7 @@ class RunSpec:
     """
 
     dataset: str = field(default="digits", metadata={"help": "dataset name (sparsenas list)"})
-    data_dir: str | None = field(default=None, metadata={"help": "folder with the dataset's files (fashion-mnist: the four IDX files)"})
+    data_dir: str | None = field(default=None, metadata={"help": "folder with the dataset's files (fashion-mnist: the four IDX files; default /usr/share/datasets/fashion-mnist)"})
     limit: int | None = field(default=None, metadata={"help": "keep only the first N samples of each split (quick tries, tests)"})
     model: str = field(default="mlp", metadata={"help": "parent network name (sparsenas list)"})
     widths: tuple[int, ...] | None = field(default=None, metadata={"help": "hidden widths of the parent, e.g. 300,100 (default: the model's own)"})
@@ -63,7 +63,7 @@ class RunSpec:
             raise SparsenasError("no sparsities given; e.g. --sparsities 0.5,0.8,0.9")
         for s in self.sparsities:
             check_sparsity(s)
-        if len(set(self.sparsities)) != len(self.sparsities):
+        if len({round(s, 6) for s in self.sparsities}) != len(self.sparsities):
             raise SparsenasError(f"sparsities listed twice in {','.join(map(str, self.sparsities))}; list each once")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0 or max(self.seeds) >= 2**63:
             raise SparsenasError(f"seeds must be distinct integers in [0, 2^63), got {_short(self.seeds)}; e.g. --seeds 5")
@@ -158,6 +158,8 @@ def parse_value(opt: Option, value: Any, source: str | None = None) -> Any:
             return _parse_seeds(value)
         if get_origin(tp) is tuple:
             elem = get_args(tp)[0]
+            if isinstance(value, dict):
+                raise TypeError  # a table is no list, even if Python would iterate its keys
             items = value.split(",") if isinstance(value, str) else list(value)
             return tuple(_scalar(elem, v) for v in items if not (isinstance(v, str) and not v.strip()))
         return _scalar(tp, value)
@@ -210,6 +212,8 @@ def load_spec_file(path: str | Path) -> dict[str, Any]:
     {'epochs': 5, 'sparsities': (0.5, 0.9)}
     """
     p = Path(path)
+    if p.is_dir():
+        raise SparsenasError(f"spec file '{p}' is a directory; pass a .toml or .yaml file to --config")
     if not p.is_file():
         raise SparsenasError(f"spec file '{p}' not found; pass an existing .toml or .yaml file to --config")
     try:
@@ -217,9 +221,9 @@ def load_spec_file(path: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as e:
         raise SparsenasError(f"cannot read spec file '{p}' ({e}); pass a UTF-8 .toml or .yaml file") from None
     try:
-        if p.suffix == ".toml":
+        if p.suffix.lower() == ".toml":
             raw = tomllib.loads(text)
-        elif p.suffix in (".yaml", ".yml"):
+        elif p.suffix.lower() in (".yaml", ".yml"):
             import yaml
 
             raw = yaml.safe_load(text) or {}

@@ -119,13 +119,23 @@ def _summary_rows(cells: Sequence[Cell]) -> tuple[Block, Block]:
     return ("table", acc, acc_rows), ("table", cost, cost_rows)
 
 
+def _device_warning(trials: Sequence[TrialRecord]) -> list[Block]:
+    devices = sorted({t.device for t in trials if t.device})
+    if len(devices) < 2:
+        return []
+    # float differences compound over training: CPU and GPU twins end tenths of a point apart
+    return [("p", f"Warning: this run's trials were trained on different devices ({', '.join(devices)}); "
+                  "paired differences then include device noise. Re-run on one device for a clean comparison.")]
+
+
 def _answer(trials: Sequence[TrialRecord], comps: Sequence[Comparison]) -> list[Block]:
     finders = {t.finder for t in trials}
     if CONTROL not in finders:
         return [("p", "This run has no 'random' trials, so no finder can be compared with the random "
                       "control; add 'random' to the run's finders and run it again (finished trials are reused).")]
     if not comps:
-        return [("p", "This run holds only the controls (dense, random); there is no finder to compare with random.")]
+        held = ", ".join(sorted(finders))
+        return [("p", f"This run holds only {held}; there is no finder to compare with random.")]
     acc = [verdict_line(c) for c in comps if c.metric == "final_test_acc"]
     conv = [verdict_line(c) for c in comps if c.metric == "min_val_loss_epoch"]
     return [("p", "Final test accuracy, each finder against random sparse sub-networks of the same sparsity "
@@ -162,7 +172,7 @@ def _blocks(run_dir: Path, spec: dict[str, Any] | None, trials: list[TrialRecord
     gaps = gap_to_dense(trials)
     title = " / ".join(str(spec[k]) for k in ("dataset", "model") if spec and k in spec) or run_dir.name
     acc_table, cost_table = _summary_rows(cells)
-    blocks: list[Block] = [("h1", f"sparsenas report: {title}"), ("h2", "Answer"), *_answer(trials, comps)]
+    blocks: list[Block] = [("h1", f"sparsenas report: {title}"), ("h2", "Answer"), *_device_warning(trials), *_answer(trials, comps)]
     if comps:
         blocks += [("h2", "Verdict table (finder − random, paired by seed)"), ("table", *verdict_rows(comps))]
     blocks.append(("h2", "Gap to dense (finder − dense parent, paired by seed)"))
@@ -187,7 +197,12 @@ def _blocks(run_dir: Path, spec: dict[str, Any] | None, trials: list[TrialRecord
     if spec is None:
         blocks.append(("p", "No run spec is stored in this run."))
     else:
+        blocks.append(("p", "The options this directory was run with; finders, sparsities and seeds are the union over "
+                            "every 'sparsenas run' into it (the trials actually stored are counted per cell above)."))
         blocks.append(("table", ["key", "value"], [[k, json.dumps(v)] for k, v in sorted(spec.items())]))
+    devices = sorted({t.device for t in trials if t.device})
+    if devices:
+        blocks.append(("p", f"Trained on: {', '.join(devices)}."))
     return blocks + [("h2", "Methods"), ("p", METHODS)]
 
 

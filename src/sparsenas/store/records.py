@@ -40,6 +40,7 @@ class TrialRecord:
     min_val_loss_epoch: int  # epoch of lowest validation loss: the convergence epoch
     wall_seconds: float  # final training only
     search: SearchCost = field(default_factory=SearchCost)
+    device: str = ""  # where it was trained ("cpu", "cuda:0"); "" in stores that predate the field
     curve: tuple[EpochRecord, ...] = ()
     spec: dict[str, Any] = field(default_factory=dict)  # the canonical trial spec that was hashed
 

@@ -59,6 +59,11 @@ class Store:
                 )
             if self.run_dir.exists() and not self.run_dir.is_dir():
                 raise SparsenasError(f"'{self.run_dir}' is a file, not a directory; pass a directory to --out")
+            if self.run_dir.is_dir() and any(self.run_dir.iterdir()):
+                # the report would overwrite report.md & co.: never write into someone's folder
+                raise SparsenasError(
+                    f"'{self.run_dir}' holds other files but no sparsenas run; pass a new or empty --out directory"
+                )
             try:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
             except OSError as e:
@@ -67,6 +72,13 @@ class Store:
             self._db = sqlite3.connect(self.path, timeout=30.0)
             # FULL sync: a trial the store said it wrote survives a power cut, not just kill -9.
             self._db.execute("pragma synchronous = full")
+            tables = {r[0] for r in self._db.execute("select name from sqlite_master where type = 'table'")}
+            if (tables or not create) and not {"meta", "trials", "curves"} <= tables:
+                # an SQLite file of something else (or an empty one): never write our tables into it
+                raise SparsenasError(
+                    f"'{self.path}' is not a sparsenas store (it lacks the sparsenas tables); "
+                    "pass another --out directory"
+                )
             if create:
                 self._db.executescript(_SCHEMA)
                 # fail now, not after the first trial has trained, if the store cannot be written
@@ -106,7 +118,15 @@ class Store:
     def spec(self) -> dict[str, Any] | None:
         """The spec the run directory is bound to (None for a new store)."""
         value = self._meta("spec")
-        return None if value is None else json.loads(value)
+        if value is None:
+            return None
+        try:
+            spec = json.loads(value)
+        except json.JSONDecodeError:
+            spec = None
+        if not isinstance(spec, dict):
+            raise SparsenasError(f"the spec stored in '{self.path}' is damaged; pass a new --out directory")
+        return spec
 
     def set_spec(self, spec: dict[str, Any]) -> None:
         with self._db:
@@ -147,7 +167,16 @@ class Store:
         for key, *vals in self._db.execute("select * from curves order by key, epoch"):
             curves.setdefault(key, []).append(_epoch(tuple(vals)))
         rows = self._db.execute("select key, record from trials order by finder, sparsity, seed")
-        return [_from_json(rec, tuple(curves.get(key, []))) for key, rec in rows]
+        out = []
+        for key, rec in rows:
+            try:
+                out.append(_from_json(rec, tuple(curves.get(key, []))))
+            except (ValueError, KeyError, TypeError, AttributeError):  # JSONDecodeError is a ValueError
+                raise SparsenasError(
+                    f"trial {key} in '{self.path}' is damaged (edited by hand?); delete its rows from the "
+                    "trials and curves tables and re-run the same command to train it again"
+                ) from None
+        return out
 
     def __len__(self) -> int:
         return self._db.execute("select count(*) from trials").fetchone()[0]

@@ -1,0 +1,89 @@
+"""Binding a run directory to its spec: resume it, grow it, or refuse another spec.
+
+A run directory holds the trials of one experiment. It may grow along finders, sparsities and seeds
+(the stored spec becomes the union and finished trials are reused); anything that changes how a
+trial is trained, or the data itself, is another experiment and is refused with a message that
+names what differs, so nothing already stored is mixed with incomparable trials.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import SparsenasError
+from ..finders import FINDERS, get_finder
+from ..store import Store
+from .spec import RunSpec
+
+GROWABLE = ("finders", "sparsities", "seeds")  # a run may grow along these; trials are reused
+
+
+def _union(old: list, new: list) -> list:
+    merged = list(old) + [x for x in new if x not in old]
+    return merged if all(isinstance(x, str) for x in merged) else sorted(merged)
+
+
+def _options_by_finder(finders: list[str]) -> dict[str, set[str]]:
+    # option name -> the finders among `finders` that read it
+    out: dict[str, set[str]] = {}
+    for f in finders:
+        for k in get_finder(f).options:
+            out.setdefault(k, set()).add(f)
+    return out
+
+
+def _differences(full: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What differs between a stored spec and a new one, in words, ignoring what may differ."""
+    options = _options_by_finder(full["finders"])
+    shared = set(full["finders"]) & set(new["finders"])
+    out = []
+    for k in sorted(new):
+        if k in (*GROWABLE, "data") or full.get(k) == new[k]:
+            continue
+        if k == "train":
+            out += [f"{t} ({full['train'].get(t)} -> {v})" for t, v in sorted(new["train"].items()) if full["train"].get(t) != v]
+        elif k in _options_by_finder(FINDERS.names()):
+            # a finder option matters only if a finder that reads it is in both runs
+            if options.get(k, set()) & shared:
+                out.append(f"{k} ({full.get(k)} -> {new[k]})")
+        else:
+            out.append(f"{k} ({full.get(k)} -> {new[k]})")
+    return out
+
+
+def bind_run_dir(store: Store, spec: RunSpec, data_fingerprint: str, widths: tuple[int, ...]) -> None:
+    """Bind `store`'s run directory to `spec` (with its resolved parent `widths`), or refuse.
+
+    >>> import tempfile; s = Store(tempfile.mkdtemp())
+    >>> bind_run_dir(s, RunSpec(seeds=(0,)), "abc", (256, 128))
+    >>> bind_run_dir(s, RunSpec(seeds=(1,)), "abc", (256, 128))
+    >>> s.spec()["seeds"]
+    [0, 1]
+    """
+    new = spec.identity() | {"data": data_fingerprint, "widths": list(widths)}
+    stored = store.spec()
+    if stored is None:
+        store.set_spec(new)
+        return
+    # a store written before a field existed is compared at that field's default
+    defaults = RunSpec().identity()
+    full = {**defaults, "data": data_fingerprint, **stored}
+    full["train"] = {**defaults["train"], **stored.get("train", {})}
+    diff = _differences(full, new)
+    if diff:
+        raise SparsenasError(
+            f"'{store.run_dir}' holds a run of a different spec (differs in: {'; '.join(diff)}); "
+            "pass a new --out directory, or the same options to resume it"
+        )
+    if full["data"] != data_fingerprint:
+        raise SparsenasError(
+            f"'{store.run_dir}' holds a run on other data than this {spec.dataset} (another --data-dir or "
+            "changed files?); pass a new --out directory"
+        )
+    merged = full | {k: _union(full[k], new[k]) for k in GROWABLE}
+    # an option of a finder this directory has not run yet takes the new run's value
+    for k, users in _options_by_finder(new["finders"]).items():
+        if not users & set(full["finders"]):
+            merged[k] = new[k]
+    if merged != stored:
+        store.set_spec(merged)
