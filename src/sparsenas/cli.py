@@ -123,11 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SparsenasError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except MemoryError:
-        print("error: out of memory; use smaller --widths, --batch-size or --limit", file=sys.stderr)
-        return 2
-    except RuntimeError as e:
-        if "out of memory" not in str(e) and "can't allocate memory" not in str(e):
+    except (MemoryError, RuntimeError) as e:
+        # torch reports allocation failures as RuntimeError; any other RuntimeError is a bug to show
+        if isinstance(e, RuntimeError) and "out of memory" not in str(e) and "can't allocate memory" not in str(e):
             raise
         print("error: out of memory; use smaller --widths, --batch-size or --limit", file=sys.stderr)
         return 2

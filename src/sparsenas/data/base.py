@@ -132,6 +132,15 @@ def fingerprint(ds: Dataset) -> str:
     return h.hexdigest()[:16]
 
 
+def no_data_dir(name: str, data_dir: str | None) -> None:
+    """For datasets shipped inside a package: refuse a --data-dir rather than silently ignore it.
+
+    >>> no_data_dir("digits", None)
+    """
+    if data_dir is not None:
+        raise SparsenasError(f"dataset '{name}' ships inside a Python package and reads no --data-dir; drop --data-dir")
+
+
 # A loader takes the data directory (or None for its default) and returns the Dataset.
 DATASETS: Registry = Registry("dataset")
 

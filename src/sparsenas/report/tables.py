@@ -135,9 +135,8 @@ def _compare(
     ctrl = {(t.seed, t.sparsity): t for t in trials if t.finder == control}
     if not ctrl:
         return []  # no control in this run: nothing to pair with (the report says so)
-    finders = [f for f in finder_order(t.finder for t in trials) if f not in (DENSE, control)]
-    if control == DENSE:
-        finders = [f for f in finder_order(t.finder for t in trials) if f != DENSE]
+    # against dense every other finder (random included) is compared; against random, the finders
+    finders = [f for f in finder_order(t.finder for t in trials) if f not in {DENSE, control}]
     out: list[Comparison] = []
     for finder in finders:
         sparsities = sorted({t.sparsity for t in trials if t.finder == finder})
