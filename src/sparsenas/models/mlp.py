@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from .base import NodeGroup, Parent, linear_chain_groups
+from .base import NodeGroup, Parent, linear_chain_groups, stacked_linear
 from .registry import MODELS
 
 
@@ -37,6 +37,19 @@ class MLP(Parent):
 
     def node_groups(self) -> list[NodeGroup]:
         return linear_chain_groups(self.names, list(self.widths))
+
+    def stacked_forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """K MLPs of this shape on one batch: the first layer as one wide GEMM, then batched GEMMs.
+
+        >>> m = MLP((1, 8, 8), 10, (32, 16))
+        >>> p = {n: t.detach().expand(3, *t.shape) for n, t in m.named_parameters()}
+        >>> y = m.stacked_forward(p, torch.randn(5, 1, 8, 8)); tuple(y.shape)
+        (3, 5, 10)
+        """
+        h = x.flatten(1)  # (B, C*H*W), shared by the K members
+        for name in self.names[:-1]:
+            h = torch.relu(stacked_linear(h, params[f"{name}.weight"], params[f"{name}.bias"]))
+        return stacked_linear(h, params["out.weight"], params["out.bias"])
 
 
 @MODELS.register("mlp", help="MLP with ReLU; hidden widths from --widths (default 256,128)")

@@ -1,0 +1,127 @@
+"""Memory: how many sub-networks fit in one population, and how much memory a run used at peak.
+
+The population size is chosen from the device's *total* memory, not from what happens to be free at
+the moment: free memory changes from run to run, and a population's members agree with their solo
+twins only to fp32 rounding, so a size that moved with free memory would make the same spec give
+different bits on the same machine. A cap (`--population`) bounds it from above.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import sys
+
+import torch
+from torch import nn
+
+from .spec import TrainSpec
+
+CPU_FRACTION = 0.5  # of physical memory a population may plan for on the CPU
+GPU_FRACTION = 0.8  # of a GPU's memory
+EVAL_ROWS = 32768  # samples x members evaluated per chunk: evaluation memory is independent of K
+
+
+def eval_rows(k: int) -> int:
+    """Samples per evaluation chunk for a population of `k`: 4096 alone, fewer as k grows.
+
+    >>> eval_rows(1), eval_rows(32), eval_rows(1024)
+    (4096, 1024, 256)
+    """
+    return max(256, min(4096, EVAL_ROWS // max(1, k)))
+
+
+def total_memory(device: torch.device) -> int:
+    """Bytes of memory the device has in all (physical RAM for the CPU).
+
+    >>> total_memory(torch.device("cpu")) > 0
+    True
+    """
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: assume a small laptop
+        return 8 * 2**30
+
+
+def activation_floats(net: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Floats every leaf module outputs for one sample: a measure of activation memory.
+
+    >>> activation_floats(nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.ReLU()), (4,))
+    10
+    """
+    sizes: list[int] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, o: sizes.append(o.numel()) if torch.is_tensor(o) else None)
+             for m in net.modules() if not list(m.children())]
+    try:
+        p = next(net.parameters())
+        with torch.no_grad():
+            net(torch.zeros(1, *input_shape, device=p.device, dtype=p.dtype))
+    finally:
+        for h in hooks:
+            h.remove()
+    return sum(sizes)
+
+
+def member_bytes(net: nn.Module, input_shape: tuple[int, ...], spec: TrainSpec) -> int:
+    """Estimated bytes one population member needs: weights, gradients, optimizer state, and its
+    activations for a training batch (kept for backward, their gradients, one temporary each).
+
+    >>> from sparsenas.models import build_parent
+    >>> member_bytes(build_parent("lenet-300-100", (1, 28, 28), 10, 0), (1, 28, 28), TrainSpec()) > 266_610 * 12
+    True
+    """
+    params = sum(p.numel() for p in net.parameters())
+    states = 2 if spec.optimizer == "adam" else (1 if spec.momentum > 0 else 0)
+    # functional activations (ReLU called as a function) are not modules: count outputs twice
+    act = 2 * activation_floats(net, input_shape)
+    return 4 * (params * (2 + states) + 3 * act * spec.batch_size)
+
+
+def population_size(net: nn.Module, input_shape: tuple[int, ...], spec: TrainSpec, device: torch.device, cap: int) -> int:
+    """How many members shaped like `net` one population holds: what fits, at most `cap`.
+
+    >>> from sparsenas.models import build_parent
+    >>> population_size(build_parent("mlp", (1, 8, 8), 10, 0), (1, 8, 8), TrainSpec(), torch.device("cpu"), 64)
+    64
+    """
+    fraction = GPU_FRACTION if device.type == "cuda" else CPU_FRACTION
+    budget = fraction * total_memory(device)
+    # evaluation chunks hold EVAL_ROWS samples' activations whatever K is: set them aside
+    budget -= 4 * 2 * activation_floats(net, input_shape) * EVAL_ROWS
+    fits = int(budget // max(1, member_bytes(net, input_shape, spec)))
+    return max(1, min(cap, fits))
+
+
+def peak_memory(device: torch.device) -> int:
+    """Peak bytes this process has held: resident memory on the CPU, allocated memory on a GPU.
+
+    >>> peak_memory(torch.device("cpu")) > 0
+    True
+    """
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # macOS reports bytes, Linux KiB
+
+
+def tune_malloc() -> bool:
+    """Keep freed large blocks in glibc's heap instead of returning them to the kernel.
+
+    Training allocates and frees the same few-MB tensors every step; glibc's default thresholds
+    hand them back to the kernel and page-fault them in again, which measured up to 2x slower in
+    the backward pass of a K=128 population. Returns False (and changes nothing) off glibc.
+
+    >>> isinstance(tune_malloc(), bool)
+    True
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
+    except (OSError, AttributeError):
+        return False

@@ -1,0 +1,276 @@
+"""The one training loop: K same-shape networks trained together, as stacked weights, on the same
+minibatches. K = 1 is an ordinary trial.
+
+Every member has its own weights, optimizer state, learning curve and divergence check. Members
+never exchange numbers: the loss is the sum of the members' mean losses, so each member's gradient
+is its own, and SGD and Adam act element by element, so one optimizer over the stacked tensors is K
+optimizers. A member whose loss or weights turn non-finite is marked diverged at the end of that
+epoch and dropped from the stacks (with its optimizer state); the others go on undisturbed.
+
+Members agree with the same network trained alone to fp32 rounding, not to the last bit: a GEMM over
+K stacked matrices may sum in another order than K separate GEMMs. Population composition is
+therefore a deterministic function of the plan (see `protocol.runner`).
+
+The data order of a trial is fixed by its `data_seed` alone: epoch e's permutation is the e-th draw
+of a generator seeded with `data_seed`, so every trial of a seed sees the same minibatches.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+from torch.nn import functional as F
+
+from ..data import Dataset, Split, batches
+from .memory import eval_rows
+from .records import EpochRecord
+from .spec import TrainSpec
+
+# on_epoch(member index, the member's new curve point)
+MemberHook = Callable[[int, EpochRecord], None]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    curve: tuple[EpochRecord, ...]
+    status: str  # "done" or "diverged"
+    wall_seconds: float  # of the whole population's training
+    steps: int = 0  # optimizer steps this member took
+    samples: int = 0  # training samples those steps processed
+
+
+Forward = Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
+
+
+def stacked_forward_of(base: nn.Module) -> Forward:
+    """The function (stacked params, x) -> logits (K, B, C) for networks shaped like `base`.
+
+    Parents provide `stacked_forward`; any other module is vmapped over its own forward.
+
+    >>> f = stacked_forward_of(nn.Linear(4, 3))
+    >>> p = {"weight": torch.zeros(2, 3, 4), "bias": torch.ones(2, 3)}
+    >>> tuple(f(p, torch.zeros(5, 4)).shape)
+    (2, 5, 3)
+    """
+    own = getattr(base, "stacked_forward", None)
+    if own is not None:
+        return own
+    return vmap(lambda p, x: functional_call(base, p, (x,)), in_dims=(0, None))
+
+
+def make_stacked_optimizer(params: list[torch.Tensor], spec: TrainSpec) -> torch.optim.Optimizer:
+    """The optimizer `spec` names over stacked tensors (fused kernels where torch has them).
+
+    >>> type(make_stacked_optimizer([torch.zeros(2, 3, requires_grad=True)], TrainSpec())).__name__
+    'SGD'
+    """
+    # fused: one kernel per tensor for the whole update, instead of one pass per arithmetic op
+    fused = {"fused": True} if params and params[0].device.type in ("cpu", "cuda") else {}
+    if spec.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay, **fused)
+    if spec.optimizer == "adam":
+        return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay, **fused)
+    raise ValueError(f"unknown optimizer {spec.optimizer!r}")
+
+
+def lr_factor(spec: TrainSpec, step: int, total: int) -> float:
+    """The schedule's multiplier of the learning rate at `step` of `total`.
+
+    >>> lr_factor(TrainSpec(schedule="cosine"), 5, 10)
+    0.5
+    """
+    if spec.schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * step / max(1, total)))
+    return 1.0
+
+
+def member_losses(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of each member: logits (K, B, C), labels (B,) -> (K,) (mean or sum over B).
+
+    >>> [round(v, 4) for v in member_losses(torch.zeros(2, 3, 4), torch.tensor([0, 1, 2])).tolist()]
+    [1.3863, 1.3863]
+    """
+    k, b, c = logits.shape
+    per_sample = F.cross_entropy(logits.reshape(k * b, c), y.repeat(k), reduction="none").view(k, b)
+    return per_sample.mean(1) if reduction == "mean" else per_sample.sum(1)
+
+
+class Population:
+    """K networks of one shape as stacked tensors (K, ...), with one optimizer over them.
+
+    >>> nets = [nn.Linear(4, 3) for _ in range(2)]
+    >>> pop = Population(nets, TrainSpec()); pop.size, tuple(pop.params["weight"].shape)
+    (2, (2, 3, 4))
+    """
+
+    def __init__(self, nets: Sequence[nn.Module], spec: TrainSpec) -> None:
+        if not nets:
+            raise ValueError("a population needs at least one network")
+        self.spec = spec
+        self.base = nets[0]
+        shapes = [{n: tuple(t.shape) for n, t in net.state_dict().items()} for net in nets]
+        if any(s != shapes[0] for s in shapes[1:]):
+            raise ValueError("population members must share one shape (the same compacted widths)")
+        self.forward: Forward = stacked_forward_of(self.base)
+        tensors = [dict(net.named_parameters()) | dict(net.named_buffers()) for net in nets]
+        trainable = {n for n, p in self.base.named_parameters() if p.requires_grad}
+        self.params = {
+            n: torch.stack([t[n].detach() for t in tensors]).requires_grad_(n in trainable)
+            for n in tensors[0]
+        }
+        self.members = list(range(len(nets)))  # row r of every stack holds member self.members[r]
+        self.optimizer = make_stacked_optimizer(self._trainable(), spec)
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    def _trainable(self) -> list[torch.Tensor]:
+        return [t for t in self.params.values() if t.requires_grad]
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward(self.params, x)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
+        """One optimizer step of every member on the batch (x, y); returns the members' losses (K,)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        losses = member_losses(self.logits(x), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()  # d(sum)/d(member k's weights) = d(loss k)/d(member k's weights)
+        self.optimizer.step()
+        return losses.detach()
+
+    @torch.no_grad()
+    def evaluate(self, split: Split) -> tuple[list[float], list[float]]:
+        """Each member's (mean loss, accuracy) on `split`, as two lists in row order."""
+        k, n = self.size, len(split)
+        device = next(iter(self.params.values())).device
+        loss_sum = torch.zeros(k, dtype=torch.float64, device=device)
+        correct = torch.zeros(k, dtype=torch.int64, device=device)
+        for xb, yb in batches(split, eval_rows(k)):
+            logits = self.logits(xb)
+            loss_sum += member_losses(logits, yb, reduction="sum").double()
+            correct += (logits.argmax(2) == yb).sum(1)
+        return (loss_sum / n).tolist(), (correct.double() / n).tolist()
+
+    @torch.no_grad()
+    def write_back(self, nets: Sequence[nn.Module], rows: Sequence[int] | None = None) -> None:
+        """Copy the weights of the members at `rows` (default all) into their networks."""
+        for r in range(self.size) if rows is None else rows:
+            own = dict(nets[self.members[r]].named_parameters()) | dict(nets[self.members[r]].named_buffers())
+            for name, stack in self.params.items():
+                own[name].copy_(stack[r])
+
+    def keep(self, rows: Sequence[int]) -> None:
+        """Keep only the members at `rows`: stacks and optimizer state are sliced, nothing else changes."""
+        old = self._trainable()
+        index = torch.tensor(list(rows), dtype=torch.long, device=old[0].device if old else "cpu")
+        k = self.size
+        self.params = {
+            n: t.detach().index_select(0, index).requires_grad_(t.requires_grad) for n, t in self.params.items()
+        }
+        new = self._trainable()
+        state = self.optimizer.state
+        self.optimizer = make_stacked_optimizer(new, self.spec)
+        for o, p in zip(old, new):
+            if o in state:
+                # per-member state (momentum, Adam moments) is sliced; shared scalars (Adam's step) copied
+                self.optimizer.state[p] = {
+                    key: v.index_select(0, index) if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == k
+                    else (v.clone() if torch.is_tensor(v) else v)
+                    for key, v in state[o].items()
+                }
+        self.members = [self.members[r] for r in rows]
+
+
+def train_population(
+    nets: Sequence[nn.Module],
+    data: Dataset,
+    spec: TrainSpec,
+    data_seed: int,
+    max_steps: int | None = None,
+    on_epoch: MemberHook | None = None,
+) -> list[TrainResult]:
+    """Train the same-shape `nets` together, in place, for `spec.epochs` epochs (or `max_steps`).
+
+    Returns one result per net, in order. A curve starts at epoch 0 (at init) and holds one record
+    per completed epoch; with `max_steps` (proxies that score a candidate after k steps) training
+    stops after that many steps and no curve is recorded.
+
+    >>> from sparsenas.data import load_dataset
+    >>> from sparsenas.models import build_parent
+    >>> ds = load_dataset("digits"); nets = [build_parent("mlp", ds.input_shape, 10, seed=s) for s in (0, 1)]
+    >>> rs = train_population(nets, ds, TrainSpec(epochs=2), data_seed=0)
+    >>> [([e.epoch for e in r.curve], r.status) for r in rs]
+    [([0, 1, 2], 'done'), ([0, 1, 2], 'done')]
+    """
+    start = time.perf_counter()
+    pop = Population(nets, spec)
+    k = pop.size
+    curves: list[list[EpochRecord]] = [[] for _ in range(k)]
+    status = ["done"] * k
+    step, seen = 0, 0  # optimizer steps and samples so far: every member still in takes each step
+    spent: dict[int, tuple[int, int]] = {}  # member -> (steps, samples) when it left
+
+    def drop(bad_rows: list[int]) -> None:
+        if bad_rows:
+            pop.write_back(nets, bad_rows)  # a diverged net keeps the weights it diverged with
+            for r in bad_rows:
+                status[pop.members[r]] = "diverged"
+                spent[pop.members[r]] = (step, seen)
+            pop.keep([r for r in range(pop.size) if r not in set(bad_rows)])
+
+    def record(epoch: int, train_losses: list[float]) -> None:
+        val_loss, val_acc = pop.evaluate(data.val)
+        _, test_acc = pop.evaluate(data.test)
+        bad = []
+        for r, m in enumerate(pop.members):
+            if not math.isfinite(val_loss[r]):
+                # non-finite outputs: at init (inputs with inf) the curve keeps its epoch 0 and
+                # there is nothing to train; later (weights broken on the epoch's last step) the
+                # epoch is no valid point of the curve
+                bad.append(r)
+                if epoch > 0:
+                    continue
+            curves[m].append(EpochRecord(epoch, train_losses[r], val_loss[r], val_acc[r], test_acc[r]))
+            if on_epoch:
+                on_epoch(m, curves[m][-1])
+        drop(bad)
+
+    if max_steps is None:
+        record(0, pop.evaluate(data.train)[0])
+    order = torch.Generator().manual_seed(data_seed)
+    total = spec.epochs * math.ceil(len(data.train) / spec.batch_size)
+    for epoch in range(1, spec.epochs + 1):
+        if pop.size == 0:
+            break
+        # Losses are summed on the device and checked once per epoch: a per-step `.item()` would
+        # stall a GPU on every step. A NaN mid-epoch propagates to the member's sum.
+        device = next(iter(pop.params.values())).device
+        loss_sum = torch.zeros(pop.size, dtype=torch.float64, device=device)
+        n_batches = 0
+        for xb, yb in batches(data.train, spec.batch_size, order):
+            loss_sum += pop.step(xb, yb, spec.lr * lr_factor(spec, step, total))
+            n_batches += 1
+            step += 1
+            seen += len(yb)
+            if max_steps is not None and step >= max_steps:
+                break
+        sums = loss_sum.tolist()
+        drop([r for r, v in enumerate(sums) if not math.isfinite(v)])
+        sums = [v for v in sums if math.isfinite(v)]
+        if max_steps is not None and step >= max_steps:
+            break
+        if pop.size:
+            record(epoch, [v / n_batches for v in sums])
+    if pop.size:
+        pop.write_back(nets)
+    wall = time.perf_counter() - start
+    return [TrainResult(tuple(curves[m]), status[m], wall, *spent.get(m, (step, seen))) for m in range(k)]
