@@ -178,26 +178,27 @@ def test_convergence_and_best_epochs_are_trained_epochs(tmp_path):
 
 
 def test_random_search_never_prefers_a_diverged_candidate(monkeypatch, digits_small):
+    """Candidate 0's proxy is made NaN (as if it diverged in its proxy steps): it must not win."""
     import sparsenas.finders.random_search as rs
     from sparsenas.finders import SearchContext, get_finder
-
-    calls = []
-    real = rs.evaluate
-
-    def first_is_nan(net, split):
-        calls.append(1)
-        loss, acc = real(net, split)
-        return (float("nan"), acc) if len(calls) == 1 else (loss, acc)
-
-    monkeypatch.setattr(rs, "evaluate", first_is_nan)
-    parent = build_parent("mlp", digits_small.input_shape, 10, seed=0, widths=(32, 16))
-    ctx = SearchContext(parent, digits_small, TrainSpec(), 0.5, 0, torch.Generator().manual_seed(9), {"candidates": 4, "proxy_steps": 0})
-    found = get_finder("random-search").find(ctx)
-    gen = torch.Generator().manual_seed(9)
     from sparsenas.masks import allocate, random_mask
 
+    seen = []
+    real = rs.best_candidate
+
+    def first_is_nan(losses):
+        seen.append(list(losses))
+        return real([float("nan"), *losses[1:]])
+
+    monkeypatch.setattr(rs, "best_candidate", first_is_nan)
+    parent = build_parent("mlp", digits_small.input_shape, 10, seed=0, widths=(32, 16))
+    ctx = SearchContext(parent, digits_small, TrainSpec(), 0.5, 0, torch.Generator().manual_seed(9), {"candidates": 4, "proxy_steps": 0}, population=3)
+    found = get_finder("random-search").find(ctx)
+    gen = torch.Generator().manual_seed(9)
     first = random_mask(parent.node_groups(), allocate(parent.node_groups(), 0.5), gen)
-    assert found.mask != first and len(calls) == 4
+    # four finite losses were computed (in populations of 3 and 1), and the NaN-ed first lost
+    assert len(seen) == 1 and len(seen[0]) == 4 and all(map(math.isfinite, seen[0]))
+    assert found.mask != first
 
 
 def test_a_field_added_later_hashes_only_away_from_its_default(monkeypatch):

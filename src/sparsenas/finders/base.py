@@ -29,6 +29,7 @@ class SearchContext:
     seed: int  # the trial seed: it fixes θ0 and the data order
     generator: torch.Generator  # the finder's own randomness, seeded from (seed, sparsity, finder)
     options: dict[str, Any]  # the finder's options (the RunSpec fields it declares in `options`)
+    population: int = 1  # most same-shape candidates the finder may train at once
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class Finder:
     options: ClassVar[tuple[str, ...]] = ()
     # dense is trained once per seed at sparsity 0, whatever sparsities the run sweeps
     sparsity_free: ClassVar[bool] = False
+    # a control (random) is drawn `--controls` times per sparsity and seed: a distribution to compare with
+    control: ClassVar[bool] = False
 
     def find(self, ctx: SearchContext) -> Found:
         raise NotImplementedError

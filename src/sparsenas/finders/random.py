@@ -9,7 +9,8 @@ from .base import Finder, Found, SearchContext, register
 @register
 class Random(Finder):
     name = "random"
-    help = "one uniformly random node mask at the target sparsity (per-layer allocation); the control"
+    help = "a uniformly random node mask at the target sparsity (per-layer allocation), --controls per seed; the control"
+    control = True
 
     def find(self, ctx: SearchContext) -> Found:
         groups = ctx.parent.node_groups()

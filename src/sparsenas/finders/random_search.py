@@ -4,7 +4,8 @@ The proxy is the validation loss of the candidate sub-network (θ0 restricted to
 at init (`proxy_steps = 0`, the default) or after `proxy_steps` training steps on the seed's data
 order. Lower is better. This is the random-search baseline of Farahani (arXiv 2403.08265); its
 candidates are drawn by the same `random_mask` as the `random` control, so the two differ only in
-the selection step.
+the selection step. All candidates share one compacted shape, so they are scored (and trained for
+the proxy) as populations of up to `ctx.population` at once.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import math
 import time
 
 from ..masks import allocate, compact, count_flops, random_mask
-from .cost import SearchCost
-from ..train import evaluate, train
+from ..train import Population, train_population
 from .base import Finder, Found, SearchContext, register
+from .cost import SearchCost
 
 
 @register
@@ -29,22 +30,30 @@ class RandomSearch(Finder):
         n, k = int(ctx.options["candidates"]), int(ctx.options["proxy_steps"])
         groups = ctx.parent.node_groups()
         counts = allocate(groups, ctx.sparsity)
-        best, best_loss, flops, steps = None, math.inf, 0.0, 0
-        for _ in range(n):
-            cand = random_mask(groups, counts, ctx.generator)
-            net = compact(ctx.parent, cand)  # a copy: θ0 restricted to the candidate's nodes
-            per_sample = count_flops(net, ctx.data.input_shape)
+        cands = [random_mask(groups, counts, ctx.generator) for _ in range(n)]
+        losses: list[float] = []
+        flops, steps = 0.0, 0
+        for i in range(0, n, max(1, ctx.population)):
+            nets = [compact(ctx.parent, c) for c in cands[i : i + ctx.population]]  # copies: θ0 on the candidates' nodes
+            per_sample = count_flops(nets[0], ctx.data.input_shape)
             if k > 0:
-                r = train(net, ctx.data, ctx.train, data_seed=ctx.seed, max_steps=k)
-                steps += r.steps  # fewer than k when the whole budget is shorter than k steps
-                flops += 3.0 * per_sample * r.samples  # forward + backward ~ 3 forwards
-            loss, _ = evaluate(net, ctx.data.val)
-            flops += per_sample * len(ctx.data.val)
-            # a candidate whose proxy is not finite (diverged during its k steps) is never chosen
-            # over a finite one; if none is finite the first candidate stands
-            if best is None or (math.isfinite(loss) and loss < best_loss):
-                best = cand
-                best_loss = loss if math.isfinite(loss) else math.inf
-        assert best is not None  # n >= 1 is validated by the spec
+                for r in train_population(nets, ctx.data, ctx.train, data_seed=ctx.seed, max_steps=k):
+                    steps += r.steps  # fewer than k when the whole budget is shorter than k steps
+                    flops += 3.0 * per_sample * r.samples  # forward + backward ~ 3 forwards
+            losses += Population(nets, ctx.train).evaluate(ctx.data.val)[0]
+            flops += per_sample * len(ctx.data.val) * len(nets)
         cost = SearchCost(candidates=n, steps=steps, flops=flops, seconds=time.perf_counter() - start)
-        return Found(best, cost)
+        return Found(cands[best_candidate(losses)], cost)
+
+
+def best_candidate(losses: list[float]) -> int:
+    """Index of the lowest proxy loss; earliest on ties.
+
+    A candidate whose proxy is not finite (it diverged during its k steps) is never chosen over a
+    finite one; if none is finite the first candidate stands.
+
+    >>> best_candidate([float("nan"), 2.0, 1.0, float("inf"), 1.0]), best_candidate([float("nan")] * 2)
+    (2, 0)
+    """
+    finite = [i for i, v in enumerate(losses) if math.isfinite(v)]
+    return min(finite, key=lambda i: (losses[i], i)) if finite else 0

@@ -15,10 +15,12 @@ from ..finders import FINDERS, get_finder
 from ..store import Store
 from .spec import RunSpec
 
-GROWABLE = ("finders", "sparsities", "seeds")  # a run may grow along these; trials are reused
+GROWABLE = ("finders", "sparsities", "seeds", "controls")  # a run may grow along these; trials are reused
 
 
-def _union(old: list, new: list) -> list:
+def _union(old: Any, new: Any) -> Any:
+    if isinstance(old, int):  # controls: the run holds as many as it was ever asked for
+        return max(old, new)
     merged = list(old) + [x for x in new if x not in old]
     return merged if all(isinstance(x, str) for x in merged) else sorted(merged)
 

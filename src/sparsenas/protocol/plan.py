@@ -46,17 +46,23 @@ class PlannedTrial:
     seed: int
     key: str
     spec: dict[str, Any]  # the canonical trial spec that `key` hashes
+    control: int = 0  # which of the seed's random controls (0 for every other finder)
 
 
-def trial_spec(run: RunSpec, widths: tuple[int, ...], finder: str, sparsity: float, seed: int) -> dict[str, Any]:
+def trial_spec(run: RunSpec, widths: tuple[int, ...], finder: str, sparsity: float, seed: int, control: int = 0) -> dict[str, Any]:
     """The canonical description of one trial: what its numbers depend on, nothing else.
 
+    Control 0 has no `control` key, so the keys of runs made before `--controls` existed still hold.
+
     >>> ts = trial_spec(RunSpec(), (256, 128), "random", 0.8, seed=3)
-    >>> ts["finder"], ts["sparsity"], ts["seed"], ts["options"]
-    ('random', 0.8, 3, {})
+    >>> ts["finder"], ts["sparsity"], ts["seed"], ts["options"], "control" in ts
+    ('random', 0.8, 3, {}, False)
+    >>> trial_spec(RunSpec(), (256, 128), "random", 0.8, seed=3, control=2)["control"]
+    2
     """
     f = get_finder(finder)
-    return {
+    extra = {"control": control} if control else {}
+    return extra | {
         "v": HASH_VERSION,
         "dataset": run.dataset,
         "limit": run.limit,
@@ -83,9 +89,13 @@ def trial_key(spec: dict[str, Any]) -> str:
 def make_plan(run: RunSpec, widths: tuple[int, ...]) -> list[PlannedTrial]:
     """All trials of a run, seed-major (so each seed's parent is built once), dense first.
 
+    A control finder (`random`) is planned `run.controls` times per sparsity and seed.
+
     >>> plan = make_plan(RunSpec(seeds=(0,), sparsities=(0.5, 0.9)), (256, 128))
     >>> [(t.finder, t.sparsity) for t in plan]
     [('dense', 0.0), ('random', 0.5), ('random-search', 0.5), ('random', 0.9), ('random-search', 0.9)]
+    >>> [(t.finder, t.control) for t in make_plan(RunSpec(seeds=(0,), sparsities=(0.5,), controls=2), (8,))]
+    [('dense', 0), ('random', 0), ('random', 1), ('random-search', 0)]
     """
     out: list[PlannedTrial] = []
     for seed in run.seeds:
@@ -96,16 +106,20 @@ def make_plan(run: RunSpec, widths: tuple[int, ...]) -> list[PlannedTrial]:
         for s in run.sparsities:
             cells.extend((name, s) for name in run.finders if not get_finder(name).sparsity_free)
         for name, s in cells:
-            ts = trial_spec(run, widths, name, s, seed)
-            out.append(PlannedTrial(name, ts["sparsity"], seed, trial_key(ts), ts))
+            for c in range(run.controls if get_finder(name).control else 1):
+                ts = trial_spec(run, widths, name, s, seed, c)
+                out.append(PlannedTrial(name, ts["sparsity"], seed, trial_key(ts), ts, c))
     return out
 
 
-def finder_seed(seed: int, sparsity: float, finder: str) -> int:
-    """The seed of a finder's own generator at (seed, sparsity): independent of what else runs.
+def finder_seed(seed: int, sparsity: float, finder: str, control: int = 0) -> int:
+    """The seed of a finder's own generator at (seed, sparsity[, control]): independent of what else runs.
 
     >>> finder_seed(0, 0.5, "random") == finder_seed(0, 0.5, "random")
     True
+    >>> finder_seed(0, 0.5, "random", control=1) != finder_seed(0, 0.5, "random")
+    True
     """
-    digest = hashlib.sha256(f"{seed}|{sparsity!r}|{finder}".encode()).hexdigest()
+    name = f"{seed}|{sparsity!r}|{finder}" + (f"|{control}" if control else "")
+    digest = hashlib.sha256(name.encode()).hexdigest()
     return int(digest[:15], 16)

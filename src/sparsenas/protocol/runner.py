@@ -1,34 +1,44 @@
-"""The runner: plan the trials, skip what the store holds, find, compact, train, store.
+"""The runner: plan the trials, skip what the store holds, find, compact, train in populations, store.
 
 For each seed the parent's init θ0 and the data order are fixed by the seed; every trial of that
 seed starts from θ0 restricted to its kept nodes and is trained by the same loop with the same
-budget. Trials are independent: a trial's numbers do not depend on which other trials ran before it
-in the process, so a resumed run gives the numbers an uninterrupted one would have.
+budget. The runner first asks every pending trial's finder for its mask, then trains the trials of
+the seed whose compacted shapes agree (the random controls, a finder's pick at the same per-layer
+allocation) together as one population, and stores each population in one transaction.
+
+Populations are consecutive slices, of at most K trials, of each shape's trials in plan order. A run
+killed at any moment leaves whole populations stored, so a resumed run re-forms the same populations
+and gives the numbers an uninterrupted one would have, to the last bit. K itself (from `--population`
+and the device's total memory) changes a trial's numbers only at fp32 rounding.
 """
 
 from __future__ import annotations
 
 import math
+import platform
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
 from ..data import Dataset, fingerprint, load_dataset
 from ..errors import SparsenasError
 from ..finders import SearchContext, get_finder
+from ..finders.base import Found
 from ..masks import compact, count_flops, count_params, weight_sparsity
 from ..models import Parent, build_parent
 from ..store import EpochRecord, Store, TrialRecord
-from ..train import train
+from ..train import TrainResult, peak_memory, population_size, train_population, tune_malloc
 from .binding import bind_run_dir
 from .plan import PlannedTrial, finder_seed, make_plan
 from .spec import RunSpec
 
-# on_trial(done_count, total, trial, record or None) / on_epoch(trial, epoch record)
+# on_trial(done_count, total, trial, record or None): None when its population starts training
 TrialHook = Callable[[int, int, PlannedTrial, TrialRecord | None], None]
+# on_epoch(trial, epoch record): each member's new curve point
 EpochHook = Callable[[PlannedTrial, EpochRecord], None]
 
 
@@ -40,6 +50,8 @@ class RunSummary:
     ran: int
     diverged: int
     seconds: float
+    populations: int = 0  # populations trained (a population of one is a trial trained alone)
+    peak_memory: int = 0  # bytes: process peak resident memory (CPU) or peak allocated (GPU)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -59,33 +71,29 @@ def _finite_or_inf(x: float) -> float:
     return x if math.isfinite(x) else math.inf
 
 
-def run_trial(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTrial, on_epoch: EpochHook | None = None) -> TrialRecord:
-    """Find, compact and train one trial; `parent` is the seed's parent at θ0 and is not modified.
+def find(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTrial) -> Found:
+    """Ask `planned`'s finder for its mask; `parent` is the seed's parent at θ0 and is not modified.
 
     >>> from sparsenas.data import load_dataset; from sparsenas.protocol import make_plan
-    >>> from sparsenas.train import TrainSpec
-    >>> spec = RunSpec(sparsities=(0.5,), seeds=(0,), train=TrainSpec(epochs=1))
-    >>> ds = load_dataset("digits"); t = make_plan(spec, (256, 128))[1]
-    >>> r = run_trial(build_parent("mlp", ds.input_shape, 10, seed=0), ds, spec, t); r.finder, r.kept_nodes
-    ('random', (128, 64))
+    >>> spec = RunSpec(sparsities=(0.5,), seeds=(0,)); ds = load_dataset("digits")
+    >>> find(build_parent("mlp", ds.input_shape, 10, seed=0), ds, spec, make_plan(spec, (256, 128))[1]).mask.kept_counts()
+    (128, 64)
     """
     finder = get_finder(planned.finder)
-    groups = parent.node_groups()
     ctx = SearchContext(
         parent=parent,
         data=data,
         train=spec.train,
         sparsity=planned.sparsity,
         seed=planned.seed,
-        generator=torch.Generator().manual_seed(finder_seed(planned.seed, planned.sparsity, planned.finder)),
+        generator=torch.Generator().manual_seed(finder_seed(planned.seed, planned.sparsity, planned.finder, planned.control)),
         options={k: getattr(spec, k) for k in finder.options},
+        population=spec.population,
     )
-    found = finder.find(ctx)
-    net = compact(parent, found.mask)
-    params, flops = count_params(net), count_flops(net, data.input_shape)
-    wsp = weight_sparsity(parent, net)
-    hooks = [lambda rec: on_epoch(planned, rec)] if on_epoch else []
-    result = train(net, data, spec.train, data_seed=planned.seed, callbacks=hooks)
+    return finder.find(ctx)
+
+
+def _record(parent: Parent, data: Dataset, planned: PlannedTrial, found: Found, net: Parent, result: TrainResult, k: int) -> TrialRecord:
     curve = result.curve
     # Best and convergence epochs are read from trained epochs (1..E): epoch 0 is the untrained
     # init, and a net whose validation loss never beats its init must not score "converged at 0".
@@ -99,22 +107,86 @@ def run_trial(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTria
         sparsity=planned.sparsity,
         seed=planned.seed,
         status=result.status,
-        node_sparsity=found.mask.node_sparsity(groups),
-        weight_sparsity=wsp,
-        params=params,
-        flops=flops,
+        node_sparsity=found.mask.node_sparsity(parent.node_groups()),
+        weight_sparsity=weight_sparsity(parent, net),
+        params=count_params(net),
+        flops=count_flops(net, data.input_shape),
         kept_nodes=found.mask.kept_counts(),
         node_mask=found.mask.kept,
         final_test_acc=curve[-1].test_acc if done else math.nan,
         best_val_epoch=best.epoch,
         best_val_test_acc=best.test_acc,
         min_val_loss_epoch=conv.epoch,
-        wall_seconds=result.wall_seconds,
+        wall_seconds=result.wall_seconds / k,  # this trial's share of its population's time
         search=found.cost,
         device=str(next(net.parameters()).device),
+        control=planned.control,
+        population=k,
         curve=curve,
         spec=planned.spec,
     )
+
+
+def train_trials(
+    parent: Parent,
+    data: Dataset,
+    spec: RunSpec,
+    trials: Sequence[tuple[PlannedTrial, Found]],
+    on_epoch: EpochHook | None = None,
+) -> list[TrialRecord]:
+    """Compact and train same-shape trials of one seed together (one population); one record each.
+
+    >>> from sparsenas.data import load_dataset; from sparsenas.protocol import make_plan
+    >>> from sparsenas.train import TrainSpec
+    >>> spec = RunSpec(sparsities=(0.5,), seeds=(0,), finders=("random",), controls=2, train=TrainSpec(epochs=1))
+    >>> ds = load_dataset("digits"); p = build_parent("mlp", ds.input_shape, 10, seed=0)
+    >>> plan = make_plan(spec, (256, 128))
+    >>> [(r.control, r.population) for r in train_trials(p, ds, spec, [(t, find(p, ds, spec, t)) for t in plan])]
+    [(0, 2), (1, 2)]
+    """
+    seeds = {t.seed for t, _ in trials}
+    if len(seeds) != 1:
+        raise ValueError(f"a population trains trials of one seed (one data order), got seeds {sorted(seeds)}")
+    nets = [compact(parent, found.mask) for _, found in trials]
+    hook = (lambda m, rec: on_epoch(trials[m][0], rec)) if on_epoch else None
+    results = train_population(nets, data, spec.train, data_seed=trials[0][0].seed, on_epoch=hook)
+    return [_record(parent, data, t, f, net, r, len(trials)) for (t, f), net, r in zip(trials, nets, results)]
+
+
+def run_trial(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTrial, on_epoch: EpochHook | None = None) -> TrialRecord:
+    """Find, compact and train one trial alone; `parent` is the seed's parent at θ0 and is not modified.
+
+    >>> from sparsenas.data import load_dataset; from sparsenas.protocol import make_plan
+    >>> from sparsenas.train import TrainSpec
+    >>> spec = RunSpec(sparsities=(0.5,), seeds=(0,), train=TrainSpec(epochs=1))
+    >>> ds = load_dataset("digits"); t = make_plan(spec, (256, 128))[1]
+    >>> r = run_trial(build_parent("mlp", ds.input_shape, 10, seed=0), ds, spec, t); r.finder, r.kept_nodes
+    ('random', (128, 64))
+    """
+    return train_trials(parent, data, spec, [(planned, find(parent, data, spec, planned))], on_epoch)[0]
+
+
+def populations(
+    trials: Sequence[tuple[PlannedTrial, Found]], size_of: Callable[[Found], int]
+) -> list[list[tuple[PlannedTrial, Found]]]:
+    """Split one seed's found trials into populations: same compacted shape, at most `size_of` each.
+
+    Shapes come in order of their first trial in the plan; each shape's trials are cut into
+    consecutive slices, so the same pending trials always form the same populations.
+
+    >>> from sparsenas.masks import NodeMask
+    >>> ts = [(PlannedTrial(f, 0.5, 0, f, {}), Found(NodeMask(((0,), tuple(range(c)))))) for f, c in [("a", 1), ("b", 1), ("c", 2), ("d", 1)]]
+    >>> [[t.finder for t, _ in p] for p in populations(ts, lambda f: 2)]
+    [['a', 'b'], ['d'], ['c']]
+    """
+    shapes: dict[tuple[int, ...], list[tuple[PlannedTrial, Found]]] = {}
+    for item in trials:
+        shapes.setdefault(item[1].mask.kept_counts(), []).append(item)
+    out = []
+    for members in shapes.values():
+        k = max(1, size_of(members[0][1]))
+        out += [list(members[i : i + k]) for i in range(0, len(members), k)]
+    return out
 
 
 def run(
@@ -123,16 +195,20 @@ def run(
     on_trial: TrialHook | None = None,
     on_epoch: EpochHook | None = None,
 ) -> RunSummary:
-    """Run every trial of `spec` not yet stored in `out`; each finished trial is stored at once.
+    """Run every trial of `spec` not yet stored in `out`; each finished population is stored at once.
 
     >>> import tempfile; from sparsenas.train import TrainSpec
     >>> s = run(RunSpec(sparsities=(0.5,), seeds=(0,), candidates=2, limit=64, train=TrainSpec(epochs=1)), tempfile.mkdtemp())
-    >>> (s.planned, s.ran)
-    (3, 3)
+    >>> (s.planned, s.ran, s.populations)
+    (3, 3, 2)
     """
     start = time.perf_counter()
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     spec.validate()
     device = resolve_device(spec.device)
+    tune_malloc()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     data = load_dataset(spec.dataset, spec.data_dir, spec.limit)
     data_id = fingerprint(data)
     data = data.to(device)
@@ -142,18 +218,33 @@ def run(
         bind_run_dir(store, spec, data_id, widths)
         done = store.done_keys()
         pending = [t for t in plan if t.key not in done]
-        skipped, ran, diverged = len(plan) - len(pending), 0, 0
-        parents: dict[int, Parent] = {}
-        for t in pending:
-            if t.seed not in parents:
-                parents.clear()  # the plan is seed-major: one parent in memory at a time
-                parents[t.seed] = build_parent(spec.model, data.input_shape, data.num_classes, t.seed, spec.widths).to(device)
-            if on_trial:
-                on_trial(skipped + ran, len(plan), t, None)
-            record = run_trial(parents[t.seed], data, spec, t, on_epoch)
-            store.put(record)
-            ran += 1
-            diverged += record.status == "diverged"
-            if on_trial:
-                on_trial(skipped + ran, len(plan), t, record)
-    return RunSummary(Path(out), len(plan), skipped, ran, diverged, time.perf_counter() - start)
+        skipped, ran, diverged, n_pops = len(plan) - len(pending), 0, 0, 0
+        for seed in dict.fromkeys(t.seed for t in pending):  # the plan is seed-major
+            parent = build_parent(spec.model, data.input_shape, data.num_classes, seed, spec.widths).to(device)
+            found = [(t, find(parent, data, spec, t)) for t in pending if t.seed == seed]
+
+            def size_of(f: Found) -> int:
+                net = compact(parent, f.mask)
+                return population_size(net, data.input_shape, spec.train, device, spec.population)
+
+            for members in populations(found, size_of):
+                if on_trial:
+                    for t, _ in members:
+                        on_trial(skipped + ran, len(plan), t, None)
+                records = train_trials(parent, data, spec, members, on_epoch)
+                store.put_many(records)
+                n_pops += 1
+                for (t, _), record in zip(members, records):
+                    ran += 1
+                    diverged += record.status == "diverged"
+                    if on_trial:
+                        on_trial(skipped + ran, len(plan), t, record)
+        seconds = time.perf_counter() - start
+        peak = peak_memory(device)
+        if ran:
+            store.log_session({
+                "started": started, "trials": ran, "populations": n_pops, "seconds": round(seconds, 3),
+                "peak_memory_bytes": peak, "device": str(device), "population_cap": spec.population,
+                "torch": torch.__version__, "host": platform.node(),
+            })
+    return RunSummary(Path(out), len(plan), skipped, ran, diverged, seconds, n_pops, peak)

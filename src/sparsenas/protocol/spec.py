@@ -23,7 +23,7 @@ from ..train import TrainSpec
 
 # Fields that say where or how to compute, not what: they never enter a trial's hash, and a run
 # directory may be resumed with other values for them.
-RUNTIME_FIELDS = ("data_dir", "device")
+RUNTIME_FIELDS = ("data_dir", "device", "population")
 MAX_SEEDS = 10_000  # a seed count beyond this is a typo, not an experiment
 
 
@@ -46,7 +46,9 @@ class RunSpec:
     seeds: tuple[int, ...] = field(default=(0, 1, 2, 3, 4), metadata={"help": "a count N (seeds 0..N-1) or a comma-separated list of seeds"})
     candidates: int = field(default=20, metadata={"help": "random-search: random masks sampled and scored"})
     proxy_steps: int = field(default=0, metadata={"help": "random-search: training steps before scoring (0 = validation loss at init)"})
+    controls: int = field(default=1, metadata={"help": "random controls per sparsity and seed: the report compares a finder with their mean"})
     device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto", "choices": ("cpu", "cuda", "auto")})
+    population: int = field(default=128, metadata={"help": "most same-shape sub-networks trained at once (fewer if memory is short); 1 trains one at a time"})
     train: TrainSpec = field(default_factory=TrainSpec)
 
     def validate(self) -> "RunSpec":
@@ -70,6 +72,10 @@ class RunSpec:
         _positive("epochs", self.train.epochs)
         _positive("batch-size", self.train.batch_size)
         _positive("candidates", self.candidates)
+        _positive("controls", self.controls)
+        _positive("population", self.population)
+        if self.controls > 1000:
+            raise SparsenasError(f"--controls {self.controls} is more than 1000 random controls per cell; a few to a few dozen is plenty")
         if not (math.isfinite(self.train.lr) and self.train.lr > 0):
             raise SparsenasError(f"--lr must be a positive number, got {self.train.lr}")
         if not 0.0 <= self.train.momentum < 1.0:

@@ -38,9 +38,11 @@ class TrialRecord:
     best_val_epoch: int  # epoch of highest validation accuracy (earliest on ties)
     best_val_test_acc: float  # test accuracy at best_val_epoch
     min_val_loss_epoch: int  # epoch of lowest validation loss: the convergence epoch
-    wall_seconds: float  # final training only
+    wall_seconds: float  # final training only: its population's wall time over its member count
     search: SearchCost = field(default_factory=SearchCost)
     device: str = ""  # where it was trained ("cpu", "cuda:0"); "" in stores that predate the field
+    control: int = 0  # which of its seed's random controls (0 for other finders)
+    population: int = 1  # how many sub-networks were trained together with it (itself included)
     curve: tuple[EpochRecord, ...] = ()
     spec: dict[str, Any] = field(default_factory=dict)  # the canonical trial spec that was hashed
 

@@ -148,18 +148,40 @@ class Store:
         >>> import tempfile; s = Store(tempfile.mkdtemp()); len(s)
         0
         """
-        record = _to_json(trial)
-        with self._db:  # one transaction: the trial row and its curve land together or not at all
-            cur = self._db.execute(
-                "insert or ignore into trials values (?, ?, ?, ?, ?, ?)",
-                (trial.key, trial.finder, trial.sparsity, trial.seed, trial.status, record),
+        self.put_many([trial])
+
+    def put_many(self, trials: list[TrialRecord]) -> None:
+        """Write trials and their curves in one transaction: all land or none (a population's members)."""
+        with self._db:  # one transaction: the trial rows and their curves land together or not at all
+            for trial in trials:
+                cur = self._db.execute(
+                    "insert or ignore into trials values (?, ?, ?, ?, ?, ?)",
+                    (trial.key, trial.finder, trial.sparsity, trial.seed, trial.status, _to_json(trial)),
+                )
+                if cur.rowcount == 0:
+                    continue
+                self._db.executemany(
+                    "insert into curves values (?, ?, ?, ?, ?, ?)",
+                    [(trial.key, e.epoch, e.train_loss, e.val_loss, e.val_acc, e.test_acc) for e in trial.curve],
+                )
+
+    # -- sessions: one line per `run` call that trained something ------------------------------
+
+    def log_session(self, session: dict[str, Any]) -> None:
+        """Append one session (device, trials run, seconds, peak memory...) to the run's history."""
+        with self._db:
+            self._db.execute(
+                "insert or replace into meta values ('sessions', ?)", (json.dumps([*self.sessions(), session]),)
             )
-            if cur.rowcount == 0:
-                return
-            self._db.executemany(
-                "insert into curves values (?, ?, ?, ?, ?, ?)",
-                [(trial.key, e.epoch, e.train_loss, e.val_loss, e.val_acc, e.test_acc) for e in trial.curve],
-            )
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """Every logged session, oldest first (empty for stores that predate the log)."""
+        value = self._meta("sessions")
+        try:
+            items = json.loads(value) if value else []
+        except json.JSONDecodeError:
+            return []
+        return [x for x in items if isinstance(x, dict)] if isinstance(items, list) else []
 
     def trials(self) -> list[TrialRecord]:
         """Every stored trial with its curve, ordered by (finder, sparsity, seed)."""
