@@ -59,9 +59,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             prog.stop()
             print(f"interrupted: finished trials are stored in {out}; re-run the same command to resume", file=sys.stderr)
             return 130
+    trained = f", {summary.populations} populations, peak memory {summary.peak_memory / 2**20:.0f} MiB" if summary.ran else ""
     print(
         f"{summary.planned} trials planned: {summary.skipped} already stored, {summary.ran} run"
-        f" ({summary.diverged} diverged) in {summary.seconds:.1f} s -> {out}"
+        f" ({summary.diverged} diverged) in {summary.seconds:.1f} s{trained} -> {out}"
     )
     if not args.no_report:
         paths = write_report(out)

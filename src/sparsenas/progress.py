@@ -29,6 +29,7 @@ class RunProgress:
         )
         self._trials: Any = None
         self._epochs: Any = None
+        self._starting: list[PlannedTrial] = []  # the members of the population about to train
 
     def __enter__(self) -> "RunProgress":
         self._progress.start()
@@ -45,9 +46,14 @@ class RunProgress:
             self._trials = self._progress.add_task("trials", total=total, completed=done)
             self._epochs = self._progress.add_task("epochs", total=self.epochs)
         if record is None:
-            label = f"{trial.finder} s={trial.sparsity:g} seed={trial.seed}"
+            # the runner announces a population's members one after another before training it
+            self._starting.append(trial)
+            first = self._starting[0]
+            more = f" (+{len(self._starting) - 1} trained with it)" if len(self._starting) > 1 else ""
+            label = f"{first.finder} s={first.sparsity:g} seed={first.seed}{more}"
             self._progress.update(self._epochs, completed=0, description=f"  {label}")
         else:
+            self._starting = []
             self._progress.update(self._trials, completed=done)
             if record.status == "diverged":
                 self._progress.console.print(f"[yellow]diverged[/yellow]: {trial.finder} s={trial.sparsity:g} seed={trial.seed} (recorded; the run goes on)")

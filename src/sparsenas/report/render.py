@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -70,21 +71,26 @@ def verdict_line(c: Comparison) -> str:
     """
     d, ci = _delta(c)
     what = "" if c.metric == "final_test_acc" else ", convergence epoch"
+    within = ""
+    if c.controls > 1 and not math.isnan(c.beats):
+        within = f"; it does better than {c.beats * 100:.0f}% of its seed's {c.controls:.3g} random controls"
     return (
         f"{c.finder} at node sparsity {c.sparsity:g}{what}: {_PHRASES[c.metric][c.verdict]} "
-        f"(Δ = {d}, 95% CI {ci}, Holm p = {fmt_p(c.p_holm)}, {_seeds(c)})"
+        f"(Δ = {d}, 95% CI {ci}, Holm p = {fmt_p(c.p_holm)}, {_seeds(c)}){within}"
     )
 
 
 def verdict_rows(comps: Sequence[Comparison]) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of the verdict table (finder minus random, paired by seed)."""
-    headers = ["finder", "node sparsity", "metric", "Δ vs random", "95% CI", "p", "Holm p", "n", "excluded", "verdict"]
+    headers = ["finder", "node sparsity", "metric", "Δ vs random", "95% CI", "p", "Holm p", "n", "excluded",
+               "controls/seed", "beats controls", "verdict"]
     rows = []
     for c in comps:
         d, ci = _delta(c)
         metric = "final test acc" if c.metric == "final_test_acc" else "convergence epoch"
+        beats = "n/a" if math.isnan(c.beats) else f"{c.beats * 100:.0f}%"
         rows.append([c.finder, f"{c.sparsity:g}", metric, d, ci, fmt_p(c.result.p),
-                     fmt_p(c.p_holm), str(c.result.n), str(c.n_excluded), c.verdict])
+                     fmt_p(c.p_holm), str(c.result.n), str(c.n_excluded), fmt(c.controls, ".3g"), beats, c.verdict])
     return headers, rows
 
 
@@ -97,7 +103,7 @@ def _gap_rows(gaps: Sequence[Comparison]) -> tuple[list[str], list[list[str]]]:
 
 
 def _summary_rows(cells: Sequence[Cell]) -> tuple[Block, Block]:
-    acc = ["finder", "node sparsity", "seeds", "diverged", "final test acc %", "95% CI", "best-val test acc %",
+    acc = ["finder", "node sparsity", "seeds", "trials", "diverged", "final test acc %", "95% CI", "best-val test acc %",
            "95% CI", "convergence epoch", "epochs to 99% dense (reached)", "AUC val acc"]
     cost = ["finder", "node sparsity", "achieved node sparsity", "weight sparsity", "params", "FLOPs/sample",
             "search candidates", "search steps", "search s", "train s"]
@@ -105,7 +111,7 @@ def _summary_rows(cells: Sequence[Cell]) -> tuple[Block, Block]:
     for c in cells:
         done = c.n_trials - c.n_diverged
         acc_rows.append([
-            c.finder, f"{c.sparsity:g}", str(c.n_trials), str(c.n_diverged),
+            c.finder, f"{c.sparsity:g}", str(c.n_seeds), str(c.n_trials), str(c.n_diverged),
             fmt_mean_sd(c.final_acc, ".2f", 100), fmt_ci(c.final_acc, ".2f", 100),
             fmt_mean_sd(c.best_val_acc, ".2f", 100), fmt_ci(c.best_val_acc, ".2f", 100),
             fmt_mean_sd(c.conv_epoch, ".1f"), f"{fmt(c.epochs_to_99.mean, '.1f')} ({c.reached_99}/{done})",
@@ -161,12 +167,18 @@ METHODS = (
     "metrics: epochs to 95%/99% = first epoch whose validation accuracy reaches that fraction of the dense "
     "parent's final validation accuracy (same seed; the mean is over the trials that reached it); AUC = "
     "trapezoid area under the validation-accuracy curve over epochs 0..E divided by E. Size and search cost "
-    "are means over all trials of the cell."
+    "are means over all trials of the cell. With several random controls per seed (--controls M), each side "
+    "of a paired comparison is the mean over that seed's finished trials (the seed is the independent unit: "
+    "its trials share the init and data order), cell statistics are taken over those per-seed means, and "
+    "'beats controls' is the share of its seed's controls a finder does better than (ties count half), "
+    "averaged over seeds. Trials of one seed with the same compacted shape are trained together as one "
+    "population (stacked weights, the same minibatches); a member's numbers equal training it alone up to "
+    "fp32 rounding, and 'train s' is its share of its population's wall time."
 )
 
 
 def _blocks(run_dir: Path, spec: dict[str, Any] | None, trials: list[TrialRecord],
-            derived: dict[str, Derived]) -> list[Block]:
+            derived: dict[str, Derived], sessions: Sequence[dict[str, Any]] = ()) -> list[Block]:
     cells = summary_cells(trials, derived)
     comps = compare_to_random(trials)
     gaps = gap_to_dense(trials)
@@ -203,7 +215,28 @@ def _blocks(run_dir: Path, spec: dict[str, Any] | None, trials: list[TrialRecord
     devices = sorted({t.device for t in trials if t.device})
     if devices:
         blocks.append(("p", f"Trained on: {', '.join(devices)}."))
+    if sessions:
+        blocks.append(("p", "Sessions that trained into this directory (peak memory: process peak resident memory "
+                            "on the CPU, peak allocated memory on a GPU):"))
+        blocks.append(("table", ["started (UTC)", "device", "trials", "populations", "population cap", "seconds", "peak memory"],
+                       [[str(x.get("started", "")), str(x.get("device", "")), str(x.get("trials", "")),
+                         str(x.get("populations", "")), str(x.get("population_cap", "")), fmt(x.get("seconds"), ".1f"),
+                         fmt_bytes(x.get("peak_memory_bytes"))] for x in sessions]))
     return blocks + [("h2", "Methods"), ("p", METHODS)]
+
+
+def fmt_bytes(n: Any) -> str:
+    """Bytes in binary units, or n/a.
+
+    >>> fmt_bytes(3 * 2**30), fmt_bytes(None)
+    ('3.0 GiB', 'n/a')
+    """
+    if not isinstance(n, (int, float)) or isinstance(n, bool) or n < 0:
+        return "n/a"
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
 
 
 def trials_csv(trials: Sequence[TrialRecord], derived: dict[str, Derived]) -> str:
@@ -246,7 +279,9 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     run_dir = Path(run_dir)
     spec, trials = load_trials(run_dir)
     derived = derive_all(trials)
-    blocks = _blocks(run_dir, spec, trials, derived)
+    with Store(run_dir, create=False) as store:
+        sessions = store.sessions()
+    blocks = _blocks(run_dir, spec, trials, derived, sessions)
     (run_dir / "figures").mkdir(exist_ok=True)
     paths: dict[str, Path] = {}
     for b in blocks:

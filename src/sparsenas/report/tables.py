@@ -2,7 +2,9 @@
 
 A cell is one (finder, sparsity). Accuracy and convergence statistics use finished trials only (a
 diverged trial has nan accuracy and is counted, not averaged); size and search cost do not depend on
-how training went, so they average over every trial of the cell.
+how training went, so they average over every trial of the cell. Where a cell holds several trials of
+one seed (the `--controls` random controls), they are averaged within the seed first: trials of one
+seed share the init and the data order, so the seed, not the trial, is the independent unit.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ class Cell:
     sparsity: float
     n_trials: int
     n_diverged: int
-    final_acc: Summary  # final_test_acc, finished trials only
+    n_seeds: int
+    final_acc: Summary  # final_test_acc, finished trials only (per-seed means)
     best_val_acc: Summary  # best_val_test_acc, finished trials only
     conv_epoch: Summary  # min_val_loss_epoch, finished trials only
     epochs_to_99: Summary  # over the finished trials that reached 99% of the dense final val acc
@@ -52,11 +55,13 @@ class Comparison:
     sparsity: float
     control: str  # "random" or "dense"
     metric: str  # "final_test_acc" or "min_val_loss_epoch"
-    result: Paired  # differences finder - control
+    result: Paired  # differences finder - control (per-seed means on either side)
     p_holm: float  # Holm-adjusted across the sparsities of this finder, metric and control
     verdict: str
     n_seeds: int  # seeds present on both sides
     n_excluded: int  # of those, seeds dropped because either side diverged
+    controls: float = 1.0  # finished control trials per seed, on average
+    beats: float = NAN  # share of its seed's controls the finder does better than (ties count half), mean over seeds
 
 
 # The metrics compared, and whether a larger value is the better one.
@@ -83,6 +88,31 @@ def _metric(t: TrialRecord, metric: str) -> float:
     return float(getattr(t, metric)) if t.status == "done" else NAN
 
 
+def _seed_means(ts: Iterable[TrialRecord], value: Callable[[TrialRecord], float]) -> list[float]:
+    """One value per seed: the mean over that seed's finished trials (nan ones dropped)."""
+    by_seed: dict[int, list[float]] = {}
+    for t in ts:
+        by_seed.setdefault(t.seed, []).append(value(t))
+    out = []
+    for vals in by_seed.values():
+        ok = [v for v in vals if not math.isnan(v)]
+        out.append(sum(ok) / len(ok) if ok else NAN)
+    return out
+
+
+def share_beaten(value: float, controls: Sequence[float], higher_is_better: bool) -> float:
+    """The share of `controls` that `value` does better than; ties count half (nan if none).
+
+    >>> share_beaten(0.9, [0.8, 0.9, 0.95, 0.7], higher_is_better=True)
+    0.625
+    """
+    cs = [c for c in controls if not math.isnan(c)]
+    if not cs or math.isnan(value):
+        return NAN
+    sign = 1.0 if higher_is_better else -1.0
+    return sum(1.0 if sign * (value - c) > 0 else 0.5 if value == c else 0.0 for c in cs) / len(cs)
+
+
 def summary_cells(trials: Sequence[TrialRecord], derived: dict[str, Derived]) -> list[Cell]:
     """One Cell per (finder, sparsity), controls first, sparsities ascending.
 
@@ -105,12 +135,13 @@ def summary_cells(trials: Sequence[TrialRecord], derived: dict[str, Derived]) ->
                 sparsity=sparsity,
                 n_trials=len(ts),
                 n_diverged=len(ts) - len(done),
-                final_acc=summarize([t.final_test_acc for t in done]),
-                best_val_acc=summarize([t.best_val_test_acc for t in done]),
-                conv_epoch=summarize([float(t.min_val_loss_epoch) for t in done]),
+                n_seeds=len({t.seed for t in ts}),
+                final_acc=summarize(_seed_means(done, lambda t: t.final_test_acc)),
+                best_val_acc=summarize(_seed_means(done, lambda t: t.best_val_test_acc)),
+                conv_epoch=summarize(_seed_means(done, lambda t: float(t.min_val_loss_epoch))),
                 epochs_to_99=summarize(reached),
                 reached_99=len(reached),
-                auc=summarize([derived[t.key].auc_val_acc for t in done]),
+                auc=summarize(_seed_means(done, lambda t: derived[t.key].auc_val_acc)),
                 params=_mean(t.params for t in ts),
                 flops=_mean(t.flops for t in ts),
                 node_sparsity=_mean(t.node_sparsity for t in ts),
@@ -131,8 +162,11 @@ def _compare(
     metrics: Sequence[str],
     alpha: float,
 ) -> list[Comparison]:
-    by_key = {(t.finder, t.seed, t.sparsity): t for t in trials}
-    ctrl = {(t.seed, t.sparsity): t for t in trials if t.finder == control}
+    # (finder, seed, sparsity) -> its trials; (seed, sparsity) -> the control's trials there
+    cells: dict[tuple[str, int, float], list[TrialRecord]] = {}
+    for t in trials:
+        cells.setdefault((t.finder, t.seed, t.sparsity), []).append(t)
+    ctrl = {(seed, s): ts for (f, seed, s), ts in cells.items() if f == control}
     if not ctrl:
         return []  # no control in this run: nothing to pair with (the report says so)
     # against dense every other finder (random included) is compared; against random, the finders
@@ -143,19 +177,26 @@ def _compare(
         for metric in metrics:
             rows = []
             for s in sparsities:
-                pairs = [
-                    (t, ctrl[control_of(t)])
-                    for (f, _, ts), t in sorted(by_key.items())
-                    if f == finder and ts == s and control_of(t) in ctrl
-                ]
-                res = paired([_metric(a, metric) for a, _ in pairs], [_metric(b, metric) for _, b in pairs])
-                rows.append((s, res, len(pairs)))
+                own = sorted((seed, ts) for (f, seed, ts_), ts in cells.items() if f == finder and ts_ == s)
+                pairs = [(ts, ctrl[control_of(ts[0])]) for _, ts in own if control_of(ts[0]) in ctrl]
+                mine = [_mean_done(a, metric) for a, _ in pairs]
+                theirs = [_mean_done(b, metric) for _, b in pairs]
+                res = paired(mine, theirs)
+                beats = [share_beaten(m, [_metric(c, metric) for c in b], METRICS[metric]) for m, (_, b) in zip(mine, pairs)]
+                n_ctrl = [sum(c.status == "done" for c in b) for _, b in pairs]
+                rows.append((s, res, len(pairs), _mean(n_ctrl), _mean(x for x in beats if not math.isnan(x))))
             # Holm across the sparsities of one finder, metric and control: one family of tests.
-            adjusted = holm([r.p for _, r, _ in rows])
-            for (s, res, n_seeds), p_adj in zip(rows, adjusted):
+            adjusted = holm([r[1].p for r in rows])
+            for (s, res, n_seeds, n_ctrl, beats), p_adj in zip(rows, adjusted):
                 v = verdict(res, p_adj, alpha, higher_is_better=METRICS[metric])
-                out.append(Comparison(finder, s, control, metric, res, p_adj, v, n_seeds, n_seeds - res.n))
+                out.append(Comparison(finder, s, control, metric, res, p_adj, v, n_seeds, n_seeds - res.n, n_ctrl, beats))
     return out
+
+
+def _mean_done(ts: Sequence[TrialRecord], metric: str) -> float:
+    """Mean of `metric` over the finished trials of one seed's cell; nan if none finished."""
+    vals = [_metric(t, metric) for t in ts if t.status == "done"]
+    return sum(vals) / len(vals) if vals else NAN
 
 
 def compare_to_random(trials: Sequence[TrialRecord], alpha: float = 0.05) -> list[Comparison]:
