@@ -105,7 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("run_dir", metavar="RUN_DIR")
     rp.add_argument("--verdict", action="store_true", help="print only the verdict table (markdown) to stdout; write nothing")
     sub.add_parser("list", help="list the registered datasets, models and finders")
+    from .bench import add_parser as add_bench_parser
+
+    add_bench_parser(sub)
     return parser
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import cmd_bench as run_bench_command
+
+    return run_bench_command(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -119,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # inside the try: building the parser imports torch, and Ctrl-C may land there
         args = build_parser().parse_args(argv)
-        handler = {"run": cmd_run, "report": cmd_report, "list": cmd_list}[args.command]
+        handler = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "bench": cmd_bench}[args.command]
         return handler(args)
     except SparsenasError as e:
         print(f"error: {e}", file=sys.stderr)

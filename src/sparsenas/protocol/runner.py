@@ -31,7 +31,7 @@ from ..finders.base import Found
 from ..masks import compact, count_flops, count_params, weight_sparsity
 from ..models import Parent, build_parent
 from ..store import EpochRecord, Store, TrialRecord
-from ..train import TrainResult, peak_memory, population_size, train_population, tune_malloc
+from ..train import TrainResult, peak_memory, population_size, release_memory, train_population, tune_malloc
 from .binding import bind_run_dir
 from .plan import PlannedTrial, finder_seed, make_plan
 from .spec import RunSpec
@@ -212,6 +212,7 @@ def run(
     data = load_dataset(spec.dataset, spec.data_dir, spec.limit)
     data_id = fingerprint(data)
     data = data.to(device)
+    release_memory()  # the loader's freed temporaries: not part of the run's peak
     widths = tuple(g.size for g in build_parent(spec.model, data.input_shape, data.num_classes, 0, spec.widths).node_groups())
     plan = make_plan(spec, widths)
     with Store(out) as store:

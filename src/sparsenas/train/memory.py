@@ -125,3 +125,20 @@ def tune_malloc() -> bool:
         return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
     except (OSError, AttributeError):
         return False
+
+
+def release_memory() -> bool:
+    """Hand the heap's free pages back to the kernel (glibc `malloc_trim`); False off glibc.
+
+    Called once after loading data: the loader's temporaries are freed but, with `tune_malloc`'s
+    thresholds, would otherwise stay resident for the whole run.
+
+    >>> isinstance(release_memory(), bool)
+    True
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False

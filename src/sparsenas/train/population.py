@@ -266,8 +266,10 @@ def train_population(
         sums = loss_sum.tolist()
         drop([r for r, v in enumerate(sums) if not math.isfinite(v)])
         sums = [v for v in sums if math.isfinite(v)]
-        if max_steps is not None and step >= max_steps:
-            break
+        if max_steps is not None:
+            if step >= max_steps:
+                break
+            continue  # a proxy's short training keeps no curve: no evaluation between its epochs
         if pop.size:
             record(epoch, [v / n_batches for v in sums])
     if pop.size:

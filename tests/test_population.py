@@ -1,0 +1,169 @@
+"""Population training: members equal their solo twins (to fp32 rounding), divergence stays local,
+the runner groups finders and controls by shape, and memory bounds the population size."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from sparsenas.data import Dataset, Split
+from sparsenas.masks import allocate, compact, random_mask
+from sparsenas.models import build_parent
+from sparsenas.protocol import run
+from sparsenas.store import Store
+from sparsenas.train import Population, TrainSpec, population_size, train, train_population
+from sparsenas.train import memory
+
+from helpers import tiny_spec
+
+
+def _images(n_train: int = 192, n_eval: int = 64, side: int = 16) -> Dataset:
+    """Learnable generated images: the class sets the mean brightness of one of 4 quadrants."""
+    g = torch.Generator().manual_seed(0)
+
+    def split(n: int) -> Split:
+        y = torch.randint(0, 4, (n,), generator=g)
+        x = torch.randn(n, 1, side, side, generator=g) * 0.5
+        h = side // 2
+        for c in range(4):
+            r, q = divmod(c, 2)
+            x[y == c, :, r * h : (r + 1) * h, q * h : (q + 1) * h] += 1.0
+        return Split(x, y)
+
+    return Dataset("quadrants", split(n_train), split(n_eval), split(n_eval), 4)
+
+
+def _members(model: str, data: Dataset, k: int, sparsity: float, widths=None) -> list:
+    parent = build_parent(model, data.input_shape, data.num_classes, seed=0, widths=widths)
+    groups = parent.node_groups()
+    gen = torch.Generator().manual_seed(1)
+    return [compact(parent, random_mask(groups, allocate(groups, sparsity), gen)) for _ in range(k)]
+
+
+def _assert_twins(pop_net, pop_result, solo_net, solo_result, data: Dataset) -> None:
+    for (name, a), (_, b) in zip(pop_net.named_parameters(), solo_net.named_parameters()):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), name
+    assert pop_result.status == solo_result.status
+    assert [e.epoch for e in pop_result.curve] == [e.epoch for e in solo_result.curve]
+    for p, s in zip(pop_result.curve, solo_result.curve):
+        assert p.val_loss == pytest.approx(s.val_loss, rel=1e-4)
+        assert p.train_loss == pytest.approx(s.train_loss, rel=1e-4)
+        # an accuracy may move by one sample whose logits tie to fp32 rounding
+        assert abs(p.val_acc - s.val_acc) <= 1 / len(data.val) + 1e-12
+    epoch_of_min = lambda r: min(r.curve[1:], key=lambda e: (e.val_loss, e.epoch)).epoch  # noqa: E731
+    assert epoch_of_min(pop_result) == epoch_of_min(solo_result)  # the early-stopping epoch
+
+
+@pytest.mark.parametrize(
+    "model,widths,spec",
+    [
+        ("mlp", (32, 16), TrainSpec(epochs=4, batch_size=32)),  # the stacked-GEMM path
+        ("mlp", (32, 16), TrainSpec(epochs=3, batch_size=32, optimizer="adam", lr=0.003, schedule="cosine")),
+        ("lenet5", (6, 8, 24, 12), TrainSpec(epochs=3, batch_size=32, lr=0.02)),  # the vmapped conv path
+    ],
+    ids=["linear-sgd", "linear-adam-cosine", "conv-sgd"],
+)
+def test_population_members_equal_their_solo_twins(model, widths, spec):
+    data = _images()
+    nets = _members(model, data, 4, 0.5, widths)
+    solos = [copy.deepcopy(n) for n in nets]
+    pop_results = train_population(nets, data, spec, data_seed=3)
+    for net, res, solo in zip(nets, pop_results, solos):
+        _assert_twins(net, res, solo, train(solo, data, spec, data_seed=3), data)
+    # and the members really trained: weights moved and validation loss fell
+    assert all(r.curve[-1].val_loss < r.curve[0].val_loss for r in pop_results)
+
+
+def test_one_diverging_member_leaves_the_others_undisturbed():
+    data = _images()
+    spec = TrainSpec(epochs=3, batch_size=32, lr=0.1)
+    nets = _members("mlp", data, 4, 0.5, (32, 16))
+    with torch.no_grad():
+        nets[1].fc1.weight.mul_(1e18)  # logits ~1e18: finite at init, non-finite after the first steps
+    healthy = [copy.deepcopy(n) for i, n in enumerate(nets) if i != 1]
+    results = train_population(nets, data, spec, data_seed=0)
+    assert results[1].status == "diverged"
+    assert [e.epoch for e in results[1].curve] == [0]  # its init point; no epoch with broken weights
+    assert results[1].steps == results[0].steps // spec.epochs  # it left the population after epoch 1
+    # the others equal a population that never held the diverging member, and a solo run each
+    without = train_population(healthy, data, spec, data_seed=0)
+    for net, res, twin, twin_res in zip([nets[0], nets[2], nets[3]], [results[0], results[2], results[3]], healthy, without):
+        assert res.status == "done" and len(res.curve) == spec.epochs + 1
+        _assert_twins(net, res, twin, twin_res, data)
+
+
+def test_max_steps_stops_every_member_and_records_no_curve():
+    data = _images()
+    nets = _members("mlp", data, 3, 0.8, (32, 16))
+    before = [n.fc1.weight.clone() for n in nets]
+    rs = train_population(nets, data, TrainSpec(epochs=5, batch_size=32), data_seed=0, max_steps=7)
+    assert [(r.steps, r.samples, r.curve) for r in rs] == [(7, 7 * 32, ())] * 3
+    assert all(not torch.equal(b, n.fc1.weight) for b, n in zip(before, nets))
+
+
+def test_members_must_share_a_shape():
+    data = _images()
+    a = _members("mlp", data, 1, 0.5, (32, 16))[0]
+    b = _members("mlp", data, 1, 0.8, (32, 16))[0]
+    with pytest.raises(ValueError, match="share one shape"):
+        Population([a, b], TrainSpec())
+
+
+def test_runner_groups_finders_and_controls_by_shape_and_matches_training_alone(tmp_path):
+    spec = tiny_spec(controls=3, seeds=(0,))
+    run(spec, tmp_path / "pop")
+    pop = {t.key: t for t in Store(tmp_path / "pop").trials()}
+    # at each sparsity: 3 random controls and random-search's pick share a shape -> one population
+    assert sorted((t.finder, t.control, t.population) for t in pop.values() if t.sparsity == 0.5) == [
+        ("random", 0, 4), ("random", 1, 4), ("random", 2, 4), ("random-search", 0, 4)]
+    assert [t.population for t in pop.values() if t.finder == "dense"] == [1]
+    assert len({t.node_mask for t in pop.values() if t.finder == "random"}) == 6  # distinct controls
+    run(tiny_spec(controls=3, seeds=(0,), population=1), tmp_path / "alone")
+    alone = {t.key: t for t in Store(tmp_path / "alone").trials()}
+    assert alone.keys() == pop.keys() and {t.population for t in alone.values()} == {1}
+    for key, t in pop.items():
+        a = alone[key]
+        assert t.node_mask == a.node_mask and t.min_val_loss_epoch == a.min_val_loss_epoch
+        assert t.curve[-1].val_loss == pytest.approx(a.curve[-1].val_loss, rel=1e-4)
+
+
+def test_a_population_cap_cuts_each_shape_into_consecutive_slices(tmp_path):
+    run(tiny_spec(controls=3, seeds=(0,), sparsities=(0.5,), population=3), tmp_path)
+    sizes = sorted((t.finder, t.control, t.population) for t in Store(tmp_path).trials() if t.finder != "dense")
+    # plan order at 0.5: random 0, 1, 2, random-search -> slices [r0, r1, r2] and [random-search]
+    assert sizes == [("random", 0, 3), ("random", 1, 3), ("random", 2, 3), ("random-search", 0, 1)]
+
+
+def test_control_zero_keeps_its_key_and_more_controls_grow_a_run(tmp_path):
+    run(tiny_spec(seeds=(0,)), tmp_path)
+    first = {t.key for t in Store(tmp_path).trials()}
+    run(tiny_spec(seeds=(0,), controls=2), tmp_path)
+    grown = Store(tmp_path).trials()
+    assert first < {t.key for t in grown}
+    assert sorted(t.control for t in grown if t.finder == "random") == [0, 0, 1, 1]
+
+
+def test_population_size_follows_memory_and_the_cap(monkeypatch):
+    net = build_parent("lenet-300-100", (1, 28, 28), 10, seed=0)
+    spec = TrainSpec(batch_size=128)
+    cpu = torch.device("cpu")
+    per_member = memory.member_bytes(net, (1, 28, 28), spec)
+    assert population_size(net, (1, 28, 28), spec, cpu, cap=16) == 16
+    eval_reserve = 4 * 2 * memory.activation_floats(net, (1, 28, 28)) * memory.EVAL_ROWS
+    # a machine whose planning budget holds exactly 5 members after the evaluation reserve
+    monkeypatch.setattr(memory, "total_memory", lambda d: int((eval_reserve + 5 * per_member) / memory.CPU_FRACTION) + 1)
+    assert population_size(net, (1, 28, 28), spec, cpu, cap=128) == 5
+    monkeypatch.setattr(memory, "total_memory", lambda d: 1)
+    assert population_size(net, (1, 28, 28), spec, cpu, cap=128) == 1  # never below one
+
+
+def test_sessions_record_peak_memory(tmp_path):
+    summary = run(tiny_spec(seeds=(0,), sparsities=(0.5,)), tmp_path)
+    sessions = Store(tmp_path).sessions()
+    assert len(sessions) == 1 and sessions[0]["trials"] == summary.ran == 3
+    assert sessions[0]["peak_memory_bytes"] == summary.peak_memory > 10 * 2**20
+    assert sessions[0]["populations"] == summary.populations == 2  # dense alone; random + random-search
+    run(tiny_spec(seeds=(0,), sparsities=(0.5,)), tmp_path)  # nothing left to train: no new session
+    assert len(Store(tmp_path).sessions()) == 1
