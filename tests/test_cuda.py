@@ -29,3 +29,14 @@ def test_cuda_run_is_deterministic_and_agrees_with_cpu(tmp_path):
         assert t.node_mask == cpu[k].node_mask or t.finder == "random-search"
         assert t.curve[0].val_loss == pytest.approx(cpu[k].curve[0].val_loss, rel=1e-4)
         assert abs(t.final_test_acc - cpu[k].final_test_acc) < 0.1
+
+
+def test_cuda_population_equals_cuda_members_alone(tmp_path):
+    """Populations on the GPU: members agree with the same trials trained one at a time there."""
+    run(tiny_spec(device="cuda", controls=3, seeds=(0,)), tmp_path / "pop")
+    run(tiny_spec(device="cuda", controls=3, seeds=(0,), population=1), tmp_path / "alone")
+    pop, alone = _by_key(tmp_path / "pop"), _by_key(tmp_path / "alone")
+    assert pop.keys() == alone.keys() and max(t.population for t in pop.values()) == 4
+    for k, t in pop.items():
+        assert t.device.startswith("cuda") and t.node_mask == alone[k].node_mask
+        assert t.curve[-1].val_loss == pytest.approx(alone[k].curve[-1].val_loss, rel=1e-3)

@@ -167,3 +167,16 @@ def test_sessions_record_peak_memory(tmp_path):
     assert sessions[0]["populations"] == summary.populations == 2  # dense alone; random + random-search
     run(tiny_spec(seeds=(0,), sparsities=(0.5,)), tmp_path)  # nothing left to train: no new session
     assert len(Store(tmp_path).sessions()) == 1
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"controls": 0}, "--controls must be at least 1"),
+    ({"controls": 5000}, "more than 1000 random controls"),
+    ({"population": 0}, "--population must be at least 1"),
+])
+def test_bad_population_options_are_named(values, message):
+    from sparsenas.errors import SparsenasError
+    from sparsenas.protocol.spec import build_spec
+
+    with pytest.raises(SparsenasError, match=message):
+        build_spec(values)

@@ -104,6 +104,9 @@ def member_losses(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean"
 class Population:
     """K networks of one shape as stacked tensors (K, ...), with one optimizer over them.
 
+    A population of one trains its network's own tensors with the network's own forward: a trial
+    alone is the classic PyTorch loop, with no stacking overhead.
+
     >>> nets = [nn.Linear(4, 3) for _ in range(2)]
     >>> pop = Population(nets, TrainSpec()); pop.size, tuple(pop.params["weight"].shape)
     (2, (2, 3, 4))
@@ -117,13 +120,18 @@ class Population:
         shapes = [{n: tuple(t.shape) for n, t in net.state_dict().items()} for net in nets]
         if any(s != shapes[0] for s in shapes[1:]):
             raise ValueError("population members must share one shape (the same compacted widths)")
-        self.forward: Forward = stacked_forward_of(self.base)
-        tensors = [dict(net.named_parameters()) | dict(net.named_buffers()) for net in nets]
-        trainable = {n for n, p in self.base.named_parameters() if p.requires_grad}
-        self.params = {
-            n: torch.stack([t[n].detach() for t in tensors]).requires_grad_(n in trainable)
-            for n in tensors[0]
-        }
+        self.solo = len(nets) == 1
+        if self.solo:
+            self.params = dict(self.base.named_parameters()) | dict(self.base.named_buffers())
+            self.forward: Forward = lambda _params, x: self.base(x).unsqueeze(0)
+        else:
+            self.forward = stacked_forward_of(self.base)
+            tensors = [dict(net.named_parameters()) | dict(net.named_buffers()) for net in nets]
+            trainable = {n for n, p in self.base.named_parameters() if p.requires_grad}
+            self.params = {
+                n: torch.stack([t[n].detach() for t in tensors]).requires_grad_(n in trainable)
+                for n in tensors[0]
+            }
         self.members = list(range(len(nets)))  # row r of every stack holds member self.members[r]
         self.optimizer = make_stacked_optimizer(self._trainable(), spec)
 
@@ -163,6 +171,8 @@ class Population:
     @torch.no_grad()
     def write_back(self, nets: Sequence[nn.Module], rows: Sequence[int] | None = None) -> None:
         """Copy the weights of the members at `rows` (default all) into their networks."""
+        if self.solo:
+            return  # a population of one trains its network in place
         for r in range(self.size) if rows is None else rows:
             own = dict(nets[self.members[r]].named_parameters()) | dict(nets[self.members[r]].named_buffers())
             for name, stack in self.params.items():
@@ -170,6 +180,9 @@ class Population:
 
     def keep(self, rows: Sequence[int]) -> None:
         """Keep only the members at `rows`: stacks and optimizer state are sliced, nothing else changes."""
+        if self.solo:
+            self.members = [self.members[r] for r in rows]  # kept, or gone: nothing to slice
+            return
         old = self._trainable()
         index = torch.tensor(list(rows), dtype=torch.long, device=old[0].device if old else "cpu")
         k = self.size
