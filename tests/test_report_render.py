@@ -210,3 +210,34 @@ def test_mixed_devices_are_flagged(tmp_path: Path) -> None:
             s.put(dataclasses.replace(_trial("random", 0.5, seed, acc, conv), device="cpu" if seed else "cuda:0"))
     md = write_report(tmp_path)["md"].read_text()
     assert "trained on different devices (cpu, cuda:0)" in md and "Trained on: cpu, cuda:0." in md
+
+
+def test_several_controls_per_seed_are_averaged_within_the_seed(tmp_path):
+    """3 random controls per seed: the finder is paired with their mean and 'beats' counts them."""
+    import dataclasses
+
+    controls = {0: [0.90, 0.92, 0.94], 1: [0.88, 0.90, 0.91], 2: [0.91, 0.93, 0.95]}
+    finder = {0: 0.93, 1: 0.90, 2: 0.96}
+    trials = []
+    for seed in (0, 1, 2):
+        for c, acc in enumerate(controls[seed]):
+            t = _trial("random", 0.5, seed, acc, 5)
+            trials.append(dataclasses.replace(t, key=f"{t.key}-{c}", control=c))
+        trials.append(_trial("random-search", 0.5, seed, finder[seed], 4))
+    acc = [c for c in compare_to_random(trials) if c.metric == "final_test_acc"][0]
+    diffs = [finder[s] - sum(controls[s]) / 3 for s in (0, 1, 2)]
+    assert acc.result.mean_diff == pytest.approx(sum(diffs) / 3)
+    assert acc.result.n == 3 and acc.controls == 3
+    # seed 0 beats 2 of 3, seed 1 ties one and beats one (1.5 of 3), seed 2 beats all 3
+    assert acc.beats == pytest.approx((2 / 3 + 1.5 / 3 + 1) / 3)
+    from sparsenas.report.derive import derive_all
+    from sparsenas.report.tables import summary_cells
+
+    cell = next(c for c in summary_cells(trials, derive_all(trials)) if c.finder == "random")
+    assert (cell.n_trials, cell.n_seeds, cell.final_acc.n) == (9, 3, 3)  # the seed is the unit
+    assert cell.final_acc.mean == pytest.approx(sum(sum(v) / 3 for v in controls.values()) / 3)
+    with Store(tmp_path) as s:
+        for t in trials:
+            s.put(t)
+    md = write_report(tmp_path)["md"].read_text()
+    assert "it does better than 72% of its seed's 3 random controls" in md

@@ -71,6 +71,7 @@ def _reset_peak(device: torch.device) -> float:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         return torch.cuda.memory_allocated(device) / 2**20
+    release_memory()  # what earlier methods freed must not count as this one's resident memory
     try:
         with open("/proc/self/clear_refs", "w") as f:  # "5" resets the peak resident set (Linux >= 4.0)
             f.write("5")
@@ -230,7 +231,7 @@ def run_bench(
     parent = build_parent("lenet-300-100", (1, 28, 28), 10, seed=0).to(dev)
     groups = parent.node_groups()
     rows: list[Row] = []
-    checks: list[dict[str, Any]] = []
+    check_masks: dict[float, list[NodeMask]] = {}
     for s in sparsities:
         gen = torch.Generator().manual_seed(0)
         masks = [random_mask(groups, allocate(groups, s), gen) for _ in range(max(ks))]
@@ -257,12 +258,15 @@ def run_bench(
                 gf = rate[method] * flops / 1e9
                 rows.append(Row(s, k, method, rate[method] * steps / steps_per_epoch, rate[method] / rate["a"],
                                 gf, gf / peak, *mem[method]))
-        checks.append(equality_check(parent, masks[: min(max(ks), 8)], data, steps, spec, alone, s))
+        check_masks[s] = masks[: min(max(ks), 8)]
         for r in rows:
             if r.sparsity == s:
                 log(f"  s={r.sparsity:g} K={r.k:<4} ({r.method}) {METHODS[r.method]:<21} {r.subnet_epochs_per_s:9.3f} subnet-epochs/s "
                     f"{r.speedup_vs_a:7.1f}x  {r.useful_gflops:6.1f} GFLOP/s ({r.of_mm_peak:5.1%} of mm peak)  "
                     f"peak {r.peak_mib:6.0f} MiB (+{r.added_mib:.0f})")
+    # after every timing: the float64 copies would otherwise stay resident and count in later peaks
+    checks = [equality_check(parent, m, data, steps, spec, alone, s) for s, m in check_masks.items()]
+    release_memory()
     for c in checks:
         log(f"  equality s={c['sparsity']:g}: {_check_words(c)}")
     return {"device": str(dev), "data": data_note, "steps": steps, "batch": BATCH, "mm_peak_gflops": peak,
@@ -279,7 +283,8 @@ def equality_check(parent: Parent, masks: list[NodeMask], data: Split, steps: in
     so any real difference (a wrong slice, a leaked gradient) shows far above it.
     """
     parent64 = copy.deepcopy(parent).double()
-    data64 = Split(data.x.double(), data.y)
+    n = min(len(data), steps * BATCH)  # the samples `steps` steps can reach; both sides see the same
+    data64 = Split(data.x[:n].double(), data.y[:n])
     nets = [compact(parent64, m) for m in masks]
     _population(nets, data64, steps, spec)
     worst, biggest = 0.0, 0.0
