@@ -180,3 +180,31 @@ def test_bad_population_options_are_named(values, message):
 
     with pytest.raises(SparsenasError, match=message):
         build_spec(values)
+
+
+def test_a_parent_with_dropout_trains_as_a_population_and_evaluates_without_it():
+    from torch import nn
+
+    from sparsenas.models import NodeGroup, Parent, TensorSlice
+
+    class DropMLP(Parent):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(256, 16)
+            self.drop = nn.Dropout(0.5)
+            self.out = nn.Linear(16, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(self.drop(torch.relu(self.fc(x.flatten(1)))))
+
+        def node_groups(self) -> list[NodeGroup]:
+            return [NodeGroup("fc", 16, (TensorSlice("fc.weight", 0), TensorSlice("fc.bias", 0)), (TensorSlice("out.weight", 1),))]
+
+    torch.manual_seed(0)
+    data = _images()
+    nets = [DropMLP() for _ in range(3)]
+    results = train_population(nets, data, TrainSpec(epochs=2, batch_size=32), data_seed=0)
+    assert [r.status for r in results] == ["done"] * 3
+    pop = Population(nets, TrainSpec())
+    assert pop.evaluate(data.val) == pop.evaluate(data.val)  # no dropout at evaluation
+    assert nets[0].training  # the module's mode is restored

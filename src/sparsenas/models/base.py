@@ -66,7 +66,8 @@ class Parent(nn.Module):
         def one(p: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
             return functional_call(self, p, (xb,))
 
-        return vmap(one, in_dims=(0, None))(params, x)
+        # randomness="different": dropout draws its own mask per member, as each would alone
+        return vmap(one, in_dims=(0, None), randomness="different")(params, x)
 
 
 def init_parameters(model: nn.Module, generator: torch.Generator) -> None:

@@ -61,7 +61,8 @@ def stacked_forward_of(base: nn.Module) -> Forward:
     own = getattr(base, "stacked_forward", None)
     if own is not None:
         return own
-    return vmap(lambda p, x: functional_call(base, p, (x,)), in_dims=(0, None))
+    # randomness="different": a module with dropout draws its own mask per member, as if alone
+    return vmap(lambda p, x: functional_call(base, p, (x,)), in_dims=(0, None), randomness="different")
 
 
 def make_stacked_optimizer(params: list[torch.Tensor], spec: TrainSpec) -> torch.optim.Optimizer:
@@ -149,6 +150,7 @@ class Population:
         """One optimizer step of every member on the batch (x, y); returns the members' losses (K,)."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        self.base.train()
         losses = member_losses(self.logits(x), y)
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()  # d(sum)/d(member k's weights) = d(loss k)/d(member k's weights)
@@ -162,10 +164,15 @@ class Population:
         device = next(iter(self.params.values())).device
         loss_sum = torch.zeros(k, dtype=torch.float64, device=device)
         correct = torch.zeros(k, dtype=torch.int64, device=device)
-        for xb, yb in batches(split, eval_rows(k)):
-            logits = self.logits(xb)
-            loss_sum += member_losses(logits, yb, reduction="sum").double()
-            correct += (logits.argmax(2) == yb).sum(1)
+        was_training = self.base.training
+        self.base.eval()  # dropout off, batch norm on its running statistics
+        try:
+            for xb, yb in batches(split, eval_rows(k)):
+                logits = self.logits(xb)
+                loss_sum += member_losses(logits, yb, reduction="sum").double()
+                correct += (logits.argmax(2) == yb).sum(1)
+        finally:
+            self.base.train(was_training)
         return (loss_sum / n).tolist(), (correct.double() / n).tolist()
 
     @torch.no_grad()
