@@ -208,3 +208,18 @@ def test_a_parent_with_dropout_trains_as_a_population_and_evaluates_without_it()
     pop = Population(nets, TrainSpec())
     assert pop.evaluate(data.val) == pop.evaluate(data.val)  # no dropout at evaluation
     assert nets[0].training  # the module's mode is restored
+
+
+def test_an_interrupted_session_is_still_logged(tmp_path):
+    """Ctrl-C after the first population: its trials are stored and the session says so."""
+    seen = []
+
+    def stop_after_first(done, total, trial, record):
+        if record is not None:
+            seen.append(record)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_spec(seeds=(0,), sparsities=(0.5,)), tmp_path, on_trial=stop_after_first)
+    [session] = Store(tmp_path).sessions()
+    assert session["trials"] == 1 and len(Store(tmp_path)) == 1  # the dense parent, stored whole

@@ -39,7 +39,7 @@ from .data import Dataset, Split, batches, load_dataset
 from .errors import SparsenasError
 from .masks import NodeMask, allocate, apply_weight_masks, compact, random_mask, weight_masks
 from .models import Parent, build_parent
-from .train import Population, TrainSpec, release_memory, tune_malloc
+from .train import Population, TrainSpec, peak_memory, release_memory, reset_peak_memory, tune_malloc
 
 BATCH = 128
 METHODS = {
@@ -67,35 +67,11 @@ class Row:
 
 def _reset_peak(device: torch.device) -> float:
     """Reset the peak-memory counter; return the memory held now (MiB)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        return torch.cuda.memory_allocated(device) / 2**20
-    release_memory()  # what earlier methods freed must not count as this one's resident memory
-    try:
-        with open("/proc/self/clear_refs", "w") as f:  # "5" resets the peak resident set (Linux >= 4.0)
-            f.write("5")
-    except OSError:
-        pass
-    return _status_kib("VmRSS") / 1024
+    return reset_peak_memory(device) / 2**20
 
 
 def _peak(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return _status_kib("VmHWM") / 1024
-
-
-def _status_kib(field: str) -> float:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return float(line.split()[1])
-    except OSError:
-        pass
-    return math.nan
+    return peak_memory(device) / 2**20
 
 
 # -- FLOPs ----------------------------------------------------------------------------------------

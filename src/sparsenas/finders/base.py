@@ -29,7 +29,6 @@ class SearchContext:
     seed: int  # the trial seed: it fixes θ0 and the data order
     generator: torch.Generator  # the finder's own randomness, seeded from (seed, sparsity, finder)
     options: dict[str, Any]  # the finder's options (the RunSpec fields it declares in `options`)
-    population: int = 1  # most same-shape candidates the finder may train at once
 
 
 @dataclass(frozen=True)

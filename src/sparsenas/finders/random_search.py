@@ -5,7 +5,9 @@ at init (`proxy_steps = 0`, the default) or after `proxy_steps` training steps o
 order. Lower is better. This is the random-search baseline of Farahani (arXiv 2403.08265); its
 candidates are drawn by the same `random_mask` as the `random` control, so the two differ only in
 the selection step. All candidates share one compacted shape, so they are scored (and trained for
-the proxy) as populations of up to `ctx.population` at once.
+the proxy) as populations of `CANDIDATE_BATCH` at once: a protocol constant, not the runtime
+`--population` cap, because a population's size is part of its arithmetic and a near-tie between
+two candidates must not be decided by a runtime setting.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from ..masks import allocate, compact, count_flops, random_mask
 from ..train import Population, train_population
 from .base import Finder, Found, SearchContext, register
 from .cost import SearchCost
+
+CANDIDATE_BATCH = 32  # candidates scored (and proxy-trained) together; part of the protocol
 
 
 @register
@@ -33,8 +37,8 @@ class RandomSearch(Finder):
         cands = [random_mask(groups, counts, ctx.generator) for _ in range(n)]
         losses: list[float] = []
         flops, steps = 0.0, 0
-        for i in range(0, n, max(1, ctx.population)):
-            nets = [compact(ctx.parent, c) for c in cands[i : i + ctx.population]]  # copies: θ0 on the candidates' nodes
+        for i in range(0, n, CANDIDATE_BATCH):
+            nets = [compact(ctx.parent, c) for c in cands[i : i + CANDIDATE_BATCH]]  # copies: θ0 on the candidates' nodes
             per_sample = count_flops(nets[0], ctx.data.input_shape)
             if k > 0:
                 for r in train_population(nets, ctx.data, ctx.train, data_seed=ctx.seed, max_steps=k):

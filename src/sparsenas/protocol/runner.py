@@ -6,16 +6,19 @@ budget. The runner first asks every pending trial's finder for its mask, then tr
 the seed whose compacted shapes agree (the random controls, a finder's pick at the same per-layer
 allocation) together as one population, and stores each population in one transaction.
 
-Populations are consecutive slices, of at most K trials, of each shape's trials in plan order. A run
-killed at any moment leaves whole populations stored, so a resumed run re-forms the same populations
-and gives the numbers an uninterrupted one would have, to the last bit. K itself (from `--population`
-and the device's total memory) changes a trial's numbers only at fp32 rounding.
+Populations are consecutive slices, of at most K trials, of each shape's *pending* trials in plan
+order. A run killed at any moment leaves whole populations stored, so a resumed run re-forms the same
+populations and gives the numbers an uninterrupted one would have, to the last bit. A run grown later
+(more finders or controls) trains its new trials in populations of their own, and K itself (from
+`--population` and the device's total memory) is part of the arithmetic: either changes a trial's
+numbers at fp32 rounding, never its mask.
 """
 
 from __future__ import annotations
 
 import math
 import platform
+import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,7 +34,7 @@ from ..finders.base import Found
 from ..masks import compact, count_flops, count_params, weight_sparsity
 from ..models import Parent, build_parent
 from ..store import EpochRecord, Store, TrialRecord
-from ..train import TrainResult, peak_memory, population_size, release_memory, train_population, tune_malloc
+from ..train import TrainResult, peak_memory, population_size, reset_peak_memory, train_population, tune_malloc
 from .binding import bind_run_dir
 from .plan import PlannedTrial, finder_seed, make_plan
 from .spec import RunSpec
@@ -88,7 +91,6 @@ def find(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTrial) ->
         seed=planned.seed,
         generator=torch.Generator().manual_seed(finder_seed(planned.seed, planned.sparsity, planned.finder, planned.control)),
         options={k: getattr(spec, k) for k in finder.options},
-        population=spec.population,
     )
     return finder.find(ctx)
 
@@ -207,12 +209,10 @@ def run(
     spec.validate()
     device = resolve_device(spec.device)
     tune_malloc()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
     data = load_dataset(spec.dataset, spec.data_dir, spec.limit)
     data_id = fingerprint(data)
     data = data.to(device)
-    release_memory()  # the loader's freed temporaries: not part of the run's peak
+    reset_peak_memory(device)  # the run's peak: training, with the data resident, not the loading
     widths = tuple(g.size for g in build_parent(spec.model, data.input_shape, data.num_classes, 0, spec.widths).node_groups())
     plan = make_plan(spec, widths)
     with Store(out) as store:
@@ -220,32 +220,38 @@ def run(
         done = store.done_keys()
         pending = [t for t in plan if t.key not in done]
         skipped, ran, diverged, n_pops = len(plan) - len(pending), 0, 0, 0
-        for seed in dict.fromkeys(t.seed for t in pending):  # the plan is seed-major
-            parent = build_parent(spec.model, data.input_shape, data.num_classes, seed, spec.widths).to(device)
-            found = [(t, find(parent, data, spec, t)) for t in pending if t.seed == seed]
+        try:
+            for seed in dict.fromkeys(t.seed for t in pending):  # the plan is seed-major
+                parent = build_parent(spec.model, data.input_shape, data.num_classes, seed, spec.widths).to(device)
+                found = [(t, find(parent, data, spec, t)) for t in pending if t.seed == seed]
 
-            def size_of(f: Found) -> int:
-                net = compact(parent, f.mask)
-                return population_size(net, data.input_shape, spec.train, device, spec.population)
+                def size_of(f: Found) -> int:
+                    net = compact(parent, f.mask)
+                    return population_size(net, data.input_shape, spec.train, device, spec.population)
 
-            for members in populations(found, size_of):
-                if on_trial:
-                    for t, _ in members:
-                        on_trial(skipped + ran, len(plan), t, None)
-                records = train_trials(parent, data, spec, members, on_epoch)
-                store.put_many(records)
-                n_pops += 1
-                for (t, _), record in zip(members, records):
-                    ran += 1
-                    diverged += record.status == "diverged"
+                for members in populations(found, size_of):
                     if on_trial:
-                        on_trial(skipped + ran, len(plan), t, record)
-        seconds = time.perf_counter() - start
-        peak = peak_memory(device)
-        if ran:
-            store.log_session({
-                "started": started, "trials": ran, "populations": n_pops, "seconds": round(seconds, 3),
-                "peak_memory_bytes": peak, "device": str(device), "population_cap": spec.population,
-                "torch": torch.__version__, "host": platform.node(),
-            })
+                        for t, _ in members:
+                            on_trial(skipped + ran, len(plan), t, None)
+                    records = train_trials(parent, data, spec, members, on_epoch)
+                    store.put_many(records)
+                    n_pops += 1
+                    for (t, _), record in zip(members, records):
+                        ran += 1
+                        diverged += record.status == "diverged"
+                        if on_trial:
+                            on_trial(skipped + ran, len(plan), t, record)
+        finally:
+            # logged however the session ends (Ctrl-C, out of memory): its trials are stored
+            seconds = time.perf_counter() - start
+            peak = peak_memory(device)
+            if ran:
+                try:
+                    store.log_session({
+                        "started": started, "trials": ran, "populations": n_pops, "seconds": round(seconds, 3),
+                        "peak_memory_bytes": peak, "device": str(device), "population_cap": spec.population,
+                        "torch": torch.__version__, "host": platform.node(),
+                    })
+                except (sqlite3.Error, OSError):
+                    pass  # the session line is a courtesy: never mask the error that ended the run
     return RunSummary(Path(out), len(plan), skipped, ran, diverged, seconds, n_pops, peak)

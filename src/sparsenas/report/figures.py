@@ -119,11 +119,14 @@ def _mean_curve(trials: Sequence[TrialRecord]) -> tuple[list[int], list[float], 
     # Mean val accuracy (%) per trained epoch (1..E) across seeds, with the 95% t-interval;
     # finished trials only. Epoch 0 (chance level at init) would stretch the axis so far that the
     # differences that matter, tenths of a point, vanish.
-    by_epoch: dict[int, list[float]] = {}
+    # Several trials of one seed (--controls) are averaged within the seed first: the seed, not the
+    # trial, is the independent unit, as in the tables.
+    per_seed: dict[int, dict[int, list[float]]] = {}
     for t in trials:
         if t.status == "done":
             for p in t.curve[1:]:
-                by_epoch.setdefault(p.epoch, []).append(p.val_acc)
+                per_seed.setdefault(p.epoch, {}).setdefault(t.seed, []).append(p.val_acc)
+    by_epoch = {e: [sum(v) / len(v) for v in seeds.values()] for e, seeds in per_seed.items()}
     epochs = sorted(by_epoch)
     sums = [summarize(by_epoch[e]) for e in epochs]
     return epochs, [s.mean * 100 for s in sums], [s.ci_low * 100 for s in sums], [s.ci_high * 100 for s in sums]

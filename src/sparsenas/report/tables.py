@@ -101,16 +101,20 @@ def _seed_means(ts: Iterable[TrialRecord], value: Callable[[TrialRecord], float]
 
 
 def share_beaten(value: float, controls: Sequence[float], higher_is_better: bool) -> float:
-    """The share of `controls` that `value` does better than; ties count half (nan if none).
+    """The share of `controls` that `value` does better than; ties count half; a diverged control
+    (nan) counts as beaten by a finished finder. nan if the finder diverged or there are no controls.
 
     >>> share_beaten(0.9, [0.8, 0.9, 0.95, 0.7], higher_is_better=True)
     0.625
+    >>> share_beaten(0.9, [0.95, float("nan")], higher_is_better=True)
+    0.5
     """
-    cs = [c for c in controls if not math.isnan(c)]
-    if not cs or math.isnan(value):
+    if not controls or math.isnan(value):
         return NAN
     sign = 1.0 if higher_is_better else -1.0
-    return sum(1.0 if sign * (value - c) > 0 else 0.5 if value == c else 0.0 for c in cs) / len(cs)
+    return sum(
+        1.0 if math.isnan(c) or sign * (value - c) > 0 else 0.5 if value == c else 0.0 for c in controls
+    ) / len(controls)
 
 
 def summary_cells(trials: Sequence[TrialRecord], derived: dict[str, Derived]) -> list[Cell]:

@@ -24,16 +24,18 @@ EVAL_ROWS = 32768  # samples x members evaluated per chunk: evaluation memory is
 
 
 def eval_rows(k: int) -> int:
-    """Samples per evaluation chunk for a population of `k`: 4096 alone, fewer as k grows.
+    """Samples per evaluation chunk for a population of `k`: 4096 alone, fewer as k grows, so that
+    rows x members never exceeds EVAL_ROWS (beyond k = 32768, one sample at a time).
 
     >>> eval_rows(1), eval_rows(32), eval_rows(1024)
-    (4096, 1024, 256)
+    (4096, 1024, 32)
     """
-    return max(256, min(4096, EVAL_ROWS // max(1, k)))
+    return max(1, min(4096, EVAL_ROWS // max(1, k)))
 
 
 def total_memory(device: torch.device) -> int:
-    """Bytes of memory the device has in all (physical RAM for the CPU).
+    """Bytes of memory the device has in all: physical RAM (or the container's cgroup limit, if
+    lower) for the CPU, the card's memory for a GPU.
 
     >>> total_memory(torch.device("cpu")) > 0
     True
@@ -41,9 +43,19 @@ def total_memory(device: torch.device) -> int:
     if device.type == "cuda":
         return int(torch.cuda.get_device_properties(device).total_memory)
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not a POSIX system: assume a small laptop
-        return 8 * 2**30
+        physical = 8 * 2**30
+    # a container's limit (cgroup v2, then v1): planning with the host's RAM would get us killed
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            physical = min(physical, int(text))
+    return physical
 
 
 def activation_floats(net: nn.Module, input_shape: tuple[int, ...]) -> int:
@@ -95,16 +107,57 @@ def population_size(net: nn.Module, input_shape: tuple[int, ...], spec: TrainSpe
     return max(1, min(cap, fits))
 
 
+def reset_peak_memory(device: torch.device) -> int:
+    """Start measuring peak memory afresh; returns the bytes held now.
+
+    On Linux the process's peak resident set is reset (writing 5 to /proc/self/clear_refs), so what
+    an earlier phase (loading data, an earlier run in the same process) held does not count; elsewhere
+    the lifetime peak stands. On a GPU the allocator's peak statistics are reset.
+
+    >>> reset_peak_memory(torch.device("cpu")) > 0
+    True
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        return int(torch.cuda.memory_allocated(device))
+    release_memory()  # freed blocks must not count as resident
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    now = _status_bytes("VmRSS")
+    return now if now is not None else peak_memory(device)
+
+
 def peak_memory(device: torch.device) -> int:
-    """Peak bytes this process has held: resident memory on the CPU, allocated memory on a GPU.
+    """Peak bytes held since the last `reset_peak_memory`: resident memory on the CPU (the lifetime
+    peak where it cannot be reset), allocated memory on a GPU.
 
     >>> peak_memory(torch.device("cpu")) > 0
     True
     """
     if device.type == "cuda":
+        torch.cuda.synchronize(device)
         return int(torch.cuda.max_memory_allocated(device))
+    hwm = _status_bytes("VmHWM")
+    if hwm is not None:
+        return hwm
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)  # macOS reports bytes, Linux KiB
+
+
+def _status_bytes(field: str) -> int | None:
+    """A `kB` field of /proc/self/status in bytes (None off Linux)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def tune_malloc() -> bool:

@@ -8,8 +8,9 @@ optimizers. A member whose loss or weights turn non-finite is marked diverged at
 epoch and dropped from the stacks (with its optimizer state); the others go on undisturbed.
 
 Members agree with the same network trained alone to fp32 rounding, not to the last bit: a GEMM over
-K stacked matrices may sum in another order than K separate GEMMs. Population composition is
-therefore a deterministic function of the plan (see `protocol.runner`).
+K stacked matrices may sum in another order than K separate GEMMs (the runner therefore forms
+populations deterministically; see `protocol.runner`). A network with dropout draws its own dropout
+masks per member, so its members follow other random draws than they would alone.
 
 The data order of a trial is fixed by its `data_seed` alone: epoch e's permutation is the e-th draw
 of a generator seeded with `data_seed`, so every trial of a seed sees the same minibatches.
