@@ -39,7 +39,7 @@ from .data import Dataset, Split, batches, load_dataset
 from .errors import SparsenasError
 from .masks import NodeMask, allocate, apply_weight_masks, compact, random_mask, weight_masks
 from .models import Parent, build_parent
-from .train import Population, TrainSpec, peak_memory, release_memory, reset_peak_memory, tune_malloc
+from .train import Population, TrainSpec, peak_memory, reset_peak_memory, tune_malloc
 
 BATCH = 128
 METHODS = {
@@ -61,17 +61,6 @@ class Row:
     of_mm_peak: float
     peak_mib: float  # process peak during the measurement
     added_mib: float  # of which the measurement added over the memory held before it
-
-
-# -- memory ---------------------------------------------------------------------------------------
-
-def _reset_peak(device: torch.device) -> float:
-    """Reset the peak-memory counter; return the memory held now (MiB)."""
-    return reset_peak_memory(device) / 2**20
-
-
-def _peak(device: torch.device) -> float:
-    return peak_memory(device) / 2**20
 
 
 # -- FLOPs ----------------------------------------------------------------------------------------
@@ -163,9 +152,9 @@ def _population(nets: list[Parent], data: Split, steps: int, spec: TrainSpec) ->
 
 def _measure(device: torch.device, fn: Callable[[], float]) -> tuple[float, float, float]:
     """(seconds, peak MiB, added MiB) of one timed call."""
-    before = _reset_peak(device)
+    before = reset_peak_memory(device) / 2**20  # also returns what earlier methods freed to the kernel
     seconds = fn()
-    peak = _peak(device)
+    peak = peak_memory(device) / 2**20
     return seconds, peak, peak - before
 
 
@@ -198,7 +187,6 @@ def run_bench(
     tune_malloc()
     torch.manual_seed(0)
     data, data_note = bench_data(dev)
-    release_memory()  # loading's temporaries would otherwise count in every method's peak
     spec = TrainSpec(lr=0.05, momentum=0.9)
     steps_per_epoch = math.ceil(len(data) / BATCH)
     peak, peak_n = mm_peak_gflops(dev)
@@ -240,9 +228,8 @@ def run_bench(
                 log(f"  s={r.sparsity:g} K={r.k:<4} ({r.method}) {METHODS[r.method]:<21} {r.subnet_epochs_per_s:9.3f} subnet-epochs/s "
                     f"{r.speedup_vs_a:7.1f}x  {r.useful_gflops:6.1f} GFLOP/s ({r.of_mm_peak:5.1%} of mm peak)  "
                     f"peak {r.peak_mib:6.0f} MiB (+{r.added_mib:.0f})")
-    # after every timing: the float64 copies would otherwise stay resident and count in later peaks
+    # after every timing, so no check's float64 copies are in memory while a method is timed
     checks = [equality_check(parent, m, data, steps, spec, alone, s) for s, m in check_masks.items()]
-    release_memory()
     for c in checks:
         log(f"  equality s={c['sparsity']:g}: {_check_words(c)}")
     return {"device": str(dev), "data": data_note, "steps": steps, "batch": BATCH, "mm_peak_gflops": peak,

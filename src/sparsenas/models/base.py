@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -63,11 +64,23 @@ class Parent(nn.Module):
         >>> y = m.stacked_forward(p, torch.zeros(4, 1, 28, 28)); tuple(y.shape)
         (2, 4, 10)
         """
-        def one(p: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
-            return functional_call(self, p, (xb,))
+        return vmapped_forward(self)(params, x)
 
-        # randomness="different": dropout draws its own mask per member, as each would alone
-        return vmap(one, in_dims=(0, None), randomness="different")(params, x)
+
+def vmapped_forward(module: nn.Module) -> Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]:
+    """`module`'s own forward vmapped over stacked tensors: (params (K, ...), x (B, ...)) -> (K, B, ...).
+
+    The one population forward for any module; `Parent.stacked_forward` uses it by default.
+
+    >>> f = vmapped_forward(nn.Linear(4, 3))
+    >>> tuple(f({"weight": torch.zeros(2, 3, 4), "bias": torch.ones(2, 3)}, torch.zeros(5, 4)).shape)
+    (2, 5, 3)
+    """
+    def one(p: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
+        return functional_call(module, p, (xb,))
+
+    # randomness="different": dropout draws its own mask per member, as each would alone
+    return vmap(one, in_dims=(0, None), randomness="different")
 
 
 def init_parameters(model: nn.Module, generator: torch.Generator) -> None:

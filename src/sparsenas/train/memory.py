@@ -183,8 +183,8 @@ def tune_malloc() -> bool:
 def release_memory() -> bool:
     """Hand the heap's free pages back to the kernel (glibc `malloc_trim`); False off glibc.
 
-    Called once after loading data: the loader's temporaries are freed but, with `tune_malloc`'s
-    thresholds, would otherwise stay resident for the whole run.
+    `reset_peak_memory` calls it: what was freed (a loader's temporaries, an earlier phase's
+    tensors) would otherwise, with `tune_malloc`'s thresholds, stay resident and count as held.
 
     >>> isinstance(release_memory(), bool)
     True

@@ -25,10 +25,10 @@ from typing import Callable, Sequence
 
 import torch
 from torch import nn
-from torch.func import functional_call, vmap
 from torch.nn import functional as F
 
 from ..data import Dataset, Split, batches
+from ..models.base import vmapped_forward
 from .memory import eval_rows
 from .records import EpochRecord
 from .spec import TrainSpec
@@ -60,10 +60,7 @@ def stacked_forward_of(base: nn.Module) -> Forward:
     (2, 5, 3)
     """
     own = getattr(base, "stacked_forward", None)
-    if own is not None:
-        return own
-    # randomness="different": a module with dropout draws its own mask per member, as if alone
-    return vmap(lambda p, x: functional_call(base, p, (x,)), in_dims=(0, None), randomness="different")
+    return own if own is not None else vmapped_forward(base)
 
 
 def make_stacked_optimizer(params: list[torch.Tensor], spec: TrainSpec) -> torch.optim.Optimizer:
