@@ -43,7 +43,7 @@ def test_training_flops_count_what_backward_computes():
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--sparsities", "1.5"], r"node sparsity must be in \[0, 1\)"),
+    (["--sparsities", "1.5"], r"sparsity must be in \[0, 1\)"),
     (["--sparsities", "x"], "--sparsities must be numbers"),
     (["--populations", "0,8"], "--populations must be integers >= 1"),
     (["--steps", "many"], "--steps must be integers >= 1"),

@@ -7,11 +7,15 @@ import torch
 
 from sparsenas.data import load_dataset
 from sparsenas.finders import FINDERS, SearchContext, get_finder
-from sparsenas.masks import allocate, compact, random_mask
+from sparsenas.finders.scoring import prunable_params
+from sparsenas.masks import NodeMask, WeightMask, allocate, compact, layer_counts, random_mask
 from sparsenas.models import MODELS, build_parent
 from sparsenas.train import TrainSpec, evaluate
 
-OPTIONS = {"candidates": 3, "proxy_steps": 2}
+OPTIONS = {
+    "candidates": 3, "proxy_steps": 2, "imp_rate": 0.5, "rewind_steps": 0, "score_samples": 16,
+    "synflow_iterations": 3, "evo_population": 3, "generations": 2, "halving_eta": 2, "halving_steps": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -19,25 +23,52 @@ def mnist_small():
     return load_dataset("mnist5k", limit=64)
 
 
-def _ctx(parent, data, sparsity, seed=0, **opts):
-    return SearchContext(parent, data, TrainSpec(epochs=1, batch_size=16), sparsity, seed, torch.Generator().manual_seed(seed), {**OPTIONS, **opts})
+def _ctx(parent, data, sparsity, seed=0, space="node", allocation="per-layer", **opts):
+    return SearchContext(
+        parent, data, TrainSpec(epochs=1, batch_size=16), sparsity, seed, torch.Generator().manual_seed(seed),
+        {**OPTIONS, **opts}, space=space, allocation=allocation,
+    )
 
 
-@pytest.mark.parametrize("model", MODELS.names())
-@pytest.mark.parametrize("finder", FINDERS.names())
-def test_every_finder_on_every_parent(model, finder, mnist_small):
+def _cases():
+    for model in MODELS.names():
+        for name in FINDERS.names():
+            for space in get_finder(name).spaces:
+                yield model, name, space
+
+
+@pytest.mark.parametrize("model,finder,space", list(_cases()))
+def test_every_finder_on_every_parent_in_every_space(model, finder, space, mnist_small):
     parent = build_parent(model, mnist_small.input_shape, 10, seed=0)
     before = {k: v.clone() for k, v in parent.state_dict().items()}
     f = get_finder(finder)
-    found = f.find(_ctx(parent, mnist_small, 0.8, **{k: OPTIONS[k] for k in f.options}))
-    groups = parent.node_groups()
-    found.mask.validate(groups)
-    expected = tuple(g.size for g in groups) if f.sparsity_free else allocate(groups, 0.8)
-    assert found.mask.kept_counts() == expected
+    found = f.find(_ctx(parent, mnist_small, 0.8, space=space, **{k: OPTIONS[k] for k in f.options}))
+    if space == "node":
+        groups = parent.node_groups()
+        found.mask.validate(groups)
+        expected = tuple(g.size for g in groups) if f.sparsity_free else allocate(groups, 0.8)
+        assert found.mask.kept_counts() == expected
+    elif f.sparsity_free:
+        assert isinstance(found.mask, NodeMask)  # dense is the parent in every space
+    else:
+        assert isinstance(found.mask, WeightMask)
+        found.mask.validate(parent)
+        sizes = tuple(p.numel() for p in prunable_params(parent).values())
+        if finder == "imp":  # the classifier is pruned at half the rate: the total lands on target
+            assert abs(found.mask.sparsity() - 0.8) < 1e-3
+        else:
+            assert found.mask.kept_counts() == layer_counts(sizes, 0.8)
     # finders never touch the parent's init
     assert all(torch.equal(v, before[k]) for k, v in parent.state_dict().items())
-    if finder == "random-search":
-        assert found.cost.candidates == 3 and found.cost.steps == 6 and found.cost.flops > 0 and found.cost.seconds > 0
+    if f.scored:
+        assert found.scores is not None
+    trains = {"random-search": 6, "evolution": None, "halving": 3 + 2 * 2, "magnitude": 4, "imp": None}
+    if finder in trains:
+        assert found.cost.flops > 0 and found.cost.seconds > 0
+        if trains[finder] is not None:
+            assert found.cost.steps == trains[finder]
+    elif finder in ("snip", "grasp", "synflow"):
+        assert found.cost.steps == 0 and found.cost.flops > 0
     else:
         assert found.cost.candidates == 0 and found.cost.flops == 0
 

@@ -31,7 +31,7 @@ def test_allocation_rounds_half_up_and_keeps_one():
 @pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5, float("nan")])
 def test_allocation_rejects_bad_sparsity(bad):
     g = build_parent("mlp", (1, 8, 8), 10, 0, (8,)).node_groups()
-    with pytest.raises(SparsenasError, match=r"node sparsity must be in \[0, 1\)"):
+    with pytest.raises(SparsenasError, match=r"sparsity must be in \[0, 1\)"):
         allocate(g, bad)
 
 

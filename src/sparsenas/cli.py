@@ -87,10 +87,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     from .finders import FINDERS
     from .models import MODELS
 
-    for title, reg in (("datasets", DATASETS), ("models", MODELS), ("finders", FINDERS)):
+    for title, reg in (("datasets", DATASETS), ("models", MODELS)):
         print(f"{title}:")
         for e in reg.entries():
             print(f"  {e.name:<16} {e.help}")
+    print("finders (spaces: the masks a finder searches; --space picks node or weight):")
+    for e in FINDERS.entries():
+        print(f"  {e.name:<16} {'+'.join(e.obj.spaces):<12} {e.help}")
     return 0
 
 

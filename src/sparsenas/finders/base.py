@@ -1,4 +1,7 @@
-"""The finder interface: given a parent at its init and a target sparsity, propose a node mask.
+"""The finder interface: given a parent at its init and a target sparsity, propose a mask.
+
+A finder searches the node space (hidden units, channels: `NodeMask`), the weight space (single
+weights: `WeightMask`), or both; `spaces` says which, and the run's `--space` picks one.
 
 A finder gets a `SearchContext` (parent with θ0, data, training spec, a generator of its own) and
 returns a `Found` (the mask to train, and what the search cost). It never trains the final
@@ -7,13 +10,13 @@ sub-network: the runner does that, through the same loop and budget as the contr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Union
 
 import torch
 
 from ..data import Dataset
-from ..masks import NodeMask
+from ..masks import NodeMask, WeightMask
 from ..models import Parent
 from ..registry import Registry
 from .cost import SearchCost
@@ -25,16 +28,31 @@ class SearchContext:
     parent: Parent  # the dense parent at its init θ0 (never modified by a finder)
     data: Dataset
     train: TrainSpec
-    sparsity: float  # target node sparsity
+    sparsity: float  # target sparsity in `space`: of hidden nodes, or of prunable weights
     seed: int  # the trial seed: it fixes θ0 and the data order
     generator: torch.Generator  # the finder's own randomness, seeded from (seed, sparsity, finder)
     options: dict[str, Any]  # the finder's options (the RunSpec fields it declares in `options`)
+    space: str = "node"  # "node" or "weight"
+    allocation: str = "per-layer"  # "per-layer" or "global": how a sparsity becomes per-layer counts
+    # shared by every finder of one seed: work two finders (or two sparsities) would repeat, such as
+    # the trained dense parent or IMP's chain of rounds, is done once per seed
+    memo: dict[str, Any] = field(default_factory=dict)
+
+
+Mask = Union[NodeMask, WeightMask]
+Scores = Union[dict[str, torch.Tensor], list[torch.Tensor]]
 
 
 @dataclass(frozen=True)
 class Found:
-    mask: NodeMask
+    """A finder's answer: the mask, what the search cost, and optionally the scores that chose it
+    (weight scores by tensor name, or node scores per group; the inversion check keeps the lowest) and
+    the parent-shaped weights the sub-network starts from when that is not θ0 (IMP rewound to step k)."""
+
+    mask: Mask
     cost: SearchCost = SearchCost()
+    scores: Scores | None = None
+    init: dict[str, torch.Tensor] | None = None
 
 
 class Finder:
@@ -49,6 +67,11 @@ class Finder:
     sparsity_free: ClassVar[bool] = False
     # a control (random) is drawn `--controls` times per sparsity and seed: a distribution to compare with
     control: ClassVar[bool] = False
+    # the mask spaces this finder searches
+    spaces: ClassVar[tuple[str, ...]] = ("node",)
+    # ranks scores with the shared score-to-mask step: `--allocation` applies, and `Found.scores`
+    # are returned (so the inversion check can keep the lowest-scoring units instead)
+    scored: ClassVar[bool] = False
 
     def find(self, ctx: SearchContext) -> Found:
         raise NotImplementedError

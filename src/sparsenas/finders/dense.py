@@ -11,6 +11,7 @@ class Dense(Finder):
     name = "dense"
     help = "the dense parent, all nodes kept; trained once per seed as the reference"
     sparsity_free = True
+    spaces = ("node", "weight")
 
     def find(self, ctx: SearchContext) -> Found:
         return Found(dense_mask(ctx.parent.node_groups()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -18,11 +20,12 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+def count_flops(model: nn.Module, input_shape: tuple[int, ...], kept_weights: dict[str, int] | None = None) -> int:
     """Forward FLOPs per sample of Linear and Conv2d layers, a multiply-add counted as 2.
 
     Activations, pooling and bias additions are left out: they are a rounding error next to the
-    matrix products and every tool counts them differently.
+    matrix products and every tool counts them differently. `kept_weights` ({weight name: nonzero
+    count}) counts a weight-masked layer's multiply-adds as a sparse kernel would: only kept weights.
 
     >>> from sparsenas.models import build_parent
     >>> count_flops(build_parent("lenet-300-100", (1, 28, 28), 10, 0), (1, 28, 28))
@@ -30,15 +33,22 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """
     total = 0
 
-    def hook(m: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(m, nn.Linear):
-            total += 2 * m.in_features * m.out_features
-        elif isinstance(m, nn.Conv2d):
-            per_output = (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
-            total += 2 * out[0].numel() * per_output
+    kept = kept_weights or {}
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    def hook_of(name: str) -> Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]:
+        def hook(m: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+            nonlocal total
+            nnz = kept.get(f"{name}.weight", m.weight.numel())
+            if isinstance(m, nn.Linear):
+                total += 2 * nnz
+            elif isinstance(m, nn.Conv2d):
+                total += 2 * nnz * out[0, 0].numel()  # every kept kernel weight, at every output position
+
+        return hook
+
+    handles = [
+        m.register_forward_hook(hook_of(n)) for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))
+    ]
     try:
         device = next(model.parameters()).device
         with torch.no_grad():

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import SparsenasError
-from ..models.base import NodeGroup
+from ..models.base import NodeGroup, linear_chain_groups
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,13 @@ class NodeMask:
 
 
 def check_sparsity(s: float) -> float:
-    """`s` as a float if it is a valid node sparsity in [0, 1), else a one-line `SparsenasError`.
+    """`s` as a float if it is a valid sparsity in [0, 1), else a one-line `SparsenasError`.
 
     >>> check_sparsity(0.9)
     0.9
     """
     if not (isinstance(s, (int, float)) and 0.0 <= s < 1.0 and math.isfinite(s)):
-        raise SparsenasError(f"node sparsity must be in [0, 1), got {s!r}; e.g. --sparsities 0.5,0.8,0.9")
+        raise SparsenasError(f"sparsity must be in [0, 1), got {s!r}; e.g. --sparsities 0.5,0.8,0.9")
     return float(s)
 
 
@@ -92,20 +92,78 @@ def random_mask(groups: list[NodeGroup], counts: tuple[int, ...], generator: tor
     return NodeMask(tuple(kept))
 
 
-def mask_from_scores(groups: list[NodeGroup], scores: list[torch.Tensor], counts: tuple[int, ...]) -> NodeMask:
-    """Keep the `counts[i]` highest-scoring nodes of each group (ties: lower index first).
+def mask_from_scores(
+    groups: list[NodeGroup], scores: list[torch.Tensor], counts: tuple[int, ...] | int
+) -> NodeMask:
+    """Keep the highest-scoring nodes: `counts[i]` in group i (per-layer allocation), or, given one
+    total count, the best node of every group and then the highest scores of the whole network
+    (global allocation: no group is emptied). Ties: lower index (then earlier group) first.
 
     The one step every scoring finder shares, so a finder differs from another only in its scores.
 
-    >>> g = [NodeGroup("a", 3, (), ())]
-    >>> mask_from_scores(g, [torch.tensor([0.1, 0.9, 0.5])], (2,)).kept
-    ((1, 2),)
+    >>> g = [NodeGroup("a", 3, (), ()), NodeGroup("b", 2, (), ())]
+    >>> mask_from_scores(g, [torch.tensor([0.1, 0.9, 0.5]), torch.tensor([0.2, 0.3])], (2, 1)).kept
+    ((1, 2), (1,))
+    >>> mask_from_scores(g, [torch.tensor([0.1, 0.9, 0.5]), torch.tensor([0.2, 0.3])], 3).kept
+    ((1, 2), (1,))
     """
-    kept = []
-    for g, s, c in zip(groups, scores, counts):
+    for g, s in zip(groups, scores):
         if s.shape != (g.size,):
             raise ValueError(f"scores of group '{g.name}' have shape {tuple(s.shape)}, expected ({g.size},)")
+    clean = [torch.nan_to_num(s.detach().double().cpu(), nan=-math.inf) for s in scores]
+    if isinstance(counts, int):
+        # every group keeps its best node; the rest of the budget goes to the best scores anywhere
+        firsts = [int(torch.sort(-s, stable=True).indices[0]) for s in clean]
+        flat = torch.cat(clean)
+        offsets = [sum(g.size for g in groups[:i]) for i in range(len(groups))]
+        taken = torch.zeros(flat.numel(), dtype=torch.bool)
+        for o, f in zip(offsets, firsts):
+            taken[o + f] = True
+        # the groups' best nodes are taken already: rank the others (a taken node sorts last)
+        rest = torch.sort(-torch.where(taken, torch.tensor(-math.inf, dtype=flat.dtype), flat), stable=True).indices
+        taken[rest[: max(0, counts - len(groups))]] = True
+        return NodeMask(tuple(
+            tuple(torch.nonzero(taken[o : o + g.size]).flatten().tolist()) for o, g in zip(offsets, groups)
+        ))
+    kept = []
+    for s, c in zip(clean, counts):
         # stable sort on -score keeps the lower index first among equal scores
-        order = torch.sort(-s.detach().float().cpu(), stable=True).indices[:c]
+        order = torch.sort(-s, stable=True).indices[:c]
         kept.append(tuple(sorted(order.tolist())))
     return NodeMask(tuple(kept))
+
+
+def global_node_count(groups: list[NodeGroup], sparsity: float) -> int:
+    """Global allocation: hidden nodes kept over the whole network, at least one per group.
+
+    >>> from sparsenas.models import build_parent
+    >>> global_node_count(build_parent("lenet-300-100", (1, 28, 28), 10, 0).node_groups(), 0.95)
+    20
+    """
+    s = check_sparsity(sparsity)
+    return max(len(groups), math.floor(round((1.0 - s) * sum(g.size for g in groups), 9) + 0.5))
+
+
+def node_scores(groups: list[NodeGroup], weight_scores: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """Node scores from weight scores: a node's score is the sum of the scores of its incoming
+    weights (the rows of its producing weight tensor; biases are not scored).
+
+    Summing incoming scores is the aggregation SynFlow's conservation law makes natural (a node's
+    incoming and outgoing synaptic saliencies are equal); for SNIP, GraSP and magnitude it is the
+    usual filter-level aggregation.
+
+    >>> g = linear_chain_groups(["fc1", "out"], [2])
+    >>> node_scores(g, {"fc1.weight": torch.tensor([[1.0, 2.0], [3.0, 4.0]]), "out.weight": torch.ones(1, 2)})[0].tolist()
+    [3.0, 7.0]
+    """
+    out = []
+    for g in groups:
+        rows = [sl for sl in g.producers if sl.tensor in weight_scores]
+        if not rows:
+            raise ValueError(f"node group '{g.name}' has no scored producer weight")
+        total = torch.zeros(g.size, dtype=torch.float64)
+        for sl in rows:
+            t = weight_scores[sl.tensor].detach().double().cpu().movedim(sl.dim, 0)
+            total += t.reshape(g.size, sl.block, -1).sum((1, 2))
+        out.append(total)
+    return out

@@ -15,7 +15,7 @@ from ..finders import FINDERS, get_finder
 from ..store import Store
 from .spec import RunSpec
 
-GROWABLE = ("finders", "sparsities", "seeds", "controls")  # a run may grow along these; trials are reused
+GROWABLE = ("finders", "sparsities", "seeds", "controls", "checks")  # a run may grow along these; trials are reused
 
 
 def _union(old: Any, new: Any) -> Any:

@@ -47,12 +47,22 @@ class PlannedTrial:
     key: str
     spec: dict[str, Any]  # the canonical trial spec that `key` hashes
     control: int = 0  # which of the seed's random controls (0 for every other finder)
+    check: str = ""  # a sanity check of the finder's mask ("shuffle", "reinit", "invert"), or ""
+
+    @property
+    def arm(self) -> str:
+        """What the report compares: the finder, or the finder under a check ("snip~shuffle")."""
+        return f"{self.finder}~{self.check}" if self.check else self.finder
 
 
-def trial_spec(run: RunSpec, widths: tuple[int, ...], finder: str, sparsity: float, seed: int, control: int = 0) -> dict[str, Any]:
+def trial_spec(
+    run: RunSpec, widths: tuple[int, ...], finder: str, sparsity: float, seed: int, control: int = 0, check: str = ""
+) -> dict[str, Any]:
     """The canonical description of one trial: what its numbers depend on, nothing else.
 
-    Control 0 has no `control` key, so the keys of runs made before `--controls` existed still hold.
+    Control 0 has no `control` key, and node-space trials no `space` key, so the keys of runs made
+    before those existed still hold; `allocation` enters only where it is not per-layer and the
+    finder ranks scores (the random control is per-layer in both allocations; dense has no mask).
 
     >>> ts = trial_spec(RunSpec(), (256, 128), "random", 0.8, seed=3)
     >>> ts["finder"], ts["sparsity"], ts["seed"], ts["options"], "control" in ts
@@ -61,7 +71,13 @@ def trial_spec(run: RunSpec, widths: tuple[int, ...], finder: str, sparsity: flo
     2
     """
     f = get_finder(finder)
-    extra = {"control": control} if control else {}
+    extra: dict[str, Any] = {"control": control} if control else {}
+    if run.space != "node" and not f.sparsity_free:
+        extra["space"] = run.space
+    if run.allocation != "per-layer" and f.scored:
+        extra["allocation"] = run.allocation
+    if check:
+        extra["check"] = check
     return extra | {
         "v": HASH_VERSION,
         "dataset": run.dataset,
@@ -109,7 +125,23 @@ def make_plan(run: RunSpec, widths: tuple[int, ...]) -> list[PlannedTrial]:
             for c in range(run.controls if get_finder(name).control else 1):
                 ts = trial_spec(run, widths, name, s, seed, c)
                 out.append(PlannedTrial(name, ts["sparsity"], seed, trial_key(ts), ts, c))
+            for check in checks_of(run, name):
+                ts = trial_spec(run, widths, name, s, seed, check=check)
+                out.append(PlannedTrial(name, ts["sparsity"], seed, trial_key(ts), ts, check=check))
     return out
+
+
+def checks_of(run: RunSpec, finder: str) -> list[str]:
+    """The run's sanity checks that apply to `finder`: none for dense and the random control, and
+    `invert` only for finders that rank scores.
+
+    >>> checks_of(RunSpec(checks=("shuffle", "invert")), "random-search"), checks_of(RunSpec(checks=("invert",)), "random")
+    (['shuffle'], [])
+    """
+    f = get_finder(finder)
+    if f.control or f.sparsity_free:
+        return []
+    return [c for c in run.checks if c != "invert" or f.scored]
 
 
 def finder_seed(seed: int, sparsity: float, finder: str, control: int = 0) -> int:

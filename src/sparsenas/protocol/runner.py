@@ -16,6 +16,7 @@ numbers at fp32 rounding, never its mask.
 
 from __future__ import annotations
 
+import copy
 import math
 import platform
 import sqlite3
@@ -31,11 +32,12 @@ from ..data import Dataset, fingerprint, load_dataset
 from ..errors import SparsenasError
 from ..finders import SearchContext, get_finder
 from ..finders.base import Found
-from ..masks import compact, count_flops, count_params, weight_sparsity
+from ..masks import NodeMask, WeightMask, compact, connected, count_flops, count_params, weight_sparsity
 from ..models import Parent, build_parent
 from ..store import EpochRecord, Store, TrialRecord
 from ..train import TrainResult, peak_memory, population_size, reset_peak_memory, train_population, tune_malloc
 from .binding import bind_run_dir
+from .checks import derive
 from .plan import PlannedTrial, finder_seed, make_plan
 from .spec import RunSpec
 
@@ -74,28 +76,91 @@ def _finite_or_inf(x: float) -> float:
     return x if math.isfinite(x) else math.inf
 
 
-def find(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTrial) -> Found:
-    """Ask `planned`'s finder for its mask; `parent` is the seed's parent at θ0 and is not modified.
+def find(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTrial, memo: dict | None = None) -> Found:
+    """Ask `planned`'s finder for its mask (then apply its check, if any); `parent` is the seed's
+    parent at θ0 and is not modified. `memo` is shared by the finds of one seed: a finder's answer
+    is computed once for the finder's trial and all its checks, and finders share work through it.
 
     >>> from sparsenas.data import load_dataset; from sparsenas.protocol import make_plan
     >>> spec = RunSpec(sparsities=(0.5,), seeds=(0,)); ds = load_dataset("digits")
     >>> find(build_parent("mlp", ds.input_shape, 10, seed=0), ds, spec, make_plan(spec, (256, 128))[1]).mask.kept_counts()
     (128, 64)
     """
-    finder = get_finder(planned.finder)
-    ctx = SearchContext(
-        parent=parent,
-        data=data,
-        train=spec.train,
-        sparsity=planned.sparsity,
-        seed=planned.seed,
-        generator=torch.Generator().manual_seed(finder_seed(planned.seed, planned.sparsity, planned.finder, planned.control)),
-        options={k: getattr(spec, k) for k in finder.options},
+    memo = {} if memo is None else memo
+    key = ("found", planned.finder, planned.sparsity, planned.control)
+    if key not in memo:
+        finder = get_finder(planned.finder)
+        ctx = SearchContext(
+            parent=parent,
+            data=data,
+            train=spec.train,
+            sparsity=planned.sparsity,
+            seed=planned.seed,
+            generator=torch.Generator().manual_seed(finder_seed(planned.seed, planned.sparsity, planned.finder, planned.control)),
+            options={k: getattr(spec, k) for k in finder.options},
+            space=spec.space,
+            allocation=spec.allocation,
+            memo=memo,
+        )
+        memo[key] = finder.find(ctx)
+    base = memo[key]
+    if not planned.check:
+        return base
+    own = finder_seed(planned.seed, planned.sparsity, planned.arm)  # the check's own randomness
+    fresh = None
+    if planned.check == "reinit":
+        fresh = build_parent(spec.model, data.input_shape, data.num_classes, own, spec.widths)
+    return derive(planned.check, base, parent, torch.Generator().manual_seed(own), fresh)
+
+
+def build_net(parent: Parent, found: Found) -> tuple[Parent, dict[str, torch.Tensor] | None]:
+    """The network a trial trains and its weight masks: a node mask is compacted to a smaller dense
+    net; a weight mask keeps the parent's size, its masked weights held at zero by the masks.
+
+    >>> from sparsenas.masks import NodeMask
+    >>> p = build_parent("mlp", (1, 8, 8), 10, 0, (8, 4))
+    >>> net, masks = build_net(p, Found(NodeMask(((0, 1), (2,))))); tuple(net.fc1.weight.shape), masks
+    ((2, 64), None)
+    """
+    start = parent
+    if found.init is not None:
+        start = copy.deepcopy(parent)
+        start.load_state_dict(found.init)
+    if isinstance(found.mask, NodeMask):
+        return compact(start, found.mask), None
+    found.mask.validate(parent)
+    net = start if start is not parent else copy.deepcopy(parent)
+    return net, found.mask.float_masks()
+
+
+def _size(parent: Parent, data: Dataset, found: Found, net: Parent) -> dict:
+    """Sparsities, size and cost of the sub-network `found` describes (`net` is what trains)."""
+    groups = parent.node_groups()
+    if isinstance(found.mask, NodeMask):
+        return dict(
+            node_sparsity=found.mask.node_sparsity(groups), weight_sparsity=weight_sparsity(parent, net),
+            params=count_params(net), flops=count_flops(net, data.input_shape), kept_nodes=found.mask.kept_counts(),
+            node_mask=found.mask.kept, kept_weights=tuple(dict(net.named_parameters())[n].numel() for n in net.prunable_weights()),
+            effective_sparsity=weight_sparsity(parent, net), collapsed=False,
+        )
+    mask: WeightMask = found.mask
+    kept = dict(zip(mask.tensors, mask.kept_counts()))
+    effective = connected(parent, mask, data.input_shape)
+    # a hidden node is alive if one of its incoming weights lies on an input-output path
+    alive = []
+    for g in groups:
+        rows = [sl for sl in g.producers if sl.tensor in effective.tensors]
+        alive.append(int(sum(effective.tensors[sl.tensor].movedim(sl.dim, 0).reshape(g.size, -1).any(1) for sl in rows).bool().sum()))
+    prunable = sum(mask.sizes())
+    return dict(
+        node_sparsity=1.0 - sum(alive) / sum(g.size for g in groups), weight_sparsity=mask.sparsity(),
+        params=count_params(net) - prunable + sum(kept.values()), flops=count_flops(net, data.input_shape, kept),
+        kept_nodes=tuple(alive), node_mask=(), kept_weights=tuple(kept.values()),
+        effective_sparsity=effective.sparsity(), collapsed=min(kept.values()) == 0 or sum(effective.kept_counts()) == 0,
     )
-    return finder.find(ctx)
 
 
-def _record(parent: Parent, data: Dataset, planned: PlannedTrial, found: Found, net: Parent, result: TrainResult, k: int) -> TrialRecord:
+def _record(parent: Parent, data: Dataset, planned: PlannedTrial, found: Found, net: Parent, result: TrainResult, k: int, space: str) -> TrialRecord:
     curve = result.curve
     # Best and convergence epochs are read from trained epochs (1..E): epoch 0 is the untrained
     # init, and a net whose validation loss never beats its init must not score "converged at 0".
@@ -109,12 +174,6 @@ def _record(parent: Parent, data: Dataset, planned: PlannedTrial, found: Found, 
         sparsity=planned.sparsity,
         seed=planned.seed,
         status=result.status,
-        node_sparsity=found.mask.node_sparsity(parent.node_groups()),
-        weight_sparsity=weight_sparsity(parent, net),
-        params=count_params(net),
-        flops=count_flops(net, data.input_shape),
-        kept_nodes=found.mask.kept_counts(),
-        node_mask=found.mask.kept,
         final_test_acc=curve[-1].test_acc if done else math.nan,
         best_val_epoch=best.epoch,
         best_val_test_acc=best.test_acc,
@@ -124,8 +183,11 @@ def _record(parent: Parent, data: Dataset, planned: PlannedTrial, found: Found, 
         device=str(next(net.parameters()).device),
         control=planned.control,
         population=k,
+        space="node" if get_finder(planned.finder).sparsity_free else space,
+        check=planned.check,
         curve=curve,
         spec=planned.spec,
+        **_size(parent, data, found, net),
     )
 
 
@@ -136,7 +198,7 @@ def train_trials(
     trials: Sequence[tuple[PlannedTrial, Found]],
     on_epoch: EpochHook | None = None,
 ) -> list[TrialRecord]:
-    """Compact and train same-shape trials of one seed together (one population); one record each.
+    """Build and train same-shape trials of one seed together (one population); one record each.
 
     >>> from sparsenas.data import load_dataset; from sparsenas.protocol import make_plan
     >>> from sparsenas.train import TrainSpec
@@ -149,10 +211,17 @@ def train_trials(
     seeds = {t.seed for t, _ in trials}
     if len(seeds) != 1:
         raise ValueError(f"a population trains trials of one seed (one data order), got seeds {sorted(seeds)}")
-    nets = [compact(parent, found.mask) for _, found in trials]
+    built = [build_net(parent, found) for _, found in trials]
+    nets = [net for net, _ in built]
+    masks = [m for _, m in built]
+    if any(m is None for m in masks) and any(m is not None for m in masks):
+        raise ValueError("a population holds node-space or weight-space trials, not both")
     hook = (lambda m, rec: on_epoch(trials[m][0], rec)) if on_epoch else None
-    results = train_population(nets, data, spec.train, data_seed=trials[0][0].seed, on_epoch=hook)
-    return [_record(parent, data, t, f, net, r, len(trials)) for (t, f), net, r in zip(trials, nets, results)]
+    results = train_population(
+        nets, data, spec.train, data_seed=trials[0][0].seed, on_epoch=hook,
+        masks=None if masks[0] is None else masks,  # type: ignore[arg-type]
+    )
+    return [_record(parent, data, t, f, net, r, len(trials), spec.space) for (t, f), net, r in zip(trials, nets, results)]
 
 
 def run_trial(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTrial, on_epoch: EpochHook | None = None) -> TrialRecord:
@@ -168,22 +237,33 @@ def run_trial(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTria
     return train_trials(parent, data, spec, [(planned, find(parent, data, spec, planned))], on_epoch)[0]
 
 
+def shape_of(found: Found) -> tuple:
+    """What must agree for two trials to share a population: the compacted widths of a node mask;
+    every weight-masked trial trains at the parent's full size.
+
+    >>> shape_of(Found(NodeMask(((0, 1), (3,)))))
+    ('node', 2, 1)
+    """
+    if isinstance(found.mask, NodeMask):
+        return ("node", *found.mask.kept_counts())
+    return ("weight",)
+
+
 def populations(
     trials: Sequence[tuple[PlannedTrial, Found]], size_of: Callable[[Found], int]
 ) -> list[list[tuple[PlannedTrial, Found]]]:
-    """Split one seed's found trials into populations: same compacted shape, at most `size_of` each.
+    """Split one seed's found trials into populations: same shape (`shape_of`), at most `size_of` each.
 
     Shapes come in order of their first trial in the plan; each shape's trials are cut into
     consecutive slices, so the same pending trials always form the same populations.
 
-    >>> from sparsenas.masks import NodeMask
     >>> ts = [(PlannedTrial(f, 0.5, 0, f, {}), Found(NodeMask(((0,), tuple(range(c)))))) for f, c in [("a", 1), ("b", 1), ("c", 2), ("d", 1)]]
     >>> [[t.finder for t, _ in p] for p in populations(ts, lambda f: 2)]
     [['a', 'b'], ['d'], ['c']]
     """
-    shapes: dict[tuple[int, ...], list[tuple[PlannedTrial, Found]]] = {}
+    shapes: dict[tuple, list[tuple[PlannedTrial, Found]]] = {}
     for item in trials:
-        shapes.setdefault(item[1].mask.kept_counts(), []).append(item)
+        shapes.setdefault(shape_of(item[1]), []).append(item)
     out = []
     for members in shapes.values():
         k = max(1, size_of(members[0][1]))
@@ -223,11 +303,13 @@ def run(
         try:
             for seed in dict.fromkeys(t.seed for t in pending):  # the plan is seed-major
                 parent = build_parent(spec.model, data.input_shape, data.num_classes, seed, spec.widths).to(device)
-                found = [(t, find(parent, data, spec, t)) for t in pending if t.seed == seed]
+                memo: dict = {}  # one seed's finders share their work (trained dense parent, IMP's chain)
+                found = [(t, find(parent, data, spec, t, memo)) for t in pending if t.seed == seed]
+                del memo  # trained nets held for the search are not needed for the final training
 
                 def size_of(f: Found) -> int:
-                    net = compact(parent, f.mask)
-                    return population_size(net, data.input_shape, spec.train, device, spec.population)
+                    net = compact(parent, f.mask) if isinstance(f.mask, NodeMask) else parent
+                    return population_size(net, data.input_shape, spec.train, device, spec.population, masked=not isinstance(f.mask, NodeMask))
 
                 for members in populations(found, size_of):
                     if on_trial:

@@ -24,7 +24,10 @@ from ..train import TrainSpec
 # Fields that say where or how to compute, not what: they never enter a trial's hash, and a run
 # directory may be resumed with other values for them.
 RUNTIME_FIELDS = ("data_dir", "device", "population")
-MAX_SEEDS = 10_000  # a seed count beyond this is a typo, not an experiment
+MAX_SEEDS = 10_000
+# sanity checks of a found mask (Frankle et al. 2021, "Pruning neural networks at initialization:
+# why are we missing the mark?"): each is one more trial per finder, sparsity and seed
+CHECKS = ("shuffle", "reinit", "invert")  # a seed count beyond this is a typo, not an experiment
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,21 @@ class RunSpec:
     model: str = field(default="mlp", metadata={"help": "parent network name (sparsenas list)"})
     widths: tuple[int, ...] | None = field(default=None, metadata={"help": "hidden widths of the parent, e.g. 300,100 (default: the model's own)"})
     finders: tuple[str, ...] = field(default=("dense", "random", "random-search"), metadata={"help": "finders to run, comma-separated"})
-    sparsities: tuple[float, ...] = field(default=(0.5, 0.8, 0.9, 0.95), metadata={"help": "node sparsities in [0, 1), comma-separated"})
+    space: str = field(default="node", metadata={"help": "mask space: node (hidden units/channels, compacted) or weight (single weights)", "choices": ("node", "weight")})
+    sparsities: tuple[float, ...] = field(default=(0.5, 0.8, 0.9, 0.95), metadata={"help": "sparsities in [0, 1), comma-separated: of hidden nodes (--space node) or of prunable weights (--space weight)"})
+    allocation: str = field(default="per-layer", metadata={"help": "how scoring finders spread a sparsity over layers: per-layer (each layer alike) or global (one ranking)", "choices": ("per-layer", "global")})
+    checks: tuple[str, ...] = field(default=(), metadata={"help": "sanity checks of every finder's mask: shuffle (layerwise), reinit (fresh init), invert (lowest scores kept)"})
     seeds: tuple[int, ...] = field(default=(0, 1, 2, 3, 4), metadata={"help": "a count N (seeds 0..N-1) or a comma-separated list of seeds"})
     candidates: int = field(default=20, metadata={"help": "random-search: random masks sampled and scored"})
     proxy_steps: int = field(default=0, metadata={"help": "random-search: training steps before scoring (0 = validation loss at init)"})
+    imp_rate: float = field(default=0.2, metadata={"help": "imp: fraction of the remaining weights (nodes) pruned per round (the classifier layer: half)"})
+    rewind_steps: int = field(default=0, metadata={"help": "imp: rewind survivors to the dense parent after this many steps (0 = to init)"})
+    score_samples: int = field(default=256, metadata={"help": "snip, grasp: training samples in the scoring batch"})
+    synflow_iterations: int = field(default=100, metadata={"help": "synflow: pruning rounds (exponential schedule)"})
+    evo_population: int = field(default=16, metadata={"help": "evolution: masks per generation"})
+    generations: int = field(default=10, metadata={"help": "evolution: generations"})
+    halving_eta: int = field(default=3, metadata={"help": "halving: keep the best 1/eta at every rung, eta x the steps"})
+    halving_steps: int = field(default=8, metadata={"help": "halving: training steps of every candidate at the first rung"})
     controls: int = field(default=1, metadata={"help": "random controls per sparsity and seed: the report compares a finder with their mean"})
     device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto", "choices": ("cpu", "cuda", "auto")})
     population: int = field(default=128, metadata={"help": "most same-shape sub-networks trained at once (fewer if memory is short); 1 trains one at a time"})
@@ -65,6 +79,28 @@ class RunSpec:
             raise SparsenasError("no sparsities given; e.g. --sparsities 0.5,0.8,0.9")
         for s in self.sparsities:
             check_sparsity(s)
+        _check_choice("space", self.space, RunSpec)
+        _check_choice("allocation", self.allocation, RunSpec)
+        for f in self.finders:
+            if self.space not in FINDERS.get(f).spaces:
+                raise SparsenasError(
+                    f"finder '{f}' searches {' and '.join(FINDERS.get(f).spaces)} masks only; drop it from --finders or use --space {FINDERS.get(f).spaces[0]}"
+                )
+        for c in self.checks:
+            if c not in CHECKS:
+                raise SparsenasError(f"unknown check '{c}'; choose from {', '.join(CHECKS)}, e.g. --checks shuffle,reinit")
+        if len(set(self.checks)) != len(self.checks):
+            raise SparsenasError(f"checks listed twice in {','.join(self.checks)}; list each once")
+        if not 0.0 < self.imp_rate < 1.0:
+            raise SparsenasError(f"--imp-rate must be in (0, 1), got {self.imp_rate}; e.g. --imp-rate 0.2")
+        if self.rewind_steps < 0:
+            raise SparsenasError(f"--rewind-steps must be 0 or more, got {self.rewind_steps}")
+        for name in ("score_samples", "synflow_iterations", "evo_population", "halving_steps"):
+            _positive(name.replace("_", "-"), getattr(self, name))
+        if self.generations < 0:
+            raise SparsenasError(f"--generations must be 0 or more, got {self.generations}")
+        if self.halving_eta < 2:
+            raise SparsenasError(f"--halving-eta must be at least 2, got {self.halving_eta}")
         if len({round(s, 6) for s in self.sparsities}) != len(self.sparsities):
             raise SparsenasError(f"sparsities listed twice in {','.join(map(str, self.sparsities))}; list each once")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0 or max(self.seeds) >= 2**63:

@@ -1,4 +1,4 @@
-"""The report's three figures, each returned as PNG bytes.
+"""The report's figures, each returned as PNG bytes.
 
 Figures are built on `matplotlib.figure.Figure` directly and saved through the Agg canvas, never
 through pyplot: no global figure registry to leak, no GUI backend picked up from the environment,
@@ -44,9 +44,9 @@ def _legend(ax: Axes, **kwargs: object) -> None:
         ax.text(0.5, 0.5, "no finished trials", transform=ax.transAxes, ha="center", va="center")
 
 
-def _finish(fig: Figure, ax: Axes, ylabel: str, title: str) -> bytes:
+def _finish(fig: Figure, ax: Axes, ylabel: str, title: str, xlabel: str = "node sparsity") -> bytes:
     # the common tail of the per-sparsity figures: labels, grid, legend, PNG bytes
-    ax.set_xlabel("node sparsity")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -58,7 +58,7 @@ def _zero_nan(x: float) -> float:
     return 0.0 if math.isnan(x) else x
 
 
-def accuracy_vs_sparsity(cells: Sequence[Cell]) -> bytes:
+def accuracy_vs_sparsity(cells: Sequence[Cell], xlabel: str = "node sparsity") -> bytes:
     """Final test accuracy (%) against node sparsity: a mean line and 95% CI band per finder,
     the dense parent as a horizontal line with its band.
 
@@ -83,10 +83,10 @@ def accuracy_vs_sparsity(cells: Sequence[Cell]) -> bytes:
             x, [c.final_acc.ci_low * 100 for c in cs], [c.final_acc.ci_high * 100 for c in cs],
             color=colors[finder], alpha=0.2, lw=0,
         )
-    return _finish(fig, ax, "final test accuracy (%)", "Test accuracy vs sparsity (mean, 95% CI across seeds)")
+    return _finish(fig, ax, "final test accuracy (%)", "Test accuracy vs sparsity (mean, 95% CI across seeds)", xlabel)
 
 
-def convergence_vs_sparsity(cells: Sequence[Cell]) -> bytes:
+def convergence_vs_sparsity(cells: Sequence[Cell], xlabel: str = "node sparsity") -> bytes:
     """Convergence epoch (epoch of minimum validation loss) against node sparsity, mean with 95% CI
     error bars per finder; finders are nudged sideways so the bars do not hide each other.
 
@@ -112,7 +112,7 @@ def convergence_vs_sparsity(cells: Sequence[Cell]) -> bytes:
         if c.finder == DENSE:
             ax.axhline(c.conv_epoch.mean, color="black", ls="--", label="dense parent")
             break
-    return _finish(fig, ax, "epoch of minimum val loss", "Convergence epoch vs sparsity (mean, 95% CI)")
+    return _finish(fig, ax, "epoch of minimum val loss", "Convergence epoch vs sparsity (mean, 95% CI)", xlabel)
 
 
 def _mean_curve(trials: Sequence[TrialRecord]) -> tuple[list[int], list[float], list[float], list[float]]:
@@ -132,7 +132,7 @@ def _mean_curve(trials: Sequence[TrialRecord]) -> tuple[list[int], list[float], 
     return epochs, [s.mean * 100 for s in sums], [s.ci_low * 100 for s in sums], [s.ci_high * 100 for s in sums]
 
 
-def val_curves(trials: Sequence[TrialRecord]) -> bytes:
+def val_curves(trials: Sequence[TrialRecord], xlabel: str = "node sparsity") -> bytes:
     """Validation accuracy per trained epoch, one subplot per sparsity: the mean curve of each
     finder across seeds with a light 95% CI band, and the dense parent's curve in every subplot.
 
@@ -157,7 +157,7 @@ def val_curves(trials: Sequence[TrialRecord]) -> bytes:
             if epochs:
                 ax.plot(epochs, mean, color=colors[finder], label=finder)
                 ax.fill_between(epochs, lo, hi, color=colors[finder], alpha=0.15, lw=0)
-        ax.set_title("dense parent only" if level is None else f"node sparsity {level:g}")
+        ax.set_title("dense parent only" if level is None else f"{xlabel} {level:g}")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.grid(alpha=0.3)
@@ -167,4 +167,69 @@ def val_curves(trials: Sequence[TrialRecord]) -> bytes:
     for k in range(len(levels), nrows * ncols):
         axes[k // ncols][k % ncols].set_visible(False)  # empty slots of the last row
     fig.suptitle("Validation accuracy over trained epochs (mean across seeds, 95% CI band)")
+    return _png(fig)
+
+
+def _panels(n: int) -> tuple[Figure, list[Axes]]:
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(4.2 * cols, 3.4 * rows))
+    return fig, [fig.add_subplot(rows, cols, i + 1) for i in range(n)]
+
+
+def accuracy_vs_search_cost(cells: Sequence[Cell], xlabel: str = "node sparsity") -> bytes:
+    """Final test accuracy against search FLOPs (log scale), one panel per sparsity: a point with its
+    95% CI per finder; the random control (no search) and the dense parent as horizontal lines.
+
+    >>> png = accuracy_vs_search_cost(cells)  # doctest: +SKIP
+    """
+    levels = sorted({c.sparsity for c in cells if c.finder != DENSE})
+    fig, axes = _panels(max(1, len(levels)))
+    colors = _colors([c.finder for c in cells])
+    dense = [c for c in cells if c.finder == DENSE]
+    for ax, level in zip(axes, levels):
+        for c in (c for c in cells if c.sparsity == level and c.finder != DENSE):
+            if math.isnan(c.final_acc.mean):
+                continue
+            if c.search_flops <= 0:  # no search: a line across the panel
+                ax.axhline(c.final_acc.mean * 100, color=colors[c.finder], ls=":", label=f"{c.finder} (no search)")
+                continue
+            err = [[_zero_nan(c.final_acc.mean - c.final_acc.ci_low) * 100], [_zero_nan(c.final_acc.ci_high - c.final_acc.mean) * 100]]
+            ax.errorbar([c.search_flops], [c.final_acc.mean * 100], yerr=err, marker="o", capsize=3, color=colors[c.finder], label=c.finder)
+        if dense and not math.isnan(dense[0].final_acc.mean):
+            ax.axhline(dense[0].final_acc.mean * 100, color="black", ls="--", label="dense")
+        ax.set_xscale("log")
+        ax.set_title(f"{xlabel} {level:g}")
+        ax.set_xlabel("search FLOPs (before final training)")
+        ax.set_ylabel("final test accuracy (%)")
+        ax.grid(alpha=0.3)
+        _legend(ax, fontsize="small")
+    return _png(fig)
+
+
+def checks_vs_sparsity(cells: Sequence[Cell], xlabel: str = "node sparsity") -> bytes:
+    """One panel per finder that has sanity checks: the finder, each of its checks and the random
+    control, final test accuracy against sparsity (mean and 95% CI band).
+
+    >>> png = checks_vs_sparsity(cells)  # doctest: +SKIP
+    """
+    finders = sorted({c.finder.split("~")[0] for c in cells if "~" in c.finder})
+    fig, axes = _panels(max(1, len(finders)))
+    for ax, finder in zip(axes, finders):
+        arms = [a for a in finder_order(c.finder for c in cells) if a.split("~")[0] == finder or a == "random"]
+        for i, arm in enumerate(arms):
+            cs = sorted((c for c in cells if c.finder == arm and not math.isnan(c.final_acc.mean)), key=lambda c: c.sparsity)
+            if not cs:
+                continue
+            color = "grey" if arm == "random" else f"C{i}"
+            x = [c.sparsity for c in cs]
+            ax.plot(x, [c.final_acc.mean * 100 for c in cs], marker="o", color=color, label=arm, ls="--" if arm == "random" else "-")
+            lo = [(c.final_acc.mean if math.isnan(c.final_acc.ci_low) else c.final_acc.ci_low) * 100 for c in cs]
+            hi = [(c.final_acc.mean if math.isnan(c.final_acc.ci_high) else c.final_acc.ci_high) * 100 for c in cs]
+            ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
+        ax.set_title(finder)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("final test accuracy (%)")
+        ax.grid(alpha=0.3)
+        _legend(ax, fontsize="small")
     return _png(fig)

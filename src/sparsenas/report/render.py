@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from ..errors import SparsenasError
 from ..store.records import TrialRecord
 from ..store.sqlite import Store
-from . import figures
+from . import checks, figures
 from .derive import Derived, derive_all
 from .markup import Block, to_html, to_markdown
 from .tables import (
@@ -63,7 +63,12 @@ def _seeds(c: Comparison) -> str:
     return f"n = {c.result.n} seed{'s' if c.result.n != 1 else ''}{excluded}"
 
 
-def verdict_line(c: Comparison) -> str:
+def sparsity_label(trials: Sequence[TrialRecord]) -> str:
+    """ "weight sparsity" for a weight-space run, "node sparsity" otherwise: what the sparsities mean."""
+    return "weight sparsity" if any(t.space == "weight" for t in trials) else "node sparsity"
+
+
+def verdict_line(c: Comparison, label: str = "node sparsity") -> str:
     """One plain-words sentence for a comparison against random.
 
     >>> verdict_line(comparison)  # doctest: +SKIP
@@ -75,14 +80,14 @@ def verdict_line(c: Comparison) -> str:
     if c.controls > 1 and not math.isnan(c.beats):
         within = f"; it does better than {c.beats * 100:.0f}% of its seed's {c.controls:.3g} random controls"
     return (
-        f"{c.finder} at node sparsity {c.sparsity:g}{what}: {_PHRASES[c.metric][c.verdict]} "
+        f"{c.finder} at {label} {c.sparsity:g}{what}: {_PHRASES[c.metric][c.verdict]} "
         f"(Δ = {d}, 95% CI {ci}, Holm p = {fmt_p(c.p_holm)}, {_seeds(c)}){within}"
     )
 
 
-def verdict_rows(comps: Sequence[Comparison]) -> tuple[list[str], list[list[str]]]:
+def verdict_rows(comps: Sequence[Comparison], label: str = "node sparsity") -> tuple[list[str], list[list[str]]]:
     """Headers and rows of the verdict table (finder minus random, paired by seed)."""
-    headers = ["finder", "node sparsity", "metric", "Δ vs random", "95% CI", "p", "Holm p", "n", "excluded",
+    headers = ["finder", label, "metric", "Δ vs random", "95% CI", "p", "Holm p", "n", "excluded",
                "controls/seed", "beats controls", "verdict"]
     rows = []
     for c in comps:
@@ -94,24 +99,24 @@ def verdict_rows(comps: Sequence[Comparison]) -> tuple[list[str], list[list[str]
     return headers, rows
 
 
-def _gap_rows(gaps: Sequence[Comparison]) -> tuple[list[str], list[list[str]]]:
-    headers = ["finder", "node sparsity", "Δ test acc vs dense", "95% CI", "Holm p", "n", "excluded"]
+def _gap_rows(gaps: Sequence[Comparison], label: str) -> tuple[list[str], list[list[str]]]:
+    headers = ["finder", label, "Δ test acc vs dense", "95% CI", "Holm p", "n", "excluded"]
     return headers, [
         [g.finder, f"{g.sparsity:g}", *_delta(g), fmt_p(g.p_holm),
          str(g.result.n), str(g.n_excluded)] for g in gaps
     ]
 
 
-def _summary_rows(cells: Sequence[Cell]) -> tuple[Block, Block]:
-    acc = ["finder", "node sparsity", "seeds", "trials", "diverged", "final test acc %", "95% CI", "best-val test acc %",
+def _summary_rows(cells: Sequence[Cell], label: str) -> tuple[Block, Block]:
+    acc = ["finder", label, "seeds", "trials", "diverged", "collapsed", "final test acc %", "95% CI", "best-val test acc %",
            "95% CI", "convergence epoch", "epochs to 99% dense (reached)", "AUC val acc"]
-    cost = ["finder", "node sparsity", "achieved node sparsity", "weight sparsity", "params", "FLOPs/sample",
-            "search candidates", "search steps", "search s", "train s"]
+    cost = ["finder", label, "achieved node sparsity", "weight sparsity", "effective weight sparsity", "params",
+            "FLOPs/sample", "search candidates", "search steps", "search FLOPs", "search s", "train s"]
     acc_rows, cost_rows = [], []
     for c in cells:
         done = c.n_trials - c.n_diverged
         acc_rows.append([
-            c.finder, f"{c.sparsity:g}", str(c.n_seeds), str(c.n_trials), str(c.n_diverged),
+            c.finder, f"{c.sparsity:g}", str(c.n_seeds), str(c.n_trials), str(c.n_diverged), str(c.n_collapsed),
             fmt_mean_sd(c.final_acc, ".2f", 100), fmt_ci(c.final_acc, ".2f", 100),
             fmt_mean_sd(c.best_val_acc, ".2f", 100), fmt_ci(c.best_val_acc, ".2f", 100),
             fmt_mean_sd(c.conv_epoch, ".1f"), f"{fmt(c.epochs_to_99.mean, '.1f')} ({c.reached_99}/{done})",
@@ -119,8 +124,8 @@ def _summary_rows(cells: Sequence[Cell]) -> tuple[Block, Block]:
         ])
         cost_rows.append([
             c.finder, f"{c.sparsity:g}", fmt(c.node_sparsity, ".3f"), fmt(c.weight_sparsity, ".3f"),
-            fmt_si(c.params), fmt_si(c.flops), fmt_si(c.search_candidates), fmt_si(c.search_steps),
-            fmt(c.search_seconds, ".1f"), fmt(c.wall_seconds, ".1f"),
+            fmt(c.effective_sparsity, ".3f"), fmt_si(c.params), fmt_si(c.flops), fmt_si(c.search_candidates),
+            fmt_si(c.search_steps), fmt_si(c.search_flops), fmt(c.search_seconds, ".1f"), fmt(c.wall_seconds, ".1f"),
         ])
     return ("table", acc, acc_rows), ("table", cost, cost_rows)
 
@@ -134,7 +139,7 @@ def _device_warning(trials: Sequence[TrialRecord]) -> list[Block]:
                   "paired differences then include device noise. Re-run on one device for a clean comparison.")]
 
 
-def _answer(trials: Sequence[TrialRecord], comps: Sequence[Comparison]) -> list[Block]:
+def _answer(trials: Sequence[TrialRecord], comps: Sequence[Comparison], label: str) -> list[Block]:
     finders = {t.finder for t in trials}
     if CONTROL not in finders:
         return [("p", "This run has no 'random' trials, so no finder can be compared with the random "
@@ -142,8 +147,9 @@ def _answer(trials: Sequence[TrialRecord], comps: Sequence[Comparison]) -> list[
     if not comps:
         held = ", ".join(sorted(finders))
         return [("p", f"This run holds only {held}; there is no finder to compare with random.")]
-    acc = [verdict_line(c) for c in comps if c.metric == "final_test_acc"]
-    conv = [verdict_line(c) for c in comps if c.metric == "min_val_loss_epoch"]
+    # the answer names the finders; how their sanity checks fare is in the verdict and checks tables
+    acc = [verdict_line(c, label) for c in comps if c.metric == "final_test_acc" and "~" not in c.finder]
+    conv = [verdict_line(c, label) for c in comps if c.metric == "min_val_loss_epoch" and "~" not in c.finder]
     return [("p", "Final test accuracy, each finder against random sparse sub-networks of the same sparsity "
                   "and seed:"), ("ul", acc),
             ("p", "Convergence (epoch of minimum validation loss; fewer is better):"), ("ul", conv)]
@@ -174,7 +180,19 @@ METHODS = (
     "diverged control counts as beaten by a finished finder; the control mean is over finished controls), "
     "averaged over seeds. Trials of one seed with the same compacted shape are trained together as one "
     "population (stacked weights, the same minibatches); a member's numbers equal training it alone up to "
-    "fp32 rounding, and 'train s' is its share of its population's wall time."
+    "fp32 rounding, and 'train s' is its share of its population's wall time. "
+    "In the weight space (--space weight) a sparsity is the fraction of the parent's prunable weights (every "
+    "Linear/Conv weight, biases excluded) a mask removes; a weight-masked sub-network is trained at the parent's "
+    "size with its masked weights held at zero after every step, so its kept weights follow the trajectory of a "
+    "network without the masked ones. FLOPs/sample then count the kept multiply-adds (what a sparse kernel "
+    "computes), params the kept weights plus all biases. 'Effective weight sparsity' also removes kept weights "
+    "that lie on no path from input to output (their node is cut off on one side); 'achieved node sparsity' of a "
+    "weight mask is the share of hidden nodes left on no such path. A mask has 'collapsed' when it empties a "
+    "layer or no path is left at all. A finder's sanity checks (shuffle, reinit, invert) are trials of their own, "
+    "compared with the random control like the finders and, in the sanity-check table, with their finder, "
+    "paired by seed. Search cost is what a finder spent before the final training: training steps (of all "
+    "candidates or rounds), FLOPs (forward = the FLOPs/sample of the network trained or scored, backward = "
+    "2 forwards, a Hessian-vector product = 2 more) and seconds; a check is charged its finder's search."
 )
 
 
@@ -183,14 +201,20 @@ def _blocks(run_dir: Path, spec: dict[str, Any] | None, trials: list[TrialRecord
     cells = summary_cells(trials, derived)
     comps = compare_to_random(trials)
     gaps = gap_to_dense(trials)
+    label = sparsity_label(trials)
     title = " / ".join(str(spec[k]) for k in ("dataset", "model") if spec and k in spec) or run_dir.name
-    acc_table, cost_table = _summary_rows(cells)
-    blocks: list[Block] = [("h1", f"sparsenas report: {title}"), ("h2", "Answer"), *_device_warning(trials), *_answer(trials, comps)]
+    acc_table, cost_table = _summary_rows(cells, label)
+    # the figures show the finders; their sanity checks get a figure of their own
+    finder_cells = [c for c in cells if "~" not in c.finder]
+    finder_trials = [t for t in trials if not t.check]
+    blocks: list[Block] = [("h1", f"sparsenas report: {title}"), ("h2", "Answer"), *_device_warning(trials),
+                           *_answer(trials, comps, label)]
     if comps:
-        blocks += [("h2", "Verdict table (finder − random, paired by seed)"), ("table", *verdict_rows(comps))]
+        blocks += [("h2", "Verdict table (finder − random, paired by seed)"), ("table", *verdict_rows(comps, label))]
+    blocks += checks.blocks(trials, cells, label)
     blocks.append(("h2", "Gap to dense (finder − dense parent, paired by seed)"))
     if gaps:
-        blocks.append(("table", *_gap_rows(gaps)))
+        blocks.append(("table", *_gap_rows(gaps, label)))
     elif any(t.finder == DENSE for t in trials):
         blocks.append(("p", "This run has no sparse trials to compare with the dense parent."))
     else:
@@ -199,12 +223,16 @@ def _blocks(run_dir: Path, spec: dict[str, Any] | None, trials: list[TrialRecord
         ("h2", "Summary per finder and sparsity"), ("p", "Accuracy and convergence (finished trials):"),
         acc_table, ("p", "Size and search cost (all trials):"), cost_table,
         ("h2", "Figures"),
-        ("fig", "accuracy_vs_sparsity.png", figures.accuracy_vs_sparsity(cells),
-         "Final test accuracy vs node sparsity (mean and 95% CI; dashed: dense parent)."),
-        ("fig", "val_curves.png", figures.val_curves(trials),
+        ("fig", "accuracy_vs_sparsity.png", figures.accuracy_vs_sparsity(finder_cells, label),
+         f"Final test accuracy vs {label} (mean and 95% CI; dashed: dense parent)."),
+        ("fig", "val_curves.png", figures.val_curves(finder_trials, label),
          "Validation accuracy per trained epoch (1..E), one panel per sparsity, each on its own scale (mean across seeds, 95% CI band)."),
-        ("fig", "convergence_vs_sparsity.png", figures.convergence_vs_sparsity(cells),
-         "Epoch of minimum validation loss vs node sparsity (mean and 95% CI)."),
+        ("fig", "convergence_vs_sparsity.png", figures.convergence_vs_sparsity(finder_cells, label),
+         f"Epoch of minimum validation loss vs {label} (mean and 95% CI)."),
+        ("fig", "accuracy_vs_search_cost.png", figures.accuracy_vs_search_cost(finder_cells, label),
+         "Final test accuracy vs search cost (FLOPs spent before the final training; log scale), one panel per sparsity "
+         "(mean and 95% CI; dotted: finders that do not search, dashed: dense parent)."),
+        *checks.figure(cells, label),
         ("h2", "Run spec"),
     ]
     if spec is None:

@@ -45,6 +45,9 @@ class Cell:
     search_steps: float
     search_seconds: float
     wall_seconds: float
+    effective_sparsity: float = NAN  # fraction of prunable weights on no input-output path
+    search_flops: float = 0.0
+    n_collapsed: int = 0  # trials whose mask emptied a layer or cut the input from the output
 
 
 @dataclass(frozen=True)
@@ -69,13 +72,13 @@ METRICS: dict[str, bool] = {"final_test_acc": True, "min_val_loss_epoch": False}
 
 
 def finder_order(names: Iterable[str]) -> list[str]:
-    """Controls first (dense, random), then the finders alphabetically.
+    """Controls first (dense, random), then the finders alphabetically, each followed by its checks.
 
-    >>> finder_order(["snip", "random", "dense", "imp"])
-    ['dense', 'random', 'imp', 'snip']
+    >>> finder_order(["snip~shuffle", "snip", "random", "dense", "imp"])
+    ['dense', 'random', 'imp', 'snip', 'snip~shuffle']
     """
     rank = {DENSE: 0, CONTROL: 1}
-    return sorted(set(names), key=lambda f: (rank.get(f, 2), f))
+    return sorted(set(names), key=lambda f: (rank.get(f, 2), f.split("~")[0], "~" in f, f))
 
 
 def _mean(values: Iterable[float]) -> float:
@@ -126,8 +129,8 @@ def summary_cells(trials: Sequence[TrialRecord], derived: dict[str, Derived]) ->
     """
     groups: dict[tuple[str, float], list[TrialRecord]] = {}
     for t in trials:
-        groups.setdefault((t.finder, t.sparsity), []).append(t)
-    order = {f: i for i, f in enumerate(finder_order(t.finder for t in trials))}
+        groups.setdefault((t.arm, t.sparsity), []).append(t)
+    order = {f: i for i, f in enumerate(finder_order(t.arm for t in trials))}
     cells = []
     for (finder, sparsity), ts in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
         done = [t for t in ts if t.status == "done"]
@@ -154,6 +157,9 @@ def summary_cells(trials: Sequence[TrialRecord], derived: dict[str, Derived]) ->
                 search_steps=_mean(t.search.steps for t in ts),
                 search_seconds=_mean(t.search.seconds for t in ts),
                 wall_seconds=_mean(t.wall_seconds for t in ts),
+                effective_sparsity=_mean(t.effective_sparsity for t in ts),
+                search_flops=_mean(t.search.flops for t in ts),
+                n_collapsed=sum(t.collapsed for t in ts),
             )
         )
     return cells
@@ -169,15 +175,15 @@ def _compare(
     # (finder, seed, sparsity) -> its trials; (seed, sparsity) -> the control's trials there
     cells: dict[tuple[str, int, float], list[TrialRecord]] = {}
     for t in trials:
-        cells.setdefault((t.finder, t.seed, t.sparsity), []).append(t)
+        cells.setdefault((t.arm, t.seed, t.sparsity), []).append(t)
     ctrl = {(seed, s): ts for (f, seed, s), ts in cells.items() if f == control}
     if not ctrl:
         return []  # no control in this run: nothing to pair with (the report says so)
-    # against dense every other finder (random included) is compared; against random, the finders
-    finders = [f for f in finder_order(t.finder for t in trials) if f not in {DENSE, control}]
+    # against dense every other arm (random included) is compared; against random, the finders
+    finders = [f for f in finder_order(t.arm for t in trials) if f not in {DENSE, control}]
     out: list[Comparison] = []
     for finder in finders:
-        sparsities = sorted({t.sparsity for t in trials if t.finder == finder})
+        sparsities = sorted({t.sparsity for t in trials if t.arm == finder})
         for metric in metrics:
             rows = []
             for s in sparsities:
@@ -226,6 +232,22 @@ def gap_to_dense(trials: Sequence[TrialRecord], alpha: float = 0.05) -> list[Com
     """
     dense_sparsity = {t.seed: t.sparsity for t in trials if t.finder == DENSE}
     return _compare(trials, DENSE, lambda t: (t.seed, dense_sparsity.get(t.seed, NAN)), ["final_test_acc"], alpha)
+
+
+def compare_to_checks(trials: Sequence[TrialRecord], alpha: float = 0.05) -> list[Comparison]:
+    """Each finder against each of its sanity checks (`control` is the check's arm, e.g.
+    "snip~shuffle"): final test accuracy of finder − check, paired by seed, Holm across sparsities.
+
+    >>> [(c.finder, c.control) for c in compare_to_checks(trials)]  # doctest: +SKIP
+    [('snip', 'snip~shuffle')]
+    """
+    out: list[Comparison] = []
+    for arm in finder_order(t.arm for t in trials):
+        if "~" in arm:
+            base = arm.split("~")[0]
+            pair = [t for t in trials if t.arm in (base, arm)]
+            out += _compare(pair, arm, lambda t: (t.seed, t.sparsity), ["final_test_acc"], alpha)
+    return out
 
 
 # -- formatting shared by the markdown and HTML renderers -----------------------------------------

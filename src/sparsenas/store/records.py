@@ -19,13 +19,14 @@ class TrialRecord:
     """A trained sub-network: one (dataset, parent, finder, sparsity, seed).
 
     `status` is "done" or "diverged" (a non-finite loss stopped training; the curve holds the epochs
-    completed before it). `kept_nodes[i]` is how many nodes hidden group i keeps; `node_mask[i]` is
-    the list of kept node indices of group i in the parent.
+    completed before it). `kept_nodes[i]` is how many nodes hidden group i keeps (in the weight
+    space: how many still lie on an input-output path); `node_mask[i]` is the list of kept node
+    indices of group i in the parent (empty in the weight space).
     """
 
     key: str
     finder: str
-    sparsity: float  # target node sparsity (0 for the dense parent)
+    sparsity: float  # target sparsity in the run's space (0 for the dense parent)
     seed: int
     status: str
     node_sparsity: float  # achieved fraction of hidden nodes removed
@@ -43,8 +44,18 @@ class TrialRecord:
     device: str = ""  # where it was trained ("cpu", "cuda:0"); "" in stores that predate the field
     control: int = 0  # which of its seed's random controls (0 for other finders)
     population: int = 1  # how many sub-networks were trained together with it (itself included)
+    space: str = "node"  # the mask space: "node" (compacted) or "weight" (masked at full size)
+    check: str = ""  # the sanity check this trial is of its finder's mask ("shuffle", ...), or ""
+    kept_weights: tuple[int, ...] = ()  # nonzero weights per prunable layer
+    effective_sparsity: float = float("nan")  # fraction of prunable weights on no input-output path
+    collapsed: bool = False  # a layer emptied, or no path left from input to output
     curve: tuple[EpochRecord, ...] = ()
     spec: dict[str, Any] = field(default_factory=dict)  # the canonical trial spec that was hashed
+
+    @property
+    def arm(self) -> str:
+        """What the report compares: the finder, or the finder under a check ("snip~shuffle")."""
+        return f"{self.finder}~{self.check}" if self.check else self.finder
 
     def to_row(self) -> dict[str, Any]:
         """Flat dict for CSV export: curve and spec left out, search cost prefixed ``search_``."""
@@ -55,4 +66,5 @@ class TrialRecord:
         for k, v in d.pop("search").items():
             d[f"search_{k}"] = v
         d["kept_nodes"] = "-".join(str(n) for n in self.kept_nodes)
+        d["kept_weights"] = "-".join(str(n) for n in self.kept_weights)
         return d

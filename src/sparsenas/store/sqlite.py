@@ -224,6 +224,7 @@ def _from_json(text: str, curve: tuple[EpochRecord, ...]) -> TrialRecord:
             d[k] = math.nan
     d["search"] = SearchCost(**d["search"])
     d["kept_nodes"] = tuple(d["kept_nodes"])
+    d["kept_weights"] = tuple(d.get("kept_weights", ()))
     d["node_mask"] = tuple(tuple(m) for m in d["node_mask"])
     return TrialRecord(**d, curve=curve)
 

@@ -77,23 +77,27 @@ def activation_floats(net: nn.Module, input_shape: tuple[int, ...]) -> int:
     return sum(sizes)
 
 
-def member_bytes(net: nn.Module, input_shape: tuple[int, ...], spec: TrainSpec) -> int:
-    """Estimated bytes one population member needs: weights, gradients, optimizer state, and its
-    activations for a training batch (kept for backward, their gradients, one temporary each).
+def member_bytes(net: nn.Module, input_shape: tuple[int, ...], spec: TrainSpec, masked: bool = False) -> int:
+    """Estimated bytes one population member needs: weights, gradients, optimizer state (and a
+    weight mask when `masked`), and its activations for a training batch (kept for backward, their
+    gradients, one temporary each).
 
     >>> from sparsenas.models import build_parent
     >>> member_bytes(build_parent("lenet-300-100", (1, 28, 28), 10, 0), (1, 28, 28), TrainSpec()) > 266_610 * 12
     True
     """
     params = sum(p.numel() for p in net.parameters())
-    states = 2 if spec.optimizer == "adam" else (1 if spec.momentum > 0 else 0)
+    states = (2 if spec.optimizer == "adam" else (1 if spec.momentum > 0 else 0)) + int(masked)
     # functional activations (ReLU called as a function) are not modules: count outputs twice
     act = 2 * activation_floats(net, input_shape)
     return 4 * (params * (2 + states) + 3 * act * spec.batch_size)
 
 
-def population_size(net: nn.Module, input_shape: tuple[int, ...], spec: TrainSpec, device: torch.device, cap: int) -> int:
-    """How many members shaped like `net` one population holds: what fits, at most `cap`.
+def population_size(
+    net: nn.Module, input_shape: tuple[int, ...], spec: TrainSpec, device: torch.device, cap: int, masked: bool = False
+) -> int:
+    """How many members shaped like `net` (weight-masked when `masked`) one population holds: what
+    fits, at most `cap`.
 
     >>> from sparsenas.models import build_parent
     >>> population_size(build_parent("mlp", (1, 8, 8), 10, 0), (1, 8, 8), TrainSpec(), torch.device("cpu"), 64)
@@ -103,7 +107,7 @@ def population_size(net: nn.Module, input_shape: tuple[int, ...], spec: TrainSpe
     budget = fraction * total_memory(device)
     # evaluation chunks hold EVAL_ROWS samples' activations whatever K is: set them aside
     budget -= 4 * 2 * activation_floats(net, input_shape) * EVAL_ROWS
-    fits = int(budget // max(1, member_bytes(net, input_shape, spec)))
+    fits = int(budget // max(1, member_bytes(net, input_shape, spec, masked)))
     return max(1, min(cap, fits))
 
 

@@ -106,12 +106,17 @@ class Population:
     A population of one trains its network's own tensors with the network's own forward: a trial
     alone is the classic PyTorch loop, with no stacking overhead.
 
+    `masks` (one {tensor name: 0/1 tensor} per net) holds weight-masked members at zero: masked
+    entries are zeroed at the start and after every optimizer step. SGD and Adam update element by
+    element, so the kept weights follow exactly the trajectory of a net whose masked weights are
+    absent (the masked entries' own momentum never reaches a kept weight).
+
     >>> nets = [nn.Linear(4, 3) for _ in range(2)]
     >>> pop = Population(nets, TrainSpec()); pop.size, tuple(pop.params["weight"].shape)
     (2, (2, 3, 4))
     """
 
-    def __init__(self, nets: Sequence[nn.Module], spec: TrainSpec) -> None:
+    def __init__(self, nets: Sequence[nn.Module], spec: TrainSpec, masks: Sequence[dict[str, torch.Tensor]] | None = None) -> None:
         if not nets:
             raise ValueError("a population needs at least one network")
         self.spec = spec
@@ -132,7 +137,21 @@ class Population:
                 for n in tensors[0]
             }
         self.members = list(range(len(nets)))  # row r of every stack holds member self.members[r]
+        self.masks: dict[str, torch.Tensor] = {}
+        if masks is not None:
+            if len(masks) != len(nets) or any(set(m) != set(masks[0]) for m in masks):
+                raise ValueError("give one weight mask per net, all masking the same tensors")
+            for name in masks[0]:
+                t = self.params[name]
+                stacked = masks[0][name] if self.solo else torch.stack([m[name] for m in masks])
+                self.masks[name] = stacked.to(t.device, t.dtype)
+            self._apply_masks()
         self.optimizer = make_stacked_optimizer(self._trainable(), spec)
+
+    @torch.no_grad()
+    def _apply_masks(self) -> None:
+        for name, m in self.masks.items():
+            self.params[name].mul_(m)
 
     @property
     def size(self) -> int:
@@ -153,6 +172,7 @@ class Population:
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()  # d(sum)/d(member k's weights) = d(loss k)/d(member k's weights)
         self.optimizer.step()
+        self._apply_masks()
         return losses.detach()
 
     @torch.no_grad()
@@ -194,6 +214,7 @@ class Population:
         self.params = {
             n: t.detach().index_select(0, index).requires_grad_(t.requires_grad) for n, t in self.params.items()
         }
+        self.masks = {n: m.index_select(0, index) for n, m in self.masks.items()}
         new = self._trainable()
         state = self.optimizer.state
         self.optimizer = make_stacked_optimizer(new, self.spec)
@@ -215,8 +236,11 @@ def train_population(
     data_seed: int,
     max_steps: int | None = None,
     on_epoch: MemberHook | None = None,
+    masks: Sequence[dict[str, torch.Tensor]] | None = None,
 ) -> list[TrainResult]:
     """Train the same-shape `nets` together, in place, for `spec.epochs` epochs (or `max_steps`).
+
+    `masks`, one {weight name: 0/1 tensor} per net, trains weight-masked nets (see `Population`).
 
     Returns one result per net, in order. A curve starts at epoch 0 (at init) and holds one record
     per completed epoch; with `max_steps` (proxies that score a candidate after k steps) training
@@ -230,7 +254,7 @@ def train_population(
     [([0, 1, 2], 'done'), ([0, 1, 2], 'done')]
     """
     start = time.perf_counter()
-    pop = Population(nets, spec)
+    pop = Population(nets, spec, masks)
     k = pop.size
     curves: list[list[EpochRecord]] = [[] for _ in range(k)]
     status = ["done"] * k

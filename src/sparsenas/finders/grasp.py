@@ -1,0 +1,59 @@
+"""`grasp`: gradient signal preservation at init (Wang, Zhang & Grosse, ICLR 2020).
+
+With g the gradient of the loss at θ0 (logits divided by a temperature of 200, as in the authors'
+code) and H the Hessian, a weight's score is θ ⊙ Hg. The paper writes S(-θ) = -θ ⊙ Hg and removes
+the weights with the largest S(-θ), so keeping the largest θ ⊙ Hg is the same rule: removing a
+weight with a large θ ⊙ Hg would reduce the gradient flow the most. Scores can be negative, so
+a node's score (sum of its incoming weights' scores) can be too. One batch of `score_samples`.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import torch
+from torch.nn import functional as F
+
+from .base import Finder, Found, SearchContext, register
+from .cost import SearchCost
+from .scoring import flops_per_sample, found, prunable_params, score_batch, to_mask
+
+TEMPERATURE = 200.0
+
+
+def grasp_scores(parent: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, temperature: float = TEMPERATURE) -> dict[str, torch.Tensor]:
+    """θ ⊙ Hg for every prunable weight (higher = keep), by a Hessian-vector product.
+
+    >>> from sparsenas.models import build_parent
+    >>> p = build_parent("mlp", (1, 2, 2), 2, 0, (3,))
+    >>> s = grasp_scores(p, torch.ones(4, 1, 2, 2), torch.tensor([0, 1, 0, 1])); tuple(s["out.weight"].shape)
+    (2, 3)
+    """
+    net = copy.deepcopy(parent)
+    net.eval()
+    weights = prunable_params(net)
+    ws = list(weights.values())
+    g = [t.detach() for t in torch.autograd.grad(F.cross_entropy(net(x) / temperature, y), ws)]
+    # Hg = ∂/∂θ (gᵀ ∇L(θ)) with g held fixed
+    grad = torch.autograd.grad(F.cross_entropy(net(x) / temperature, y), ws, create_graph=True)
+    z = sum((gi * ti).sum() for gi, ti in zip(g, grad))
+    hg = torch.autograd.grad(z, ws)
+    return {n: (w * h).detach() for (n, w), h in zip(weights.items(), hg)}
+
+
+@register
+class Grasp(Finder):
+    name = "grasp"
+    help = "GraSP: keep the weights whose removal would most reduce gradient flow (θ ⊙ Hg at init, one batch)"
+    options = ("score_samples",)
+    spaces = ("node", "weight")
+    scored = True
+
+    def find(self, ctx: SearchContext) -> Found:
+        start = time.perf_counter()
+        x, y = score_batch(ctx, int(ctx.options["score_samples"]))
+        mask, ranked = to_mask(ctx, grasp_scores(ctx.parent, x, y))
+        # one gradient pass (3 forwards) and a Hessian-vector product (about twice that again)
+        cost = SearchCost(flops=9.0 * flops_per_sample(ctx) * len(y), seconds=time.perf_counter() - start)
+        return found(mask, cost, ranked)

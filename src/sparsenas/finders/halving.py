@@ -1,0 +1,39 @@
+"""`halving`: successive-halving random search (Jamieson & Talwalkar 2016; the NAS baseline of Li &
+Talwalkar 2019).
+
+`candidates` random node masks (drawn like the `random` control) are each trained `halving_steps`
+steps and scored by validation loss; the best 1/`halving_eta` go on to a rung with `halving_eta`
+times the steps (trained again from θ0 on the seed's data order), until one is left. Training every
+rung from θ0 rather than resuming keeps each rung's score a plain function of (mask, steps).
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..masks import allocate, random_mask
+from .base import Finder, Found, SearchContext, register
+from .cost import SearchCost
+from .scoring import add_costs, loss_rank, proxy_losses
+
+
+@register
+class Halving(Finder):
+    name = "halving"
+    help = "successive halving: --candidates random node masks, --halving-steps at first, best 1/--halving-eta go on with eta x the steps"
+    options = ("candidates", "halving_eta", "halving_steps")
+
+    def find(self, ctx: SearchContext) -> Found:
+        groups = ctx.parent.node_groups()
+        eta, steps = int(ctx.options["halving_eta"]), int(ctx.options["halving_steps"])
+        alive = [random_mask(groups, allocate(groups, ctx.sparsity), ctx.generator) for _ in range(int(ctx.options["candidates"]))]
+        cost = SearchCost()
+        while True:
+            losses, c = proxy_losses(ctx, alive, steps)
+            cost = add_costs(cost, c)
+            keep = max(1, math.ceil(len(alive) / eta))
+            order = sorted(range(len(alive)), key=lambda i: loss_rank(losses[i], i))[:keep]
+            if keep == 1:
+                return Found(alive[order[0]], cost)
+            alive = [alive[i] for i in sorted(order)]  # survivors keep their draw order
+            steps *= eta

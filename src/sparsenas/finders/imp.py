@@ -1,0 +1,153 @@
+"""`imp`: iterative magnitude pruning with rewinding (Frankle & Carbin 2019; Frankle et al. 2020).
+
+Round 0 trains the dense parent; each later round prunes `imp_rate` of the remaining weights of
+every layer by magnitude (half that rate for the classifier layer, as Frankle & Carbin do for
+LeNet; in the node space `imp_rate` of every group's remaining nodes by incoming weight norm), rewinds
+the survivors to θ0 (or to θ_k, the dense parent after `rewind_steps` steps) and trains again. With
+`--allocation global` a round removes `imp_rate` of all remaining weights, ranked together.
+
+One chain of rounds per seed is shared by all the sparsities of a run (it lives in the seed's
+memo), and it never depends on which sparsities were asked for: the trial at sparsity s takes the
+last round below s and prunes it once more, with the round's rates scaled down to land on s exactly.
+Asking for more sparsities therefore traces the whole curve for the cost of one chain. The search
+cost of a trial is every training of the chain up to the round it pruned (and the k rewind steps).
+
+With `rewind_steps` > 0 the ticket starts from θ_k restricted to its mask and is trained the full
+budget, like every trial; the controls start from θ0. The `reinit` check separates the two effects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..masks import (
+    NodeMask, WeightMask, allocate, dense_mask, global_count, global_node_count, mask_from_scores, node_scores,
+    weight_mask_from_counts,
+)
+from ..models import Parent
+from .base import Finder, Found, Mask, SearchContext, register
+from .cost import SearchCost
+from .scoring import add_costs, found, prunable_params, train_masked, trained_dense
+
+
+@dataclass
+class Chain:
+    """IMP's rounds so far: round r's mask, its trained net, and the cost of training up to it."""
+
+    init: dict[str, torch.Tensor] | None  # θ_k (None: θ0)
+    masks: list[Mask] = field(default_factory=list)
+    trained: list[Parent] = field(default_factory=list)
+    costs: list[SearchCost] = field(default_factory=list)  # cumulative
+
+
+def _sparsity(ctx: SearchContext, mask: Mask) -> float:
+    return mask.sparsity() if isinstance(mask, WeightMask) else mask.node_sparsity(ctx.parent.node_groups())
+
+
+def _kept(mask: Mask) -> tuple[int, ...]:
+    return mask.kept_counts()
+
+
+def _scores(ctx: SearchContext, net: Parent, mask: Mask) -> dict[str, torch.Tensor] | list[torch.Tensor]:
+    """Magnitude scores of `net`'s units, with every unit the mask has removed ranked last."""
+    weights = {n: w.detach().cpu() for n, w in prunable_params(net).items()}
+    if isinstance(mask, WeightMask):
+        return {n: torch.where(mask.tensors[n], w.abs(), torch.full_like(w, -1.0)) for n, w in weights.items()}
+    groups = ctx.parent.node_groups()
+    ns = node_scores(groups, {n: w**2 for n, w in weights.items()})
+    out = []
+    for g, s, kept in zip(groups, ns, mask.kept):
+        alive = torch.zeros(g.size, dtype=torch.bool)
+        alive[list(kept)] = True
+        out.append(torch.where(alive, s, torch.full_like(s, -1.0)))
+    return out
+
+
+def _select(ctx: SearchContext, scores, counts: tuple[int, ...] | int) -> Mask:
+    if isinstance(scores, dict):
+        return weight_mask_from_counts(scores, counts)
+    return mask_from_scores(ctx.parent.node_groups(), scores, counts)
+
+
+def _round_counts(ctx: SearchContext, kept: tuple[int, ...], scale: float) -> tuple[int, ...] | int:
+    """Counts after one round at `scale` x the rates (scale 1: a canonical round)."""
+    rate = float(ctx.options["imp_rate"]) * scale
+    if ctx.allocation == "global":
+        return max(1, round(sum(kept) * (1.0 - rate)))
+    rates = [rate] * len(kept)
+    if ctx.space == "weight":
+        rates[-1] = rate / 2  # the classifier layer is pruned at half the rate
+    return tuple(max(1, round(k * (1.0 - r))) for k, r in zip(kept, rates))
+
+
+def _target_counts(ctx: SearchContext, kept: tuple[int, ...]) -> tuple[int, ...] | int:
+    """Counts that land exactly on the target sparsity from a round with counts `kept`."""
+    groups = ctx.parent.node_groups()
+    if ctx.space == "node":
+        if ctx.allocation == "global":
+            return global_node_count(groups, ctx.sparsity)
+        return allocate(groups, ctx.sparsity)  # equal rates per group: the per-layer allocation
+    sizes = tuple(p.numel() for p in prunable_params(ctx.parent).values())
+    target = global_count(sizes, ctx.sparsity)
+    if ctx.allocation == "global":
+        return target
+    # per-layer rates differ (the classifier's is half): scale them all until the total lands on target
+    lo, hi = 0.0, 1.0 / float(ctx.options["imp_rate"])
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if sum(_round_counts(ctx, kept, mid)) <= target else (mid, hi)
+    return _round_counts(ctx, kept, hi)
+
+
+def _chain(ctx: SearchContext) -> Chain:
+    key = ("imp", ctx.space, ctx.allocation, float(ctx.options["imp_rate"]), int(ctx.options["rewind_steps"]))
+    if key not in ctx.memo:
+        k = int(ctx.options["rewind_steps"])
+        if k > 0:
+            theta_k, _, rewind_cost = train_masked(ctx, None, max_steps=k)
+            chain = Chain({n: t.detach().clone() for n, t in theta_k.state_dict().items()})
+            net, _, cost = train_masked(ctx, None, init=chain.init)
+            cost = add_costs(rewind_cost, cost)
+        else:
+            chain = Chain(None)
+            net, cost = trained_dense(ctx)
+        groups = ctx.parent.node_groups()
+        dense = dense_mask(groups) if ctx.space == "node" else WeightMask(
+            {n: torch.ones_like(p, dtype=torch.bool, device="cpu") for n, p in prunable_params(ctx.parent).items()}
+        )
+        chain.masks.append(dense)
+        chain.trained.append(net)
+        chain.costs.append(cost)
+        ctx.memo[key] = chain
+    return ctx.memo[key]
+
+
+@register
+class IMP(Finder):
+    name = "imp"
+    help = "iterative magnitude pruning: --imp-rate per round (classifier half), rewind to init or --rewind-steps; one chain per seed"
+    options = ("imp_rate", "rewind_steps")
+    spaces = ("node", "weight")
+    scored = True
+
+    def find(self, ctx: SearchContext) -> Found:
+        chain = _chain(ctx)
+        # extend the canonical chain until its next round would reach the target
+        while True:
+            last = chain.masks[-1]
+            scores = _scores(ctx, chain.trained[-1], last)
+            nxt = _select(ctx, scores, _round_counts(ctx, _kept(last), 1.0))
+            if _sparsity(ctx, nxt) >= ctx.sparsity - 1e-12 or sum(_kept(nxt)) >= sum(_kept(last)):
+                break
+            net, _, cost = train_masked(ctx, nxt, init=chain.init)
+            chain.masks.append(nxt)
+            chain.trained.append(net)
+            chain.costs.append(add_costs(chain.costs[-1], cost))
+        r = max(i for i, m in enumerate(chain.masks) if _sparsity(ctx, m) < ctx.sparsity - 1e-12) if ctx.sparsity > 0 else 0
+        scores = _scores(ctx, chain.trained[r], chain.masks[r])
+        mask = _select(ctx, scores, _target_counts(ctx, _kept(chain.masks[r])))
+        if isinstance(mask, NodeMask):
+            mask.validate(ctx.parent.node_groups())
+        return found(mask, chain.costs[r], scores, chain.init)

@@ -1,0 +1,169 @@
+"""What scoring finders share: the score-to-mask step in either space, the scoring batch, masked
+training for finders that train (magnitude, IMP), and proxy scoring of node-mask candidates.
+
+A finder computes weight scores (higher = keep) and hands them to `to_mask`; in the weight space they
+are ranked directly, in the node space a node's score is the sum of its incoming weights' scores
+(`masks.node_scores`). So finders differ only in their scores, and the controls go through the
+same allocation code as the finders they control.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Sequence
+
+import torch
+
+from ..masks import (
+    NodeMask, allocate, compact, count_flops, global_node_count, mask_from_scores, node_scores,
+    weight_mask_from_scores, weight_masks,
+)
+from ..models import Parent
+from ..train import Population, TrainResult, train_population
+from .base import Found, Mask, SearchContext
+from .cost import SearchCost
+
+CANDIDATE_BATCH = 32  # node-mask candidates scored (and proxy-trained) together; part of the protocol
+
+
+def to_mask(ctx: SearchContext, scores: dict[str, torch.Tensor]) -> tuple[Mask, dict[str, torch.Tensor] | list[torch.Tensor]]:
+    """The mask at `ctx.sparsity` in `ctx.space` from weight scores; also the scores it ranked.
+
+    >>> from sparsenas.data import load_dataset; from sparsenas.models import build_parent
+    >>> from sparsenas.train import TrainSpec
+    >>> ds = load_dataset("digits", limit=32); p = build_parent("mlp", ds.input_shape, 10, 0, (8, 4))
+    >>> ctx = SearchContext(p, ds, TrainSpec(), 0.5, 0, torch.Generator(), {})
+    >>> mask, _ = to_mask(ctx, {n: w.abs() for n, w in p.named_parameters() if n in p.prunable_weights()})
+    >>> mask.kept_counts()
+    (4, 2)
+    """
+    if ctx.space == "weight":
+        return weight_mask_from_scores(scores, ctx.sparsity, ctx.allocation), scores
+    groups = ctx.parent.node_groups()
+    ns = node_scores(groups, scores)
+    counts = allocate(groups, ctx.sparsity) if ctx.allocation == "per-layer" else global_node_count(groups, ctx.sparsity)
+    return mask_from_scores(groups, ns, counts), ns
+
+
+def prunable_params(model: Parent) -> dict[str, torch.nn.Parameter]:
+    """The prunable weights of `model` by name, in layer order."""
+    params = dict(model.named_parameters())
+    return {n: params[n] for n in model.prunable_weights()}
+
+
+def score_batch(ctx: SearchContext, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`n` training samples drawn by the trial seed: SNIP and GraSP of one seed score the same batch.
+
+    >>> from sparsenas.data import load_dataset; from sparsenas.models import build_parent
+    >>> from sparsenas.train import TrainSpec
+    >>> ds = load_dataset("digits", limit=64); p = build_parent("mlp", ds.input_shape, 10, 0)
+    >>> x, y = score_batch(SearchContext(p, ds, TrainSpec(), 0.5, 0, torch.Generator(), {}), 16); tuple(x.shape)
+    (16, 1, 8, 8)
+    """
+    train = ctx.data.train
+    idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(ctx.seed))[: min(n, len(train))]
+    idx = idx.to(train.x.device)
+    return train.x[idx], train.y[idx]
+
+
+def flops_per_sample(ctx: SearchContext, model: Parent | None = None) -> int:
+    """Forward FLOPs per sample of `model` (default: the dense parent)."""
+    return count_flops(model if model is not None else ctx.parent, ctx.data.input_shape)
+
+
+def weight_masks_of(parent: Parent, mask: Mask) -> dict[str, torch.Tensor]:
+    """0/1 float masks of the parent's tensors for a node or a weight mask."""
+    return weight_masks(parent, mask) if isinstance(mask, NodeMask) else mask.float_masks()
+
+
+def train_masked(
+    ctx: SearchContext, mask: Mask | None, init: dict[str, torch.Tensor] | None = None, max_steps: int | None = None
+) -> tuple[Parent, TrainResult, SearchCost]:
+    """Train the parent (from `init`, default θ0) with `mask` applied, at full size, with the trial's
+    budget and data order; return the trained full-size net, its result and what it cost.
+
+    Used by finders that train before they prune (magnitude, IMP): pruning needs the trained values
+    of every weight at the parent's indices.
+    """
+    start = time.perf_counter()
+    net = copy.deepcopy(ctx.parent)
+    if init is not None:
+        net.load_state_dict(init)
+    masks = None if mask is None else [weight_masks_of(ctx.parent, mask)]
+    result = train_population([net], ctx.data, ctx.train, data_seed=ctx.seed, max_steps=max_steps, masks=masks)[0]
+    cost = SearchCost(
+        steps=result.steps, flops=3.0 * flops_per_sample(ctx) * result.samples, seconds=time.perf_counter() - start,
+    )
+    return net, result, cost
+
+
+def trained_dense(ctx: SearchContext) -> tuple[Parent, SearchCost]:
+    """The dense parent trained with the trial budget (once per seed, shared through `ctx.memo`)."""
+    if "trained_dense" not in ctx.memo:
+        net, _, cost = train_masked(ctx, None)
+        ctx.memo["trained_dense"] = (net, cost)
+    return ctx.memo["trained_dense"]
+
+
+def add_costs(*costs: SearchCost) -> SearchCost:
+    """The sum of search costs.
+
+    >>> add_costs(SearchCost(1, 2, 3.0, 4.0), SearchCost(0, 1, 1.0, 1.0))
+    SearchCost(candidates=1, steps=3, flops=4.0, seconds=5.0)
+    """
+    return SearchCost(*(sum(getattr(c, f) for c in costs) for f in ("candidates", "steps", "flops", "seconds")))
+
+
+def loss_rank(loss: float, index: int) -> tuple[float, int]:
+    """Sort key for proxy losses: lower first, a non-finite loss (diverged) last, earlier on ties.
+
+    >>> sorted(range(3), key=lambda i: loss_rank([float("nan"), 2.0, 1.0][i], i))
+    [2, 1, 0]
+    """
+    return (loss if math.isfinite(loss) else math.inf, index)
+
+
+def proxy_losses(ctx: SearchContext, candidates: Sequence[NodeMask], steps: int) -> tuple[list[float], SearchCost]:
+    """Validation loss of each node-mask candidate (θ0 on its nodes), at init (`steps` = 0) or after
+    `steps` training steps on the seed's data order; candidates go through in populations of
+    `CANDIDATE_BATCH`, a protocol constant (a runtime cap must not decide a near-tie)."""
+    start = time.perf_counter()
+    losses: list[float] = []
+    flops, spent = 0.0, 0
+    for i in range(0, len(candidates), CANDIDATE_BATCH):
+        chunk = candidates[i : i + CANDIDATE_BATCH]
+        # one population per shape: per-layer allocation gives one shape, global allocation several
+        shapes: dict[tuple[int, ...], list[int]] = {}
+        for j, c in enumerate(chunk):
+            shapes.setdefault(c.kept_counts(), []).append(j)
+        out = [0.0] * len(chunk)
+        for rows in shapes.values():
+            nets = [compact(ctx.parent, chunk[j]) for j in rows]  # copies: θ0 on the candidates' nodes
+            per_sample = count_flops(nets[0], ctx.data.input_shape)
+            if steps > 0:
+                for r in train_population(nets, ctx.data, ctx.train, data_seed=ctx.seed, max_steps=steps):
+                    spent += r.steps  # fewer than `steps` when the whole budget is shorter
+                    flops += 3.0 * per_sample * r.samples  # forward + backward ~ 3 forwards
+            for j, v in zip(rows, Population(nets, ctx.train).evaluate(ctx.data.val)[0]):
+                out[j] = v
+            flops += per_sample * len(ctx.data.val) * len(nets)
+        losses += out
+    return losses, SearchCost(candidates=len(candidates), steps=spent, flops=flops, seconds=time.perf_counter() - start)
+
+
+def found(mask: Mask, cost: SearchCost, scores: dict[str, torch.Tensor] | list[torch.Tensor] | None = None,
+          init: dict[str, torch.Tensor] | None = None) -> Found:
+    """A `Found` whose scores are detached CPU copies (they are kept only for the inversion check)."""
+    if isinstance(scores, dict):
+        scores = {n: s.detach().cpu() for n, s in scores.items()}
+    elif scores is not None:
+        scores = [s.detach().cpu() for s in scores]
+    return Found(mask, cost, scores, init)
+
+
+__all__ = [
+    "CANDIDATE_BATCH", "add_costs", "flops_per_sample", "found", "loss_rank", "prunable_params", "proxy_losses",
+    "score_batch", "to_mask", "train_masked", "trained_dense", "weight_masks_of",
+]

@@ -1,0 +1,50 @@
+"""`snip`: connection sensitivity at init (Lee, Ajanthan & Torr, ICLR 2019).
+
+A weight's score is |∂L/∂θ · θ| at θ0 on one batch of `score_samples` training samples (the same
+batch for every finder of a seed): the first-order change of the loss if the weight were removed.
+Node space: a node scores the sum of its incoming weights' scores.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import torch
+from torch.nn import functional as F
+
+from .base import Finder, Found, SearchContext, register
+from .cost import SearchCost
+from .scoring import flops_per_sample, found, prunable_params, score_batch, to_mask
+
+
+def snip_scores(parent: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    """|g ⊙ θ| for every prunable weight, g the gradient of the mean cross-entropy on (x, y).
+
+    >>> from sparsenas.models import build_parent
+    >>> p = build_parent("mlp", (1, 2, 2), 2, 0, (3,))
+    >>> s = snip_scores(p, torch.ones(4, 1, 2, 2), torch.tensor([0, 1, 0, 1])); sorted(s), tuple(s["fc1.weight"].shape)
+    (['fc1.weight', 'out.weight'], (3, 4))
+    """
+    net = copy.deepcopy(parent)
+    net.eval()  # dropout off: the score is a property of θ0, not of one dropout draw
+    weights = prunable_params(net)
+    loss = F.cross_entropy(net(x), y)
+    grads = torch.autograd.grad(loss, list(weights.values()))
+    return {n: (g * w).abs().detach() for (n, w), g in zip(weights.items(), grads)}
+
+
+@register
+class Snip(Finder):
+    name = "snip"
+    help = "SNIP: keep the largest |gradient x weight| at init on one batch (--score-samples)"
+    options = ("score_samples",)
+    spaces = ("node", "weight")
+    scored = True
+
+    def find(self, ctx: SearchContext) -> Found:
+        start = time.perf_counter()
+        x, y = score_batch(ctx, int(ctx.options["score_samples"]))
+        mask, ranked = to_mask(ctx, snip_scores(ctx.parent, x, y))
+        cost = SearchCost(flops=3.0 * flops_per_sample(ctx) * len(y), seconds=time.perf_counter() - start)
+        return found(mask, cost, ranked)

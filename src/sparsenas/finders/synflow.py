@@ -1,0 +1,79 @@
+"""`synflow`: iterative synaptic flow pruning, data-free (Tanaka, Kunin, Yamins & Ganguli, NeurIPS 2020).
+
+Every parameter is replaced by its absolute value, the input by ones (shape (1, *input)), and
+R = 1ᵀ f(1) is the total "synaptic flow" through the network; a weight's score is |θ ⊙ ∂R/∂θ|. The
+mask is built in `synflow_iterations` rounds (100 by default, as in the paper), round k pruning to
+sparsity 1 - (1-s)^(k/n) (the paper's exponential schedule) with the previous rounds' mask applied,
+so a layer that is about to be emptied gains score and survives. Computed in float64: R spans many
+orders of magnitude. Node space: a node scores the sum of its incoming weights' scores (SynFlow's
+conservation law makes this equal to its outgoing sum), and whole nodes are pruned each round.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+
+import torch
+
+from ..masks import NodeMask, WeightMask, weight_masks
+from .base import Finder, Found, SearchContext, register
+from .cost import SearchCost
+from .scoring import flops_per_sample, found, prunable_params, to_mask
+
+
+def synflow_scores(parent: torch.nn.Module, input_shape: tuple[int, ...], masks: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """|θ ⊙ ∂R/∂θ| for every prunable weight of the linearized network (|θ| times `masks`), in float64.
+
+    >>> from sparsenas.models import build_parent
+    >>> p = build_parent("mlp", (1, 2, 2), 2, 0, (3,))
+    >>> s = synflow_scores(p, (1, 2, 2)); tuple(s["fc1.weight"].shape), bool((s["fc1.weight"] >= 0).all())
+    ((3, 4), True)
+    """
+    net = copy.deepcopy(parent).double().eval()
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            p.abs_()
+            if masks is not None and name in masks:
+                p.mul_(masks[name].to(p.device, p.dtype))
+    weights = prunable_params(net)
+    device = next(net.parameters()).device
+    r = net(torch.ones(1, *input_shape, dtype=torch.float64, device=device)).sum()
+    grads = torch.autograd.grad(r, list(weights.values()))
+    return {n: (g * w).abs().detach() for (n, w), g in zip(weights.items(), grads)}
+
+
+@register
+class Synflow(Finder):
+    name = "synflow"
+    help = "SynFlow: iterative, data-free; keep the weights carrying the most synaptic flow (|θ ⊙ ∂R/∂θ|, 100 rounds)"
+    options = ("synflow_iterations",)
+    spaces = ("node", "weight")
+    scored = True
+
+    def find(self, ctx: SearchContext) -> Found:
+        start = time.perf_counter()
+        n = int(ctx.options["synflow_iterations"])
+        target = ctx.sparsity
+        masks: dict[str, torch.Tensor] | None = None
+        mask = ranked = None
+        for k in range(1, n + 1):
+            scores = synflow_scores(ctx.parent, ctx.data.input_shape, masks)
+            if masks is not None:
+                # what an earlier round pruned stays pruned, even where its score ties a kept weight's
+                scores = {nm: torch.where(masks[nm].to(s.device) > 0, s, torch.full_like(s, -1.0)) for nm, s in scores.items()}
+            round_ctx = _at_sparsity(ctx, 1.0 - (1.0 - target) ** (k / n))
+            mask, ranked = to_mask(round_ctx, scores)
+            masks = mask.float_masks() if isinstance(mask, WeightMask) else _node_weight_masks(ctx, mask)
+        cost = SearchCost(steps=0, flops=3.0 * flops_per_sample(ctx) * n, seconds=time.perf_counter() - start)
+        return found(mask, cost, ranked)
+
+
+def _at_sparsity(ctx: SearchContext, sparsity: float) -> SearchContext:
+    return dataclasses.replace(ctx, sparsity=sparsity)
+
+
+def _node_weight_masks(ctx: SearchContext, mask: NodeMask) -> dict[str, torch.Tensor]:
+    weights = set(ctx.parent.prunable_weights())
+    return {n: m for n, m in weight_masks(ctx.parent, mask).items() if n in weights}

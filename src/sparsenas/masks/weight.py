@@ -1,0 +1,202 @@
+"""Weight masks: which individual weights of each prunable layer a sub-network keeps.
+
+A weight-masked sub-network cannot be compacted to a smaller dense net, so it is trained at the
+parent's size with its masked weights held at zero (`train` multiplies them out after every step).
+Sparsity here is the fraction of the parent's prunable weights (every Linear/Conv weight, the
+classifier included; biases excluded) that the mask removes.
+
+Allocation turns a target sparsity into kept counts: `per-layer` keeps (1-s) of every layer (at
+least one weight each, so no layer can be emptied), `global` ranks all weights together and keeps the
+top (1-s) of the whole network, so a finder's scores decide how much of each layer survives, and a
+layer may collapse (empty, or cut off from input or output). `connected` detects that.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..models.base import Parent
+
+ALLOCATIONS = ("per-layer", "global")
+
+
+@dataclass(frozen=True, eq=False)
+class WeightMask:
+    """Kept weights per prunable layer: {weight name: bool tensor of the weight's shape}.
+
+    >>> m = WeightMask({"fc1.weight": torch.tensor([[True, False], [False, False]])})
+    >>> m.kept_counts(), m.sparsity()
+    ((1,), 0.75)
+    """
+
+    tensors: dict[str, torch.Tensor]
+
+    def kept_counts(self) -> tuple[int, ...]:
+        return tuple(int(t.sum()) for t in self.tensors.values())
+
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(t.numel() for t in self.tensors.values())
+
+    def sparsity(self) -> float:
+        """Fraction of the masked weights removed."""
+        return 1.0 - sum(self.kept_counts()) / sum(self.sizes())
+
+    def float_masks(self) -> dict[str, torch.Tensor]:
+        """0/1 float masks, for multiplying into weights."""
+        return {n: t.float() for n, t in self.tensors.items()}
+
+    def validate(self, parent: Parent) -> None:
+        """Raise ValueError unless the mask covers exactly `parent`'s prunable weights, shape for shape."""
+        params = dict(parent.named_parameters())
+        names = parent.prunable_weights()
+        if list(self.tensors) != names:
+            raise ValueError(f"weight mask covers {list(self.tensors)}, parent's prunable weights are {names}")
+        for n in names:
+            if tuple(self.tensors[n].shape) != tuple(params[n].shape):
+                raise ValueError(f"weight mask of '{n}' has shape {tuple(self.tensors[n].shape)}, weight has {tuple(params[n].shape)}")
+
+
+def layer_counts(sizes: tuple[int, ...], sparsity: float) -> tuple[int, ...]:
+    """Per-layer allocation: each layer keeps round((1-s)*size) weights, at least one (half rounds up).
+
+    >>> layer_counts((235200, 30000, 1000), 0.99)
+    (2352, 300, 10)
+    """
+    return tuple(max(1, math.floor(round((1.0 - sparsity) * n, 9) + 0.5)) for n in sizes)
+
+
+def global_count(sizes: tuple[int, ...], sparsity: float) -> int:
+    """Global allocation: the number of weights kept over the whole network (at least one).
+
+    >>> global_count((235200, 30000, 1000), 0.99)
+    2662
+    """
+    return max(1, math.floor(round((1.0 - sparsity) * sum(sizes), 9) + 0.5))
+
+
+def _top(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Bool mask of the k highest of a flat score vector; ties: lower index first; nan scores last."""
+    s = scores.detach().double().cpu()
+    s = torch.where(torch.isnan(s), torch.tensor(-math.inf, dtype=s.dtype), s)
+    order = torch.sort(-s, stable=True).indices[:k]
+    keep = torch.zeros(s.numel(), dtype=torch.bool)
+    keep[order] = True
+    return keep
+
+
+def weight_mask_from_counts(scores: dict[str, torch.Tensor], counts: tuple[int, ...] | int) -> WeightMask:
+    """Keep the highest-scoring weights: `counts[i]` of layer i, or, given one total, the best of the
+    whole network. Ties go to the lower index (layer order, then row-major); nan scores go last.
+
+    >>> s = {"a": torch.tensor([[3.0, 1.0], [2.0, 0.0]]), "b": torch.tensor([[9.0, 8.0]])}
+    >>> weight_mask_from_counts(s, (1, 1)).kept_counts(), weight_mask_from_counts(s, 3).kept_counts()
+    ((1, 1), (1, 2))
+    """
+    if not isinstance(counts, int):
+        return WeightMask({n: _top(t.flatten(), c).view(t.shape) for (n, t), c in zip(scores.items(), counts)})
+    flat = torch.cat([t.detach().flatten().double().cpu() for t in scores.values()])
+    keep = _top(flat, counts)
+    out, i = {}, 0
+    for n, t in scores.items():
+        out[n] = keep[i : i + t.numel()].view(t.shape)
+        i += t.numel()
+    return WeightMask(out)
+
+
+def weight_mask_from_scores(scores: dict[str, torch.Tensor], sparsity: float, allocation: str = "per-layer") -> WeightMask:
+    """Keep the highest-scoring weights at `sparsity`: the one score-to-mask step every finder shares.
+
+    `scores` maps each prunable weight name to a tensor of its shape (higher = keep).
+
+    >>> s = {"a": torch.tensor([[3.0, 1.0], [2.0, 0.0]]), "b": torch.tensor([[9.0, 8.0]])}
+    >>> weight_mask_from_scores(s, 0.5).tensors["a"].tolist()
+    [[True, False], [True, False]]
+    >>> weight_mask_from_scores(s, 0.5, "global").kept_counts()
+    (1, 2)
+    """
+    sizes = tuple(t.numel() for t in scores.values())
+    if allocation == "per-layer":
+        return weight_mask_from_counts(scores, layer_counts(sizes, sparsity))
+    if allocation != "global":
+        raise ValueError(f"unknown allocation {allocation!r}; choose one of {', '.join(ALLOCATIONS)}")
+    return weight_mask_from_counts(scores, global_count(sizes, sparsity))
+
+
+def random_weight_mask(parent: Parent, counts: tuple[int, ...], generator: torch.Generator) -> WeightMask:
+    """Keep `counts[i]` weights of prunable layer i, uniformly at random (the weight-space control).
+
+    >>> from sparsenas.models import build_parent
+    >>> p = build_parent("mlp", (1, 8, 8), 10, 0, (8,))
+    >>> random_weight_mask(p, (5, 3), torch.Generator().manual_seed(0)).kept_counts()
+    (5, 3)
+    """
+    params = dict(parent.named_parameters())
+    out = {}
+    for name, c in zip(parent.prunable_weights(), counts):
+        shape = params[name].shape
+        keep = torch.zeros(math.prod(shape), dtype=torch.bool)
+        keep[torch.randperm(keep.numel(), generator=generator)[:c]] = True
+        out[name] = keep.view(shape)
+    return WeightMask(out)
+
+
+def shuffle_weight_mask(mask: WeightMask, generator: torch.Generator) -> WeightMask:
+    """The layerwise shuffle: each layer keeps as many weights as in `mask`, at random positions.
+
+    >>> m = WeightMask({"w": torch.tensor([[True, True, False, False]])})
+    >>> shuffle_weight_mask(m, torch.Generator().manual_seed(0)).kept_counts()
+    (2,)
+    """
+    out = {}
+    for name, t in mask.tensors.items():
+        keep = torch.zeros(t.numel(), dtype=torch.bool)
+        keep[torch.randperm(t.numel(), generator=generator)[: int(t.sum())]] = True
+        out[name] = keep.view(t.shape)
+    return WeightMask(out)
+
+
+@torch.no_grad()
+def connected(parent: Parent, mask: WeightMask, input_shape: tuple[int, ...]) -> WeightMask:
+    """The kept weights that lie on some path from the input to the output (the *effective* mask).
+
+    Every weight is set to its 0/1 mask value and every bias to 0; a forward pass of an all-ones
+    input then carries a positive value exactly along connected paths (ReLU and max-pooling pass
+    non-negative values unchanged), and the gradient of the output sum is positive exactly on weights
+    that also reach the output. A kept weight with either side cut off can never affect the output:
+    a mask whose effective mask is empty has collapsed.
+
+    >>> from sparsenas.models import build_parent
+    >>> p = build_parent("mlp", (1, 2, 2), 2, 0, (3,))
+    >>> w = {"fc1.weight": torch.zeros(3, 4, dtype=torch.bool), "out.weight": torch.ones(2, 3, dtype=torch.bool)}
+    >>> w["fc1.weight"][0, 0] = True; w["fc1.weight"][1, 1] = True
+    >>> w["out.weight"][:, 1] = False  # node 1 is fed but feeds nothing
+    >>> connected(p, WeightMask(w), (1, 2, 2)).kept_counts()
+    (1, 2)
+    """
+    import copy
+
+    probe = copy.deepcopy(parent).double().eval()
+    masks = {n: t.to(next(probe.parameters()).device) for n, t in mask.tensors.items()}
+    params = dict(probe.named_parameters())
+    for name, p in params.items():
+        p.requires_grad_(name in masks)
+        p.copy_(masks[name].double() if name in masks else torch.zeros_like(p))
+    with torch.enable_grad():
+        out = probe(torch.ones(1, *input_shape, dtype=torch.float64, device=next(probe.parameters()).device))
+        grads = torch.autograd.grad(out.sum(), [params[n] for n in masks], allow_unused=True)
+    return WeightMask({
+        n: (g > 0) & masks[n] if g is not None else torch.zeros_like(masks[n])
+        for n, g in zip(masks, grads)
+    })
+
+
+def apply_weight_mask(model: nn.Module, mask: WeightMask) -> None:
+    """Zero `model`'s masked weights in place (the full-size masked sub-network)."""
+    with torch.no_grad():
+        for name, keep in mask.tensors.items():
+            w = model.get_parameter(name)
+            w.mul_(keep.to(w.device, w.dtype))
