@@ -122,8 +122,8 @@ def test_verdict_lines_open_the_report(full_run: tuple[Path, dict[str, Path]]) -
 def test_summary_counts_divergence_and_formats_percentages(full_run: tuple[Path, dict[str, Path]]) -> None:
     md = full_run[1]["md"].read_text()
     # random-search at 0.8: 3 seeds, 1 diverged, mean of (0.855, 0.85) = 85.25%, sd 0.35 pp
-    assert "| random-search | 0.8 | 3 | 3 | 1 | 85.25 ± 0.35 |" in md
-    assert "| dense | 0 | 3 | 3 | 0 | 97.50 ± 0.50 |" in md
+    assert "| random-search | 0.8 | 3 | 3 | 1 | 0 | 85.25 ± 0.35 |" in md
+    assert "| dense | 0 | 3 | 3 | 0 | 0 | 97.50 ± 0.50 |" in md
     assert '| dataset | "digits" |' in md and "paired t-test" in md and "Holm-Bonferroni" in md
 
 
@@ -164,7 +164,7 @@ def test_dense_only_run_renders(tmp_path: Path) -> None:
     paths = write_report(run)
     md = paths["md"].read_text()
     assert "This run has no 'random' trials" in md
-    assert "| dense | 0 | 3 | 3 | 0 | 97.50 ± 0.50 |" in md
+    assert "| dense | 0 | 3 | 3 | 0 | 0 | 97.50 ± 0.50 |" in md
     assert "This run has no sparse trials to compare with the dense parent." in md
     assert paths["figures/val_curves.png"].read_bytes()[:4] == b"\x89PNG"
 
@@ -199,7 +199,7 @@ def test_cells_where_every_trial_diverged(tmp_path: Path) -> None:
         md = write_report(run)["md"].read_text()
     assert "random-search at node sparsity 0.5: too few seeds to compare with random (Δ = n/a" in md
     assert "n = 0 seeds; 2 excluded: diverged)" in md
-    assert "| dense | 0 | 2 | 2 | 2 | n/a |" in md
+    assert "| dense | 0 | 2 | 2 | 2 | 0 | n/a |" in md
     assert "No run spec is stored in this run." in md
 
 

@@ -155,3 +155,41 @@ def test_inversion_keeps_the_lowest_scores_at_the_same_counts():
     assert inv.tensors["out.weight"].tolist() == [[True, False], [False, False]]
     shuffled = derive("shuffle", Found(mask, scores=scores), toy(), torch.Generator().manual_seed(1)).mask
     assert shuffled.kept_counts() == mask.kept_counts()
+
+
+def test_synflow_inversion_ranks_the_one_shot_scores(digits_small):
+    """Iterative finders hand the inversion their first round's scores (defined for every unit),
+    so the inverted mask keeps each layer's lowest-scoring weights, not the earliest-pruned ones."""
+    from sparsenas.finders.base import Found
+    from sparsenas.protocol.checks import derive
+
+    parent = build_parent("mlp", digits_small.input_shape, 10, 0, (32, 16))
+    ctx = SearchContext(parent, digits_small, TrainSpec(), 0.9, 0, torch.Generator(), {"synflow_iterations": 5}, space="weight")
+    found = get_finder("synflow").find(ctx)
+    one_shot = synflow_scores(parent, digits_small.input_shape)
+    assert all(torch.equal(found.scores[n], one_shot[n]) for n in one_shot)
+    inv = derive("invert", found, parent, torch.Generator()).mask
+    assert inv.kept_counts() == found.mask.kept_counts()
+    for n, keep in inv.tensors.items():
+        # every kept weight scores no higher than every removed one, layer by layer
+        assert one_shot[n][keep].max() <= one_shot[n][~keep].min()
+    assert int(inv.tensors["fc1.weight"].any(1).sum()) > 8  # spread over the layer, not its first rows
+
+
+def test_node_synflow_global_does_not_starve_later_layers(digits_small):
+    parent = build_parent("mlp", digits_small.input_shape, 10, 0)
+    ctx = SearchContext(parent, digits_small, TrainSpec(), 0.9, 0, torch.Generator(), {"synflow_iterations": 20},
+                        space="node", allocation="global")
+    kept = get_finder("synflow").find(ctx).mask.kept_counts()
+    assert sum(kept) == 38 and min(kept) > 5  # a kept node is not charged for the pruned nodes it reads
+
+
+def test_node_imp_never_brings_back_a_pruned_node(digits_small):
+    parent = build_parent("mlp", digits_small.input_shape, 10, 0, (32, 6))
+    memo: dict = {}
+    ctx = SearchContext(parent, digits_small, TrainSpec(epochs=1, batch_size=64), 0.9, 0, torch.Generator(),
+                        {"imp_rate": 0.2, "rewind_steps": 0}, space="node", memo=memo)
+    final = get_finder("imp").find(ctx).mask
+    chain = next(v for k, v in memo.items() if k[0] == "imp")
+    last = max((m for m in chain.masks if m.node_sparsity(parent.node_groups()) < 0.9), key=lambda m: m.node_sparsity(parent.node_groups()))
+    assert all(set(f) <= set(l) for f, l in zip(final.kept, last.kept))

@@ -10,14 +10,12 @@ a node's score (sum of its incoming weights' scores) can be too. One batch of `s
 from __future__ import annotations
 
 import copy
-import time
 
 import torch
 from torch.nn import functional as F
 
 from .base import Finder, Found, SearchContext, register
-from .cost import SearchCost
-from .scoring import flops_per_sample, found, prunable_params, score_batch, to_mask
+from .scoring import find_on_batch, prunable_params
 
 TEMPERATURE = 200.0
 
@@ -51,9 +49,5 @@ class Grasp(Finder):
     scored = True
 
     def find(self, ctx: SearchContext) -> Found:
-        start = time.perf_counter()
-        x, y = score_batch(ctx, int(ctx.options["score_samples"]))
-        mask, ranked = to_mask(ctx, grasp_scores(ctx.parent, x, y))
         # one gradient pass (3 forwards) and a Hessian-vector product (about twice that again)
-        cost = SearchCost(flops=9.0 * flops_per_sample(ctx) * len(y), seconds=time.perf_counter() - start)
-        return found(mask, cost, ranked)
+        return find_on_batch(ctx, grasp_scores, passes=9.0)

@@ -18,6 +18,7 @@ budget, like every trial; the controls start from θ0. The `reinit` check separa
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -50,19 +51,19 @@ def _kept(mask: Mask) -> tuple[int, ...]:
     return mask.kept_counts()
 
 
-def _scores(ctx: SearchContext, net: Parent, mask: Mask) -> dict[str, torch.Tensor] | list[torch.Tensor]:
-    """Magnitude scores of `net`'s units, with every unit the mask has removed ranked last."""
+def _scores(ctx: SearchContext, net: Parent, mask: Mask | None) -> dict[str, torch.Tensor] | list[torch.Tensor]:
+    """Magnitude scores of `net`'s units (|θ|, or a node's incoming squared norm), with every unit
+    `mask` has removed ranked last (-inf)."""
     weights = {n: w.detach().cpu() for n, w in prunable_params(net).items()}
-    if isinstance(mask, WeightMask):
-        return {n: torch.where(mask.tensors[n], w.abs(), torch.full_like(w, -1.0)) for n, w in weights.items()}
-    groups = ctx.parent.node_groups()
-    ns = node_scores(groups, {n: w**2 for n, w in weights.items()})
-    out = []
-    for g, s, kept in zip(groups, ns, mask.kept):
-        alive = torch.zeros(g.size, dtype=torch.bool)
-        alive[list(kept)] = True
-        out.append(torch.where(alive, s, torch.full_like(s, -1.0)))
-    return out
+    if ctx.space == "weight":
+        return {
+            n: w.abs() if mask is None else torch.where(mask.tensors[n], w.abs(), torch.full_like(w, -math.inf))
+            for n, w in weights.items()
+        }
+    ns = node_scores(ctx.parent.node_groups(), {n: w**2 for n, w in weights.items()})
+    if mask is None:
+        return ns
+    return [torch.full_like(s, -math.inf).index_copy(0, torch.tensor(k), s[list(k)]) for s, k in zip(ns, mask.kept)]
 
 
 def _select(ctx: SearchContext, scores, counts: tuple[int, ...] | int) -> Mask:
@@ -75,11 +76,16 @@ def _round_counts(ctx: SearchContext, kept: tuple[int, ...], scale: float) -> tu
     """Counts after one round at `scale` x the rates (scale 1: a canonical round)."""
     rate = float(ctx.options["imp_rate"]) * scale
     if ctx.allocation == "global":
-        return max(1, round(sum(kept) * (1.0 - rate)))
+        return max(1, _half_up(sum(kept) * (1.0 - rate)))
     rates = [rate] * len(kept)
     if ctx.space == "weight":
         rates[-1] = rate / 2  # the classifier layer is pruned at half the rate
-    return tuple(max(1, round(k * (1.0 - r))) for k, r in zip(kept, rates))
+    return tuple(max(1, _half_up(k * (1.0 - r))) for k, r in zip(kept, rates))
+
+
+def _half_up(x: float) -> int:
+    # rounds half up, after float noise, like every allocation in sparsenas (not banker's rounding)
+    return math.floor(round(x, 9) + 0.5)
 
 
 def _target_counts(ctx: SearchContext, kept: tuple[int, ...]) -> tuple[int, ...] | int:
@@ -88,7 +94,9 @@ def _target_counts(ctx: SearchContext, kept: tuple[int, ...]) -> tuple[int, ...]
     if ctx.space == "node":
         if ctx.allocation == "global":
             return global_node_count(groups, ctx.sparsity)
-        return allocate(groups, ctx.sparsity)  # equal rates per group: the per-layer allocation
+        # equal rates per group: the per-layer allocation, never above what the round kept (rounding
+        # in earlier rounds may have left a group below its share; pruned nodes never come back)
+        return tuple(min(a, k) for a, k in zip(allocate(groups, ctx.sparsity), kept))
     sizes = tuple(p.numel() for p in prunable_params(ctx.parent).values())
     target = global_count(sizes, ctx.sparsity)
     if ctx.allocation == "global":
@@ -150,4 +158,6 @@ class IMP(Finder):
         mask = _select(ctx, scores, _target_counts(ctx, _kept(chain.masks[r])))
         if isinstance(mask, NodeMask):
             mask.validate(ctx.parent.node_groups())
-        return found(mask, chain.costs[r], scores, chain.init)
+        # the inversion check ranks by round 0's scores (the trained dense parent's magnitudes):
+        # later rounds' scores exist only for the units still kept
+        return found(mask, chain.costs[r], _scores(ctx, chain.trained[0], None), chain.init)

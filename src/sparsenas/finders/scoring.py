@@ -12,12 +12,12 @@ from __future__ import annotations
 import copy
 import math
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
 from ..masks import (
-    NodeMask, allocate, compact, count_flops, global_node_count, mask_from_scores, node_scores,
+    NodeMask, WeightMask, allocate, compact, count_flops, global_node_count, mask_from_scores, node_scores,
     weight_mask_from_scores, weight_masks,
 )
 from ..models import Parent
@@ -28,8 +28,15 @@ from .cost import SearchCost
 CANDIDATE_BATCH = 32  # node-mask candidates scored (and proxy-trained) together; part of the protocol
 
 
-def to_mask(ctx: SearchContext, scores: dict[str, torch.Tensor]) -> tuple[Mask, dict[str, torch.Tensor] | list[torch.Tensor]]:
+def to_mask(
+    ctx: SearchContext, scores: dict[str, torch.Tensor], alive: Mask | None = None
+) -> tuple[Mask, dict[str, torch.Tensor] | list[torch.Tensor]]:
     """The mask at `ctx.sparsity` in `ctx.space` from weight scores; also the scores it ranked.
+
+    `alive` (an earlier round's mask, for iterative finders) ranks every unit it has removed last,
+    at the unit's own level: a pruned weight in the weight space, a pruned node in the node space
+    (node scores are summed from the raw weight scores first, so a kept node is never penalized for
+    the pruned nodes it reads from).
 
     >>> from sparsenas.data import load_dataset; from sparsenas.models import build_parent
     >>> from sparsenas.train import TrainSpec
@@ -40,9 +47,13 @@ def to_mask(ctx: SearchContext, scores: dict[str, torch.Tensor]) -> tuple[Mask, 
     (4, 2)
     """
     if ctx.space == "weight":
+        if isinstance(alive, WeightMask):
+            scores = {n: torch.where(alive.tensors[n].to(s.device), s, torch.full_like(s, -math.inf)) for n, s in scores.items()}
         return weight_mask_from_scores(scores, ctx.sparsity, ctx.allocation), scores
     groups = ctx.parent.node_groups()
     ns = node_scores(groups, scores)
+    if isinstance(alive, NodeMask):
+        ns = [torch.full_like(s, -math.inf).index_copy(0, torch.tensor(k), s[list(k)]) for s, k in zip(ns, alive.kept)]
     counts = allocate(groups, ctx.sparsity) if ctx.allocation == "per-layer" else global_node_count(groups, ctx.sparsity)
     return mask_from_scores(groups, ns, counts), ns
 
@@ -153,6 +164,17 @@ def proxy_losses(ctx: SearchContext, candidates: Sequence[NodeMask], steps: int)
     return losses, SearchCost(candidates=len(candidates), steps=spent, flops=flops, seconds=time.perf_counter() - start)
 
 
+def find_on_batch(ctx: SearchContext, score: Callable[[Parent, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]],
+                  passes: float) -> Found:
+    """A pruning-at-init finder's whole search: `score` θ0 on the seed's scoring batch, rank, charge
+    `passes` forward-equivalents per sample (a gradient: 3; a Hessian-vector product on top: 9)."""
+    start = time.perf_counter()
+    x, y = score_batch(ctx, int(ctx.options["score_samples"]))
+    mask, ranked = to_mask(ctx, score(ctx.parent, x, y))
+    cost = SearchCost(flops=passes * flops_per_sample(ctx) * len(y), seconds=time.perf_counter() - start)
+    return found(mask, cost, ranked)
+
+
 def found(mask: Mask, cost: SearchCost, scores: dict[str, torch.Tensor] | list[torch.Tensor] | None = None,
           init: dict[str, torch.Tensor] | None = None) -> Found:
     """A `Found` whose scores are detached CPU copies (they are kept only for the inversion check)."""
@@ -164,6 +186,6 @@ def found(mask: Mask, cost: SearchCost, scores: dict[str, torch.Tensor] | list[t
 
 
 __all__ = [
-    "CANDIDATE_BATCH", "add_costs", "flops_per_sample", "found", "loss_rank", "prunable_params", "proxy_losses",
+    "CANDIDATE_BATCH", "add_costs", "find_on_batch", "flops_per_sample", "found", "loss_rank", "prunable_params", "proxy_losses",
     "score_batch", "to_mask", "train_masked", "trained_dense", "weight_masks_of",
 ]

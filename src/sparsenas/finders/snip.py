@@ -8,14 +8,12 @@ Node space: a node scores the sum of its incoming weights' scores.
 from __future__ import annotations
 
 import copy
-import time
 
 import torch
 from torch.nn import functional as F
 
 from .base import Finder, Found, SearchContext, register
-from .cost import SearchCost
-from .scoring import flops_per_sample, found, prunable_params, score_batch, to_mask
+from .scoring import find_on_batch, prunable_params
 
 
 def snip_scores(parent: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -43,8 +41,4 @@ class Snip(Finder):
     scored = True
 
     def find(self, ctx: SearchContext) -> Found:
-        start = time.perf_counter()
-        x, y = score_batch(ctx, int(ctx.options["score_samples"]))
-        mask, ranked = to_mask(ctx, snip_scores(ctx.parent, x, y))
-        cost = SearchCost(flops=3.0 * flops_per_sample(ctx) * len(y), seconds=time.perf_counter() - start)
-        return found(mask, cost, ranked)
+        return find_on_batch(ctx, snip_scores, passes=3.0)

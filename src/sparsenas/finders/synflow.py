@@ -4,7 +4,9 @@ Every parameter is replaced by its absolute value, the input by ones (shape (1, 
 R = 1ᵀ f(1) is the total "synaptic flow" through the network; a weight's score is |θ ⊙ ∂R/∂θ|. The
 mask is built in `synflow_iterations` rounds (100 by default, as in the paper), round k pruning to
 sparsity 1 - (1-s)^(k/n) (the paper's exponential schedule) with the previous rounds' mask applied,
-so a layer that is about to be emptied gains score and survives. Computed in float64: R spans many
+so a layer that is about to be emptied gains score and survives. The inversion check ranks by the
+first round's scores (SynFlow on the unpruned parent): later rounds' scores are only defined for the
+units still kept. Computed in float64: R spans many
 orders of magnitude. Node space: a node scores the sum of its incoming weights' scores (SynFlow's
 conservation law makes this equal to its outgoing sum), and whole nodes are pruned each round.
 """
@@ -18,7 +20,7 @@ import time
 import torch
 
 from ..masks import NodeMask, WeightMask, weight_masks
-from .base import Finder, Found, SearchContext, register
+from .base import Finder, Found, Mask, SearchContext, register
 from .cost import SearchCost
 from .scoring import flops_per_sample, found, prunable_params, to_mask
 
@@ -55,19 +57,17 @@ class Synflow(Finder):
     def find(self, ctx: SearchContext) -> Found:
         start = time.perf_counter()
         n = int(ctx.options["synflow_iterations"])
-        target = ctx.sparsity
-        masks: dict[str, torch.Tensor] | None = None
-        mask = ranked = None
+        mask: Mask | None = None
+        first: dict[str, torch.Tensor] | list[torch.Tensor] | None = None
         for k in range(1, n + 1):
+            masks = None if mask is None else (mask.float_masks() if isinstance(mask, WeightMask) else _node_weight_masks(ctx, mask))
             scores = synflow_scores(ctx.parent, ctx.data.input_shape, masks)
-            if masks is not None:
-                # what an earlier round pruned stays pruned, even where its score ties a kept weight's
-                scores = {nm: torch.where(masks[nm].to(s.device) > 0, s, torch.full_like(s, -1.0)) for nm, s in scores.items()}
-            round_ctx = _at_sparsity(ctx, 1.0 - (1.0 - target) ** (k / n))
-            mask, ranked = to_mask(round_ctx, scores)
-            masks = mask.float_masks() if isinstance(mask, WeightMask) else _node_weight_masks(ctx, mask)
+            # what an earlier round pruned stays pruned, even where its score ties a kept unit's
+            mask, ranked = to_mask(_at_sparsity(ctx, 1.0 - (1.0 - ctx.sparsity) ** (k / n)), scores, alive=mask)
+            if first is None:
+                first = ranked  # the one-shot scores of the unpruned parent: what the inversion check ranks
         cost = SearchCost(steps=0, flops=3.0 * flops_per_sample(ctx) * n, seconds=time.perf_counter() - start)
-        return found(mask, cost, ranked)
+        return found(mask, cost, first)
 
 
 def _at_sparsity(ctx: SearchContext, sparsity: float) -> SearchContext:

@@ -1,8 +1,8 @@
 """The runner: plan the trials, skip what the store holds, find, compact, train in populations, store.
 
 For each seed the parent's init θ0 and the data order are fixed by the seed; every trial of that
-seed starts from θ0 restricted to its kept nodes and is trained by the same loop with the same
-budget. The runner first asks every pending trial's finder for its mask, then trains the trials of
+seed starts from θ0 restricted to its mask (unless its finder says otherwise: IMP rewound to step k,
+the `reinit` check's fresh init) and is trained by the same loop with the same budget. The runner first asks every pending trial's finder for its mask, then trains the trials of
 the seed whose compacted shapes agree (the random controls, a finder's pick at the same per-layer
 allocation) together as one population, and stores each population in one transaction.
 

@@ -24,10 +24,10 @@ from ..train import TrainSpec
 # Fields that say where or how to compute, not what: they never enter a trial's hash, and a run
 # directory may be resumed with other values for them.
 RUNTIME_FIELDS = ("data_dir", "device", "population")
-MAX_SEEDS = 10_000
+MAX_SEEDS = 10_000  # a seed count beyond this is a typo, not an experiment
 # sanity checks of a found mask (Frankle et al. 2021, "Pruning neural networks at initialization:
 # why are we missing the mark?"): each is one more trial per finder, sparsity and seed
-CHECKS = ("shuffle", "reinit", "invert")  # a seed count beyond this is a typo, not an experiment
+CHECKS = ("shuffle", "reinit", "invert")
 
 
 @dataclass(frozen=True)

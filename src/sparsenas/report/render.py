@@ -139,7 +139,7 @@ def _device_warning(trials: Sequence[TrialRecord]) -> list[Block]:
                   "paired differences then include device noise. Re-run on one device for a clean comparison.")]
 
 
-def _answer(trials: Sequence[TrialRecord], comps: Sequence[Comparison], label: str) -> list[Block]:
+def _answer(trials: Sequence[TrialRecord], comps: Sequence[Comparison], label: str = "node sparsity") -> list[Block]:
     finders = {t.finder for t in trials}
     if CONTROL not in finders:
         return [("p", "This run has no 'random' trials, so no finder can be compared with the random "

@@ -144,14 +144,15 @@ class Population:
             for name in masks[0]:
                 t = self.params[name]
                 stacked = masks[0][name] if self.solo else torch.stack([m[name] for m in masks])
-                self.masks[name] = stacked.to(t.device, t.dtype)
+                self.masks[name] = stacked.to(t.device) != 0  # bool: True = kept
             self._apply_masks()
         self.optimizer = make_stacked_optimizer(self._trainable(), spec)
 
     @torch.no_grad()
     def _apply_masks(self) -> None:
         for name, m in self.masks.items():
-            self.params[name].mul_(m)
+            # a fill, not a product: a masked entry whose update overflowed (inf * 0 = nan) is zero too
+            self.params[name].masked_fill_(~m, 0.0)
 
     @property
     def size(self) -> int:
