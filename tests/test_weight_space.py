@@ -131,6 +131,15 @@ def test_weight_space_run_with_checks_collapse_and_report(tmp_path, monkeypatch)
     assert by_arm[("synflow~reinit", 0)].kept_nodes == syn0.kept_nodes
     assert by_arm[("synflow~invert", 0)].kept_weights == syn0.kept_weights
     assert syn0.search.flops > 0 and by_arm[("synflow~shuffle", 0)].search == syn0.search
+    # the store keeps every weight mask; the reinit check trains its finder's very mask
+    from sparsenas.masks import unpack_weight_mask
+
+    parent = build_parent("mlp", (1, 8, 8), 10, 0, (32, 16))
+    with Store(tmp_path) as store:
+        syn = unpack_weight_mask(store.weight_mask(syn0.key), parent)
+        re = unpack_weight_mask(store.weight_mask(by_arm[("synflow~reinit", 0)].key), parent)
+        assert syn.kept_counts() == syn0.kept_weights and all(torch.equal(syn.tensors[n], re.tensors[n]) for n in syn.tensors)
+        assert store.weight_mask(by_arm[("dense", 0)].key) is None
     # every weight-space trial of a seed trains in one population (same full shape)
     assert {t.population for t in trials if t.finder != "dense"} == {9}
     write_report(tmp_path)

@@ -7,12 +7,12 @@ from .node import (
 )
 from .weight import (
     ALLOCATIONS, WeightMask, apply_weight_mask, connected, global_count, layer_counts, random_weight_mask,
-    shuffle_weight_mask, weight_mask_from_counts, weight_mask_from_scores,
+    pack_weight_mask, shuffle_weight_mask, unpack_weight_mask, weight_mask_from_counts, weight_mask_from_scores,
 )
 
 __all__ = [
     "ALLOCATIONS", "NodeMask", "WeightMask", "allocate", "apply_weight_mask", "apply_weight_masks", "check_sparsity",
     "compact", "connected", "count_flops", "count_params", "dense_mask", "global_count", "global_node_count",
-    "layer_counts", "mask_from_scores", "node_scores", "prunable_weight_count", "random_mask", "random_weight_mask",
+    "layer_counts", "mask_from_scores", "node_scores", "pack_weight_mask", "unpack_weight_mask", "prunable_weight_count", "random_mask", "random_weight_mask",
     "shuffle_weight_mask", "weight_mask_from_counts", "weight_mask_from_scores", "weight_masks", "weight_sparsity",
 ]

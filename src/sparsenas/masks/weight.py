@@ -200,3 +200,43 @@ def apply_weight_mask(model: nn.Module, mask: WeightMask) -> None:
         for name, keep in mask.tensors.items():
             w = model.get_parameter(name)
             w.mul_(keep.to(w.device, w.dtype))
+
+
+def pack_weight_mask(mask: WeightMask) -> bytes:
+    """The mask as compressed bits (layer order, row-major): what the store keeps of a weight trial.
+
+    >>> m = WeightMask({"w": torch.tensor([[True, False, True]])})
+    >>> len(pack_weight_mask(m)) < 16
+    True
+    """
+    import zlib
+
+    import numpy as np
+
+    bits = torch.cat([t.flatten().cpu() for t in mask.tensors.values()]).numpy()
+    return zlib.compress(np.packbits(bits).tobytes(), 9)
+
+
+def unpack_weight_mask(blob: bytes, parent: Parent) -> WeightMask:
+    """The `WeightMask` of `parent`'s shape that `pack_weight_mask` wrote.
+
+    >>> from sparsenas.models import build_parent
+    >>> p = build_parent("mlp", (1, 2, 2), 2, 0, (3,))
+    >>> m = random_weight_mask(p, (5, 2), torch.Generator().manual_seed(0))
+    >>> unpack_weight_mask(pack_weight_mask(m), p).tensors["fc1.weight"].equal(m.tensors["fc1.weight"])
+    True
+    """
+    import zlib
+
+    import numpy as np
+
+    params = dict(parent.named_parameters())
+    names = parent.prunable_weights()
+    total = sum(params[n].numel() for n in names)
+    bits = torch.from_numpy(np.unpackbits(np.frombuffer(zlib.decompress(blob), dtype=np.uint8))[:total].astype(bool))
+    out, i = {}, 0
+    for n in names:
+        k = params[n].numel()
+        out[n] = bits[i : i + k].view(params[n].shape).clone()
+        i += k
+    return WeightMask(out)

@@ -32,7 +32,7 @@ from ..data import Dataset, fingerprint, load_dataset
 from ..errors import SparsenasError
 from ..finders import SearchContext, get_finder
 from ..finders.base import Found
-from ..masks import NodeMask, WeightMask, compact, connected, count_flops, count_params, weight_sparsity
+from ..masks import NodeMask, WeightMask, compact, connected, count_flops, count_params, pack_weight_mask, weight_sparsity
 from ..models import Parent, build_parent
 from ..store import EpochRecord, Store, TrialRecord
 from ..train import TrainResult, peak_memory, population_size, reset_peak_memory, train_population, tune_malloc
@@ -316,7 +316,8 @@ def run(
                         for t, _ in members:
                             on_trial(skipped + ran, len(plan), t, None)
                     records = train_trials(parent, data, spec, members, on_epoch)
-                    store.put_many(records)
+                    packed = {t.key: pack_weight_mask(f.mask) for t, f in members if isinstance(f.mask, WeightMask)}
+                    store.put_many(records, packed)
                     n_pops += 1
                     for (t, _), record in zip(members, records):
                         ran += 1

@@ -31,6 +31,10 @@ create table if not exists trials (
     status text not null,
     record text not null          -- the TrialRecord as JSON, curve excluded
 );
+create table if not exists masks (
+    key text primary key references trials(key),
+    bits blob not null            -- a weight trial's mask, packed (masks.pack_weight_mask)
+);
 create table if not exists curves (
     key text not null references trials(key),
     epoch integer not null,
@@ -150,9 +154,12 @@ class Store:
         """
         self.put_many([trial])
 
-    def put_many(self, trials: list[TrialRecord]) -> None:
-        """Write trials and their curves in one transaction: all land or none (a population's members)."""
+    def put_many(self, trials: list[TrialRecord], masks: dict[str, bytes] | None = None) -> None:
+        """Write trials, their curves and their packed weight masks (by key) in one transaction: all
+        land or none (a population's members)."""
         with self._db:  # one transaction: the trial rows and their curves land together or not at all
+            for key, bits in (masks or {}).items():
+                self._db.execute("insert or ignore into masks values (?, ?)", (key, bits))
             for trial in trials:
                 cur = self._db.execute(
                     "insert or ignore into trials values (?, ?, ?, ?, ?, ?)",
@@ -164,6 +171,15 @@ class Store:
                     "insert into curves values (?, ?, ?, ?, ?, ?)",
                     [(trial.key, e.epoch, e.train_loss, e.val_loss, e.val_acc, e.test_acc) for e in trial.curve],
                 )
+
+    def weight_mask(self, key: str) -> bytes | None:
+        """The packed weight mask of trial `key` (None for node trials and stores that predate masks);
+        `masks.unpack_weight_mask(blob, parent)` reads it."""
+        try:
+            row = self._db.execute("select bits from masks where key = ?", (key,)).fetchone()
+        except sqlite3.OperationalError:  # a store written before the masks table existed
+            return None
+        return None if row is None else bytes(row[0])
 
     # -- sessions: one line per `run` call that trained something ------------------------------
 
