@@ -41,3 +41,18 @@ def test_bring_your_own_example_runs_and_reports(tmp_path):
 def test_custom_parent_compacts_to_the_masked_parent():
     r = subprocess.run([sys.executable, "-c", COMPACTION_CHECK], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "equal", r.stderr
+
+
+OWN_FINDER = Path(__file__).parent.parent / "examples" / "own_finder.py"
+
+
+def test_own_finder_example_runs_in_the_weight_space(tmp_path):
+    r = subprocess.run([sys.executable, str(OWN_FINDER), "--out", str(tmp_path), "--epochs", "2", "--seeds", "2"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    trials = Store(tmp_path).trials()
+    # per seed: dense, and at 2 sparsities random, snip and init-magnitude with 2 checks each
+    assert len(trials) == 2 * (1 + 2 * (1 + 3 + 3))
+    mine = [t for t in trials if t.finder == "init-magnitude" and not t.check]
+    assert mine and all(t.space == "weight" and abs(t.weight_sparsity - t.sparsity) < 1e-3 for t in mine)
+    assert "| init-magnitude | shuffle |" in (tmp_path / "report.md").read_text()
