@@ -146,6 +146,8 @@ def test_weight_space_run_with_checks_collapse_and_report(tmp_path, monkeypatch)
     md = (tmp_path / "report.md").read_text()
     assert "weight sparsity" in md and "## Sanity checks (finder − check, paired by seed)" in md
     assert "| synflow | shuffle | 0.9 |" in md
+    assert "| finder | weight sparsity | test acc % | Δ vs random | Δ vs shuffle | Δ vs reinit | Δ vs invert | collapsed |" in md
+    assert "| snip | 0.9 |" in md and "| 2/2 |" in md  # the glance table marks snip's collapse
     assert "snip at weight sparsity 0.9: 2 of 2 trials collapsed" in md
     assert (tmp_path / "figures" / "accuracy_vs_search_cost.png").stat().st_size > 1000
     assert (tmp_path / "figures" / "checks_vs_sparsity.png").stat().st_size > 1000

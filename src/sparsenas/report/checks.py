@@ -8,7 +8,7 @@ from typing import Sequence
 from ..store.records import TrialRecord
 from . import figures
 from .markup import Block
-from .tables import Cell, Comparison, compare_to_checks, fmt, fmt_ci, fmt_p
+from .tables import CONTROL, DENSE, Cell, Comparison, compare_to_checks, compare_to_random, fmt, fmt_ci, fmt_mean_sd, fmt_p
 
 # what a finder beating (or not beating) each check says about its mask
 MEANING = {
@@ -24,6 +24,40 @@ def _row(c: Comparison) -> list[str]:
     found = "finder better" if c.verdict == "better" else "check better" if c.verdict == "worse" else c.verdict
     return [c.finder, check, f"{c.sparsity:g}", d if d == "n/a" else d + " pp", fmt_ci(c.result, "+.2f", 100),
             fmt_p(c.p_holm), str(c.result.n), found]
+
+
+def _mark(c: Comparison | None) -> str:
+    """A difference in pp with its Holm verdict: '+1.23*' when significant at 0.05, '—' when absent."""
+    if c is None:
+        return "—"
+    d = fmt(c.result.mean_diff, "+.2f", 100)
+    return d + ("*" if c.verdict in ("better", "worse") else "")
+
+
+def glance(trials: Sequence[TrialRecord], cells: Sequence[Cell], label: str) -> list[Block]:
+    """One row per finder and sparsity: accuracy, the difference to random and to each of its checks."""
+    present = {t.check for t in trials if t.check}
+    checks = [k for k in MEANING if k in present] + sorted(present - set(MEANING))
+    if not checks:
+        return []
+    vs_random = {(c.finder, c.sparsity): c for c in compare_to_random(trials) if c.metric == "final_test_acc"}
+    vs_check = {(c.finder, c.control.split("~")[1], c.sparsity): c for c in compare_to_checks(trials)}
+    rows = []
+    for cell in cells:
+        if "~" in cell.finder or cell.finder in (DENSE, CONTROL):
+            continue
+        rows.append([cell.finder, f"{cell.sparsity:g}", fmt_mean_sd(cell.final_acc, ".2f", 100),
+                     _mark(vs_random.get((cell.finder, cell.sparsity))),
+                     *[_mark(vs_check.get((cell.finder, k, cell.sparsity))) for k in checks],
+                     f"{cell.n_collapsed}/{cell.n_trials}"])
+    random_acc = {c.sparsity: fmt_mean_sd(c.final_acc, ".2f", 100) for c in cells if c.finder == CONTROL}
+    return [
+        ("h2", "Finders at a glance"),
+        ("p", "Final test accuracy (%, mean ± sd across seeds) and paired differences in pp: the finder minus the "
+              "random control, and the finder minus each of its sanity checks (* Holm-adjusted p < 0.05; details in "
+              "the tables below). Random control: " + ", ".join(f"{s:g}: {a}" for s, a in sorted(random_acc.items())) + "."),
+        ("table", ["finder", label, "test acc %", "Δ vs random", *[f"Δ vs {k}" for k in checks], "collapsed"], rows),
+    ]
 
 
 def blocks(trials: Sequence[TrialRecord], cells: Sequence[Cell], label: str) -> list[Block]:

@@ -208,7 +208,7 @@ def _blocks(run_dir: Path, spec: dict[str, Any] | None, trials: list[TrialRecord
     finder_cells = [c for c in cells if "~" not in c.finder]
     finder_trials = [t for t in trials if not t.check]
     blocks: list[Block] = [("h1", f"sparsenas report: {title}"), ("h2", "Answer"), *_device_warning(trials),
-                           *_answer(trials, comps, label)]
+                           *_answer(trials, comps, label), *checks.glance(trials, cells, label)]
     if comps:
         blocks += [("h2", "Verdict table (finder − random, paired by seed)"), ("table", *verdict_rows(comps, label))]
     blocks += checks.blocks(trials, cells, label)
