@@ -160,7 +160,6 @@ def test_inversion_keeps_the_lowest_scores_at_the_same_counts():
 def test_synflow_inversion_ranks_the_one_shot_scores(digits_small):
     """Iterative finders hand the inversion their first round's scores (defined for every unit),
     so the inverted mask keeps each layer's lowest-scoring weights, not the earliest-pruned ones."""
-    from sparsenas.finders.base import Found
     from sparsenas.protocol.checks import derive
 
     parent = build_parent("mlp", digits_small.input_shape, 10, 0, (32, 16))

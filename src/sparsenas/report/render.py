@@ -20,6 +20,7 @@ from ..store.sqlite import Store
 from . import checks, figures
 from .derive import Derived, derive_all
 from .markup import Block, to_html, to_markdown
+from .methods import METHODS
 from .tables import (
     CONTROL, DENSE, Cell, Comparison, compare_to_random, fmt, fmt_ci, fmt_mean_sd, fmt_p, fmt_si,
     gap_to_dense, summary_cells,
@@ -155,45 +156,6 @@ def _answer(trials: Sequence[TrialRecord], comps: Sequence[Comparison], label: s
             ("p", "Convergence (epoch of minimum validation loss; fewer is better):"), ("ul", conv)]
 
 
-METHODS = (
-    "Each trial is one (finder, sparsity, seed); trials of the same seed share the parent's initialization "
-    "and data order. Per (finder, sparsity) cell the report gives the mean, the sample standard deviation "
-    "(ddof=1) and a 95% t-interval (mean ± t(0.975, n-1)·sd/√n) across seeds. A finder is compared with the "
-    "random control by a two-sided paired t-test on the per-seed differences finder − random at the same "
-    "sparsity (scipy.stats.ttest_rel semantics; when all differences are equal, up to float rounding, the "
-    "t statistic is undefined and the exact two-sided sign test stands in: p = 1 if they are zero, else "
-    "2·0.5^n), with a 95% t-interval of the mean difference. The p-values are Holm-Bonferroni "
-    "adjusted across the sparsities of each finder, separately for each metric (final test accuracy; "
-    "convergence epoch = epoch of minimum validation loss, where lower is better) and for each control. "
-    "The verdict is 'better' or 'worse' when the Holm-adjusted p is below 0.05 (by the sign of the mean "
-    "difference), 'no significant difference' otherwise, and 'too few seeds' with fewer than 2 pairs. The gap "
-    "to dense is the same paired analysis against the dense parent of the same seed. A diverged trial "
-    "(non-finite loss) is counted in its cell's 'diverged' column and left out of every mean, interval and "
-    "figure; a seed is left out of a paired comparison when either side diverged ('excluded'). Derived "
-    "metrics: epochs to 95%/99% = first epoch whose validation accuracy reaches that fraction of the dense "
-    "parent's final validation accuracy (same seed; the mean is over the trials that reached it); AUC = "
-    "trapezoid area under the validation-accuracy curve over epochs 0..E divided by E. Size and search cost "
-    "are means over all trials of the cell. With several random controls per seed (--controls M), each side "
-    "of a paired comparison is the mean over that seed's finished trials (the seed is the independent unit: "
-    "its trials share the init and data order), cell statistics are taken over those per-seed means, and "
-    "'beats controls' is the share of its seed's controls a finder does better than (ties count half; a "
-    "diverged control counts as beaten by a finished finder; the control mean is over finished controls), "
-    "averaged over seeds. Trials of one seed with the same compacted shape are trained together as one "
-    "population (stacked weights, the same minibatches); a member's numbers equal training it alone up to "
-    "fp32 rounding, and 'train s' is its share of its population's wall time. "
-    "In the weight space (--space weight) a sparsity is the fraction of the parent's prunable weights (every "
-    "Linear/Conv weight, biases excluded) a mask removes; a weight-masked sub-network is trained at the parent's "
-    "size with its masked weights held at zero after every step, so its kept weights follow the trajectory of a "
-    "network without the masked ones. FLOPs/sample then count the kept multiply-adds (what a sparse kernel "
-    "computes), params the kept weights plus all biases. 'Effective weight sparsity' also removes kept weights "
-    "that lie on no path from input to output (their node is cut off on one side); 'achieved node sparsity' of a "
-    "weight mask is the share of hidden nodes left on no such path. A mask has 'collapsed' when it empties a "
-    "layer or no path is left at all. A finder's sanity checks (shuffle, reinit, invert) are trials of their own, "
-    "compared with the random control like the finders and, in the sanity-check table, with their finder, "
-    "paired by seed. Search cost is what a finder spent before the final training: training steps (of all "
-    "candidates or rounds), FLOPs (forward = the FLOPs/sample of the network trained or scored, backward = "
-    "2 forwards, a Hessian-vector product = 2 more) and seconds; a check is charged its finder's search."
-)
 
 
 def _blocks(run_dir: Path, spec: dict[str, Any] | None, trials: list[TrialRecord],
