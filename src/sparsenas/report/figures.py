@@ -173,7 +173,7 @@ def val_curves(trials: Sequence[TrialRecord], xlabel: str = "node sparsity") -> 
 def _panels(n: int) -> tuple[Figure, list[Axes]]:
     cols = min(3, n)
     rows = math.ceil(n / cols)
-    fig = Figure(figsize=(4.2 * cols, 3.4 * rows))
+    fig = Figure(figsize=(4.2 * cols, 3.4 * rows), layout="constrained")  # titles clear of the row above
     return fig, [fig.add_subplot(rows, cols, i + 1) for i in range(n)]
 
 
