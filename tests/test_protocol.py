@@ -137,6 +137,23 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path):
     assert len(resumed) == 27 and resumed == clean
 
 
+@pytest.mark.slow
+def test_sigterm_ends_a_run_like_ctrl_c_and_logs_its_session(tmp_path):
+    args = ["run", "--quiet", "--no-report", "--limit", "600", "--widths", "64,32", "--epochs", "4", "--seeds", "3", "--candidates", "5"]
+    out = tmp_path / "termed"
+    proc = subprocess.Popen([sys.executable, "-c", RUNNER, *args, "--out", str(out)], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((out / "sparsenas.db").exists() and len(Store(out)) >= 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "re-run the same command to resume" in err
+    stored = len(Store(out))
+    assert 3 <= stored < 27
+    sessions = Store(out).sessions()
+    assert len(sessions) == 1 and sessions[0]["trials"] == stored
+
+
 def test_a_run_grows_by_finders_sparsities_and_seeds(tmp_path):
     first = run(tiny_spec(finders=("dense", "random"), seeds=(0,), sparsities=(0.5,)), tmp_path)
     grown = run(tiny_spec(seeds=(0, 1), sparsities=(0.5, 0.8)), tmp_path)

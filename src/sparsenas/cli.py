@@ -6,8 +6,10 @@ Every user error ends as one line ``error: ...`` on stderr and exit status 2; no
 from __future__ import annotations
 
 import argparse
+import signal
 import sqlite3
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -43,6 +45,10 @@ def _spec_from_args(args: argparse.Namespace) -> Any:
     return build_spec(values)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # unwinds through the runner's finally blocks, as Ctrl-C does
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .protocol import run
     from .report import write_report
@@ -52,6 +58,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.out is not None and not args.out.strip():
         raise SparsenasError("--out is empty; pass a run directory such as --out runs/demo")
     out = Path(args.out if args.out is not None else f"runs/{spec.dataset}-{spec.model}")
+    # `kill` (SIGTERM, what job schedulers send) ends the run like Ctrl-C does: the session is
+    # logged and the exit says how to resume, instead of the process vanishing mid-statement
+    previous = signal.signal(signal.SIGTERM, _terminated) if threading.current_thread() is threading.main_thread() else None
     with RunProgress(enabled=not args.quiet, epochs=spec.train.epochs) as prog:
         try:
             summary = run(spec, out, on_trial=prog.on_trial, on_epoch=prog.on_epoch)
@@ -59,6 +68,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             prog.stop()
             print(f"interrupted: finished trials are stored in {out}; re-run the same command to resume", file=sys.stderr)
             return 130
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
     trained = f", {summary.populations} populations, peak memory {summary.peak_memory / 2**20:.0f} MiB" if summary.ran else ""
     print(
         f"{summary.planned} trials planned: {summary.skipped} already stored, {summary.ran} run"
