@@ -47,10 +47,6 @@ def _sparsity(ctx: SearchContext, mask: Mask) -> float:
     return mask.sparsity() if isinstance(mask, WeightMask) else mask.node_sparsity(ctx.parent.node_groups())
 
 
-def _kept(mask: Mask) -> tuple[int, ...]:
-    return mask.kept_counts()
-
-
 def _scores(ctx: SearchContext, net: Parent, mask: Mask | None) -> dict[str, torch.Tensor] | list[torch.Tensor]:
     """Magnitude scores of `net`'s units (|θ|, or a node's incoming squared norm), with every unit
     `mask` has removed ranked last (-inf)."""
@@ -146,8 +142,8 @@ class IMP(Finder):
         while True:
             last = chain.masks[-1]
             scores = _scores(ctx, chain.trained[-1], last)
-            nxt = _select(ctx, scores, _round_counts(ctx, _kept(last), 1.0))
-            if _sparsity(ctx, nxt) >= ctx.sparsity - 1e-12 or sum(_kept(nxt)) >= sum(_kept(last)):
+            nxt = _select(ctx, scores, _round_counts(ctx, last.kept_counts(), 1.0))
+            if _sparsity(ctx, nxt) >= ctx.sparsity - 1e-12 or sum(nxt.kept_counts()) >= sum(last.kept_counts()):
                 break
             net, _, cost = train_masked(ctx, nxt, init=chain.init)
             chain.masks.append(nxt)
@@ -155,7 +151,7 @@ class IMP(Finder):
             chain.costs.append(add_costs(chain.costs[-1], cost))
         r = max(i for i, m in enumerate(chain.masks) if _sparsity(ctx, m) < ctx.sparsity - 1e-12) if ctx.sparsity > 0 else 0
         scores = _scores(ctx, chain.trained[r], chain.masks[r])
-        mask = _select(ctx, scores, _target_counts(ctx, _kept(chain.masks[r])))
+        mask = _select(ctx, scores, _target_counts(ctx, chain.masks[r].kept_counts()))
         if isinstance(mask, NodeMask):
             mask.validate(ctx.parent.node_groups())
         # the inversion check ranks by round 0's scores (the trained dense parent's magnitudes):

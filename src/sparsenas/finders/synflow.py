@@ -19,10 +19,9 @@ import time
 
 import torch
 
-from ..masks import NodeMask, WeightMask, weight_masks
 from .base import Finder, Found, Mask, SearchContext, register
 from .cost import SearchCost
-from .scoring import flops_per_sample, found, prunable_params, to_mask
+from .scoring import flops_per_sample, found, prunable_params, to_mask, weight_masks_of
 
 
 def synflow_scores(parent: torch.nn.Module, input_shape: tuple[int, ...], masks: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
@@ -60,7 +59,7 @@ class Synflow(Finder):
         mask: Mask | None = None
         first: dict[str, torch.Tensor] | list[torch.Tensor] | None = None
         for k in range(1, n + 1):
-            masks = None if mask is None else (mask.float_masks() if isinstance(mask, WeightMask) else _node_weight_masks(ctx, mask))
+            masks = None if mask is None else weight_masks_of(ctx.parent, mask)
             scores = synflow_scores(ctx.parent, ctx.data.input_shape, masks)
             # what an earlier round pruned stays pruned, even where its score ties a kept unit's
             mask, ranked = to_mask(_at_sparsity(ctx, 1.0 - (1.0 - ctx.sparsity) ** (k / n)), scores, alive=mask)
@@ -73,7 +72,3 @@ class Synflow(Finder):
 def _at_sparsity(ctx: SearchContext, sparsity: float) -> SearchContext:
     return dataclasses.replace(ctx, sparsity=sparsity)
 
-
-def _node_weight_masks(ctx: SearchContext, mask: NodeMask) -> dict[str, torch.Tensor]:
-    weights = set(ctx.parent.prunable_weights())
-    return {n: m for n, m in weight_masks(ctx.parent, mask).items() if n in weights}
