@@ -1,4 +1,4 @@
-"""Command line: ``sparsenas run | report | list``. Thin: parses, calls protocol and report.
+"""Command line: ``sparsenas run | report | list | bench | export``. Thin: parses, calls protocol and report.
 
 Every user error ends as one line ``error: ...`` on stderr and exit status 2; no traceback.
 """
@@ -94,6 +94,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_trial
+    from .report import write_report
+
+    if args.repeats < 1:
+        raise SparsenasError(f"--repeats must be positive, got {args.repeats}")
+    result = export_trial(args.run_dir, args.trial, args.output, args.data_dir, args.device, repeats=args.repeats)
+    print(f"exported trial {result.key} -> {result.path} ({result.file_bytes / 1024:.0f} KiB); "
+          f"load it with torch.export.load(open({result.path!r}, 'rb')).module()")
+    print(result.summary())
+    if not args.no_report:
+        print(f"report: {write_report(Path(args.run_dir))['html']}")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from .data import DATASETS
     from .finders import FINDERS
@@ -120,6 +135,19 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("run_dir", metavar="RUN_DIR")
     rp.add_argument("--verdict", action="store_true", help="print only the verdict table (markdown) to stdout; write nothing")
     sub.add_parser("list", help="list the registered datasets, models and finders")
+    ep = sub.add_parser(
+        "export", help="write a trial's trained sub-network as a standalone torch.export program, checked and timed",
+        description="Compact a stored trial's trained sub-network, save it with torch.export (loads with plain "
+        "PyTorch: torch.export.load(path).module()), check its outputs against the masked parent on test inputs, "
+        "time both at batch 1 and 128, and add the result to the run's report.",
+    )
+    ep.add_argument("run_dir", metavar="RUN_DIR")
+    ep.add_argument("--trial", required=True, metavar="KEY", help="the trial's key (the key column of trials.csv; a unique prefix is enough)")
+    ep.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write, e.g. model.pt2")
+    ep.add_argument("--data-dir", default=None, metavar="DIR", help="the run's --data-dir, if it used one")
+    ep.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="where to check and time (default: cpu)")
+    ep.add_argument("--repeats", type=int, default=50, metavar="N", help="timed repeats at batch 128 (4x at batch 1; default 50)")
+    ep.add_argument("--no-report", action="store_true", help="do not rewrite the run's report afterwards")
     from .bench import add_parser as add_bench_parser
 
     add_bench_parser(sub)
@@ -143,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # inside the try: building the parser imports torch, and Ctrl-C may land there
         args = build_parser().parse_args(argv)
-        handler = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "bench": cmd_bench}[args.command]
+        handler = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "bench": cmd_bench, "export": cmd_export}[args.command]
         return handler(args)
     except SparsenasError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Mask layer: node masks, weight masks, allocation, compaction, and sub-network size and cost."""
 
-from .compact import apply_weight_masks, compact, weight_masks
+from .compact import apply_weight_masks, compact, expand, weight_masks
 from .metrics import count_flops, count_params, prunable_weight_count, weight_sparsity
 from .node import (
     NodeMask, allocate, check_sparsity, dense_mask, global_node_count, mask_from_scores, node_scores, random_mask,
@@ -12,7 +12,7 @@ from .weight import (
 
 __all__ = [
     "ALLOCATIONS", "NodeMask", "WeightMask", "allocate", "apply_weight_mask", "apply_weight_masks", "check_sparsity",
-    "compact", "connected", "count_flops", "count_params", "dense_mask", "global_count", "global_node_count",
+    "compact", "connected", "expand", "count_flops", "count_params", "dense_mask", "global_count", "global_node_count",
     "layer_counts", "mask_from_scores", "node_scores", "pack_weight_mask", "unpack_weight_mask", "prunable_weight_count", "random_mask", "random_weight_mask",
     "shuffle_weight_mask", "weight_mask_from_counts", "weight_mask_from_scores", "weight_masks", "weight_sparsity",
 ]

@@ -114,3 +114,34 @@ def apply_weight_masks(parent: Parent, masks: dict[str, torch.Tensor]) -> Parent
             t = masked.get_parameter(name) if name in dict(masked.named_parameters()) else masked.get_buffer(name)
             t.mul_(m.to(t.device))
     return masked
+
+
+def expand(parent: Parent, mask: NodeMask, small: nn.Module) -> Parent:
+    """The inverse of `compact`: a copy of `parent` holding `small`'s tensors at the kept nodes and
+    zeros at the removed ones (the masked parent a trained compacted net stands for).
+
+    >>> from sparsenas.models import build_parent
+    >>> p = build_parent("mlp", (1, 8, 8), 10, 0, (4,)); m = NodeMask(((1, 3),))
+    >>> full = expand(p, m, compact(p, m)); x = torch.randn(2, 1, 8, 8)
+    >>> bool(torch.allclose(full(x), compact(p, m)(x), atol=1e-6))
+    True
+    """
+    groups = parent.node_groups()
+    mask.validate(groups)
+    full = copy.deepcopy(parent)
+    state = dict(full.named_parameters()) | dict(full.named_buffers())
+    small_state = dict(small.named_parameters()) | dict(small.named_buffers())
+    plan = _index_plan(groups, mask)
+    with torch.no_grad():
+        for name, t in state.items():
+            if name not in plan:
+                t.copy_(small_state[name])
+                continue
+            # scatter along each cut dim in turn: index the zero target by the kept indices' grid
+            target = torch.zeros_like(t)
+            index = [torch.arange(n, device=t.device) for n in t.shape]
+            for dim, idx in plan[name]:
+                index[dim] = idx.to(t.device)
+            target[torch.meshgrid(*index, indexing="ij")] = small_state[name].to(t.dtype)
+            t.copy_(target)
+    return full

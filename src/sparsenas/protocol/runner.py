@@ -33,6 +33,7 @@ from ..finders.base import Found
 from ..masks import NodeMask, WeightMask, compact, pack_weight_mask
 from ..models import Parent, build_parent
 from ..store import EpochRecord, Store, TrialRecord
+from ..store.weights import pack_weights
 from ..train import peak_memory, population_size, reset_peak_memory, train_population, tune_malloc
 from .binding import bind_run_dir
 from .checks import derive
@@ -108,22 +109,32 @@ def find(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTrial, me
     return derive(planned.check, base, parent, torch.Generator().manual_seed(own), fresh)
 
 
-def train_trials(
+@dataclass(frozen=True)
+class Trained:
+    """What one population leaves for the store: records, packed weight masks and trained weights
+    (by trial key). Plain data, so a Ray worker can hand it to the driver, the only writer."""
+
+    records: list[TrialRecord]
+    masks: dict[str, bytes]
+    weights: dict[str, bytes]
+
+
+def train_members(
     parent: Parent,
     data: Dataset,
     spec: RunSpec,
     trials: Sequence[tuple[PlannedTrial, Found]],
     on_epoch: EpochHook | None = None,
-) -> list[TrialRecord]:
-    """Build and train same-shape trials of one seed together (one population); one record each.
+) -> Trained:
+    """Build and train same-shape trials of one seed together (one population): records, masks, weights.
 
     >>> from sparsenas.data import load_dataset; from sparsenas.protocol import make_plan
     >>> from sparsenas.train import TrainSpec
     >>> spec = RunSpec(sparsities=(0.5,), seeds=(0,), finders=("random",), controls=2, train=TrainSpec(epochs=1))
     >>> ds = load_dataset("digits"); p = build_parent("mlp", ds.input_shape, 10, seed=0)
-    >>> plan = make_plan(spec, (256, 128))
-    >>> [(r.control, r.population) for r in train_trials(p, ds, spec, [(t, find(p, ds, spec, t)) for t in plan])]
-    [(0, 2), (1, 2)]
+    >>> out = train_members(p, ds, spec, [(t, find(p, ds, spec, t)) for t in make_plan(spec, (256, 128))])
+    >>> [(r.control, r.population) for r in out.records], len(out.weights)
+    ([(0, 2), (1, 2)], 2)
     """
     seeds = {t.seed for t, _ in trials}
     if len(seeds) != 1:
@@ -138,7 +149,31 @@ def train_trials(
         nets, data, spec.train, data_seed=trials[0][0].seed, on_epoch=hook,
         masks=None if masks[0] is None else masks,  # type: ignore[arg-type]
     )
-    return [record_of(parent, data, t, f, net, r, len(trials), spec.space) for (t, f), net, r in zip(trials, nets, results)]
+    records = [record_of(parent, data, t, f, net, r, len(trials), spec.space) for (t, f), net, r in zip(trials, nets, results)]
+    return Trained(
+        records,
+        {t.key: pack_weight_mask(f.mask) for t, f in trials if isinstance(f.mask, WeightMask)},
+        {t.key: pack_weights(net) for (t, _), net in zip(trials, nets)},
+    )
+
+
+def train_trials(
+    parent: Parent,
+    data: Dataset,
+    spec: RunSpec,
+    trials: Sequence[tuple[PlannedTrial, Found]],
+    on_epoch: EpochHook | None = None,
+) -> list[TrialRecord]:
+    """`train_members`' records only (one per trial, in order).
+
+    >>> from sparsenas.data import load_dataset; from sparsenas.protocol import make_plan
+    >>> from sparsenas.train import TrainSpec
+    >>> spec = RunSpec(sparsities=(0.5,), seeds=(0,), finders=("random",), controls=2, train=TrainSpec(epochs=1))
+    >>> ds = load_dataset("digits"); p = build_parent("mlp", ds.input_shape, 10, seed=0)
+    >>> [r.control for r in train_trials(p, ds, spec, [(t, find(p, ds, spec, t)) for t in make_plan(spec, (256, 128))])]
+    [0, 1]
+    """
+    return train_members(parent, data, spec, trials, on_epoch).records
 
 
 def run_trial(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTrial, on_epoch: EpochHook | None = None) -> TrialRecord:
@@ -232,9 +267,9 @@ def run(
                     if on_trial:
                         for t, _ in members:
                             on_trial(skipped + ran, len(plan), t, None)
-                    records = train_trials(parent, data, spec, members, on_epoch)
-                    packed = {t.key: pack_weight_mask(f.mask) for t, f in members if isinstance(f.mask, WeightMask)}
-                    store.put_many(records, packed)
+                    trained = train_members(parent, data, spec, members, on_epoch)
+                    records = trained.records
+                    store.put_many(records, trained.masks, trained.weights)
                     n_pops += 1
                     for (t, _), record in zip(members, records):
                         ran += 1

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from ..errors import SparsenasError
 from ..store.records import TrialRecord
 from ..store.sqlite import Store
-from . import checks, figures
+from . import checks, exports as export_section, figures
 from .derive import Derived, derive_all
 from .markup import Block, to_html, to_markdown
 from .methods import METHODS
@@ -159,7 +159,8 @@ def _answer(trials: Sequence[TrialRecord], comps: Sequence[Comparison], label: s
 
 
 def _blocks(run_dir: Path, spec: dict[str, Any] | None, trials: list[TrialRecord],
-            derived: dict[str, Derived], sessions: Sequence[dict[str, Any]] = ()) -> list[Block]:
+            derived: dict[str, Derived], sessions: Sequence[dict[str, Any]] = (),
+            exports: Sequence[dict[str, Any]] = ()) -> list[Block]:
     cells = summary_cells(trials, derived)
     comps = compare_to_random(trials)
     gaps = gap_to_dense(trials)
@@ -195,6 +196,7 @@ def _blocks(run_dir: Path, spec: dict[str, Any] | None, trials: list[TrialRecord
          "Final test accuracy vs search cost (FLOPs spent before the final training; log scale), one panel per sparsity "
          "(mean and 95% CI; dotted: finders that do not search, dashed: dense parent)."),
         *checks.figure(cells, label),
+        *export_section.blocks(exports, trials),
         ("h2", "Run spec"),
     ]
     if spec is None:
@@ -271,8 +273,8 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     spec, trials = load_trials(run_dir)
     derived = derive_all(trials)
     with Store(run_dir, create=False) as store:
-        sessions = store.sessions()
-    blocks = _blocks(run_dir, spec, trials, derived, sessions)
+        sessions, exports = store.sessions(), store.exports()
+    blocks = _blocks(run_dir, spec, trials, derived, sessions, exports)
     (run_dir / "figures").mkdir(exist_ok=True)
     paths: dict[str, Path] = {}
     for b in blocks:

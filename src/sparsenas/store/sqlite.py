@@ -35,6 +35,16 @@ create table if not exists masks (
     key text primary key references trials(key),
     bits blob not null            -- a weight trial's mask, packed (masks.pack_weight_mask)
 );
+create table if not exists weights (
+    key text primary key references trials(key),
+    state blob not null           -- the trained sub-network's state dict (store.weights.pack_weights)
+);
+create table if not exists exports (
+    key text not null references trials(key),
+    path text not null,           -- where `sparsenas export` wrote the module
+    result text not null,         -- JSON: output check and latency (export.ExportResult)
+    primary key (key, path)
+);
 create table if not exists curves (
     key text not null references trials(key),
     epoch integer not null,
@@ -154,12 +164,16 @@ class Store:
         """
         self.put_many([trial])
 
-    def put_many(self, trials: list[TrialRecord], masks: dict[str, bytes] | None = None) -> None:
-        """Write trials, their curves and their packed weight masks (by key) in one transaction: all
-        land or none (a population's members)."""
+    def put_many(
+        self, trials: list[TrialRecord], masks: dict[str, bytes] | None = None, weights: dict[str, bytes] | None = None
+    ) -> None:
+        """Write trials, their curves, their packed weight masks and trained weights (by key) in one
+        transaction: all land or none (a population's members)."""
         with self._db:  # one transaction: the trial rows and their curves land together or not at all
             for key, bits in (masks or {}).items():
                 self._db.execute("insert or ignore into masks values (?, ?)", (key, bits))
+            for key, blob in (weights or {}).items():
+                self._db.execute("insert or ignore into weights values (?, ?)", (key, blob))
             for trial in trials:
                 cur = self._db.execute(
                     "insert or ignore into trials values (?, ?, ?, ?, ?, ?)",
@@ -180,6 +194,44 @@ class Store:
         except sqlite3.OperationalError:  # a store written before the masks table existed
             return None
         return None if row is None else bytes(row[0])
+
+    def weights(self, key: str) -> bytes | None:
+        """The packed trained weights of trial `key` (None where the store predates them);
+        `store.weights.unpack_weights(blob)` reads them."""
+        try:
+            row = self._db.execute("select state from weights where key = ?", (key,)).fetchone()
+        except sqlite3.OperationalError:  # a store written before the weights table existed
+            return None
+        return None if row is None else bytes(row[0])
+
+    def trial(self, key: str) -> TrialRecord | None:
+        """One stored trial by key (with its curve), or None."""
+        for t in self.trials():
+            if t.key == key:
+                return t
+        return None
+
+    # -- exports: what `sparsenas export` wrote and measured -----------------------------------
+
+    def put_export(self, key: str, path: str, result: dict[str, Any]) -> None:
+        # a store opened without `create` (export reads an existing run) may predate this table
+        self._db.executescript(_SCHEMA)
+        with self._db:
+            self._db.execute("insert or replace into exports values (?, ?, ?)", (key, path, json.dumps(result, sort_keys=True)))
+
+    def exports(self) -> list[dict[str, Any]]:
+        """Every recorded export: {"key", "path", **result}, in key order (empty if none)."""
+        try:
+            rows = self._db.execute("select key, path, result from exports order by key, path").fetchall()
+        except sqlite3.OperationalError:
+            return []
+        out = []
+        for key, path, result in rows:
+            try:
+                out.append({"key": key, "path": path, **json.loads(result)})
+            except ValueError:
+                continue  # a damaged export line is left out of the report, never fatal
+        return out
 
     # -- sessions: one line per `run` call that trained something ------------------------------
 

@@ -1,0 +1,94 @@
+"""Latency of a network's forward pass: warm-up, repeats, median and a distribution-free CI.
+
+Timings on a shared machine are skewed (a preempted repeat is slow, never fast), so the centre is
+the median and its 95% interval comes from order statistics: with n repeats, the ranks j and k
+such that P(X_(j) <= median <= X_(k)) >= 0.95 under Binomial(n, 1/2), no normality assumed.
+CUDA timings synchronize before reading the clock, so a repeat measures the work, not its launch.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+from scipy.stats import binom
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Milliseconds per forward pass at `batch`: median and its 95% CI over `repeats` timings."""
+
+    batch: int
+    median_ms: float
+    lo_ms: float
+    hi_ms: float
+    repeats: int
+    threads: int  # torch intra-op threads when measured (latency depends on it)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.median_ms:.3f} ms [{self.lo_ms:.3f}, {self.hi_ms:.3f}]"
+
+
+def median_ci(samples: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Median of `samples` and its distribution-free CI (order statistics, Binomial(n, 1/2)).
+
+    >>> median_ci([float(i) for i in range(1, 101)])
+    (50.5, 40.0, 61.0)
+    """
+    xs = sorted(samples)
+    n = len(xs)
+    if n == 0:
+        raise ValueError("no samples")
+    med = statistics.median(xs)
+    if n < 6:  # too few repeats for a 95% interval: the range is the honest bound
+        return med, xs[0], xs[-1]
+    # X_(m+1) <= median <= X_(n-m) (1-based) with probability 1 - 2 P(B <= m): take the largest m
+    # with P(B <= m) <= alpha/2; as 0-based indices that is xs[m] and xs[n-1-m]
+    q = (1.0 - level) / 2
+    m = int(binom.ppf(q, n, 0.5))
+    if binom.cdf(m, n, 0.5) > q:
+        m -= 1
+    return med, xs[max(m, 0)], xs[n - 1 - max(m, 0)]
+
+
+def measure_latency(
+    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, warmup: int = 10, repeats: int = 50
+) -> Latency:
+    """Time `fn(x)` (no autograd) `repeats` times after `warmup` untimed calls.
+
+    >>> lat = measure_latency(torch.nn.Linear(8, 4), torch.zeros(2, 8), warmup=2, repeats=20)
+    >>> lat.batch, lat.repeats, lat.lo_ms <= lat.median_ms <= lat.hi_ms
+    (2, 20, True)
+    """
+    if repeats < 1:
+        raise ValueError("repeats must be positive")
+    cuda = x.device.type == "cuda"
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            if cuda:
+                torch.cuda.synchronize(x.device)
+            t0 = time.perf_counter()
+            fn(x)
+            if cuda:
+                torch.cuda.synchronize(x.device)
+            if i >= warmup:
+                times.append((time.perf_counter() - t0) * 1e3)
+    med, lo, hi = median_ci(times)
+    return Latency(int(x.shape[0]), med, lo, hi, repeats, torch.get_num_threads())
+
+
+def speedup(a: Latency, b: Latency) -> float:
+    """How many times faster `b` is than `a` (ratio of medians).
+
+    >>> speedup(Latency(1, 2.0, 1.9, 2.1, 9, 1), Latency(1, 1.0, 0.9, 1.1, 9, 1))
+    2.0
+    """
+    return a.median_ms / b.median_ms if b.median_ms > 0 else math.inf

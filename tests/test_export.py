@@ -1,0 +1,127 @@
+"""`sparsenas export`: stored weights, the compacted program, its output check, latency, the report."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from helpers import tiny_spec
+from sparsenas.cli import main
+from sparsenas.errors import SparsenasError
+from sparsenas.export import export_trial, load_trained
+from sparsenas.masks import NodeMask, compact, expand
+from sparsenas.models import build_parent
+from sparsenas.protocol import run
+from sparsenas.store import Store
+
+
+@pytest.fixture(scope="module")
+def node_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("node")
+    run(tiny_spec(finders=("dense", "random"), seeds=(0,), epochs=2), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def weight_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("weight")
+    run(tiny_spec(finders=("magnitude",), space="weight", allocation="global", sparsities=(0.98,), seeds=(0,), epochs=2), out)
+    return out
+
+
+def _key(run_dir, finder: str) -> str:
+    with Store(run_dir) as s:
+        return next(t.key for t in s.trials() if t.finder == finder)
+
+
+def test_stored_weights_are_the_trained_ones(node_run):
+    rec, data, masked, small = load_trained(node_run, _key(node_run, "random"))
+    # the stored compacted net reproduces the stored final test accuracy
+    with torch.no_grad():
+        acc = (small(data.test.x).argmax(1) == data.test.y).float().mean().item()
+    assert acc == pytest.approx(rec.final_test_acc, abs=1e-6)
+    assert tuple(small.fc1.weight.shape) == (rec.kept_nodes[0], 64)
+    assert masked.fc1.weight.shape[0] == 32 and int((masked.fc1.weight.abs().sum(1) > 0).sum()) == rec.kept_nodes[0]
+
+
+def test_expand_is_the_inverse_of_compact():
+    p = build_parent("lenet5", (1, 16, 16), 10, seed=0, widths=(4, 6, 12, 8))
+    m = NodeMask(((0, 2), (1, 3, 5), tuple(range(0, 12, 2)), (1, 2, 7)))
+    small = compact(p, m)
+    full = expand(p, m, small)
+    assert torch.equal(compact(full, m).conv2.weight, small.conv2.weight)
+    x = torch.randn(3, 1, 16, 16)
+    torch.testing.assert_close(full(x), small(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("which", ["node", "weight"])
+def test_export_checks_and_loads_without_sparsenas(which, node_run, weight_run, tmp_path):
+    run_dir, finder = (node_run, "random") if which == "node" else (weight_run, "magnitude")
+    key = _key(run_dir, finder)
+    out = tmp_path / "sub.pt2"
+    r = export_trial(run_dir, key, out, repeats=3)
+    assert out.is_file() and r.max_abs_diff < 1e-4 and r.argmax_agree == 1.0
+    assert [lat.batch for lat in r.latency_parent] == [1, 128] and all(lat.median_ms > 0 for lat in r.latency_export)
+    if which == "weight":  # units no kept weight reads are gone; a 0.98 global mask leaves some
+        assert sum(r.kept_nodes) < 32 + 16 and r.params_export < r.params_parent
+    # a fresh interpreter that cannot import sparsenas loads and runs it, with the same outputs
+    _, data, masked, _ = load_trained(run_dir, key)
+    x = data.test.x[:16]
+    torch.save(x, tmp_path / "x.pt")
+    code = (
+        "import sys; sys.modules['sparsenas'] = None\n"
+        "import torch\n"
+        f"m = torch.export.load(open({str(out)!r}, 'rb')).module()\n"
+        f"y = m(torch.load({str(tmp_path / 'x.pt')!r}))\n"
+        f"torch.save(y, {str(tmp_path / 'y.pt')!r})\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.load(tmp_path / "y.pt"), masked(x), rtol=1e-4, atol=1e-5)
+    with Store(run_dir) as s:
+        assert any(e["key"] == key and e["path"] == str(out) for e in s.exports())
+
+
+def test_cli_export_writes_report_section(node_run, tmp_path, capsys):
+    key = _key(node_run, "dense")
+    assert main(["export", str(node_run), "--trial", key[:6], "-o", str(tmp_path / "d.pt2"), "--repeats", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "check:" in out and "latency at batch 128" in out
+    report = (node_run / "report.md").read_text()
+    assert "## Exported sub-networks" in report and key in report
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--trial", "nope"], "no trial 'nope'"),
+    (["--trial", ""], "no trial ''"),
+    (["--trial", "x", "--repeats", "0"], "--repeats must be positive"),
+])
+def test_cli_export_errors(node_run, tmp_path, capsys, args, message):
+    assert main(["export", str(node_run), *args, "-o", str(tmp_path / "m.pt2")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "m.pt2").exists()
+
+
+def test_export_errors(node_run, tmp_path):
+    key = _key(node_run, "random")
+    with pytest.raises(SparsenasError, match="is a directory"):
+        export_trial(node_run, key, tmp_path)
+    with pytest.raises(SparsenasError, match="does not exist"):
+        export_trial(node_run, key, tmp_path / "no" / "m.pt2")
+    with pytest.raises(SparsenasError, match="no sparsenas run"):
+        export_trial(tmp_path, key, tmp_path / "m.pt2")
+
+
+def test_export_of_a_trial_without_stored_weights(tmp_path):
+    run(tiny_spec(finders=("random",), seeds=(0,), sparsities=(0.5,), epochs=1), tmp_path)
+    key = _key(tmp_path, "random")
+    db = sqlite3.connect(tmp_path / "sparsenas.db")
+    with db:
+        db.execute("delete from weights")  # as a store written before weights were kept
+    db.close()
+    with pytest.raises(SparsenasError, match="no stored weights"):
+        export_trial(tmp_path, key, tmp_path / "m.pt2")
