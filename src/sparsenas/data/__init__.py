@@ -2,5 +2,9 @@
 
 from . import digits, fashion_mnist, mnist5k  # noqa: F401  (registration)
 from .base import DATASETS, Dataset, Split, batches, fingerprint, load_dataset, split_and_normalize
+from .wrap import from_tensors, from_torch_dataset
 
-__all__ = ["DATASETS", "Dataset", "Split", "batches", "fingerprint", "load_dataset", "split_and_normalize"]
+__all__ = [
+    "DATASETS", "Dataset", "Split", "batches", "fingerprint", "from_tensors", "from_torch_dataset", "load_dataset",
+    "split_and_normalize",
+]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
+from ..errors import SparsenasError
 from ..registry import Registry
 from .base import Parent, init_parameters
+from .discover import as_parent
 
-# An entry is a constructor (input_shape, num_classes, widths or None) -> Parent.
+# An entry is a constructor (input_shape, num_classes, widths or None) -> Parent, or -> a plain
+# nn.Module (a chain of Linear/Conv2d layers), whose node groups `build_parent` then discovers.
 MODELS: Registry = Registry("model")
 
 
@@ -16,11 +20,16 @@ def build_parent(
 ) -> Parent:
     """The parent `name` with initialization θ0 fixed by `seed`.
 
+    A constructor that returns a plain `nn.Module` gets its node groups discovered (`as_parent`).
+
     >>> p = build_parent("lenet-300-100", (1, 28, 28), 10, seed=0)
     >>> q = build_parent("lenet-300-100", (1, 28, 28), 10, seed=0)
     >>> bool(torch.equal(p.fc1.weight, q.fc1.weight))
     True
     """
-    model: Parent = MODELS.get(name)(input_shape, num_classes, widths)
+    built = MODELS.get(name)(input_shape, num_classes, widths)
+    if not isinstance(built, nn.Module):
+        raise SparsenasError(f"model '{name}' constructor returned {type(built).__name__}, not an nn.Module; return the network")
+    model = as_parent(built, input_shape)  # a Parent comes back unchanged
     init_parameters(model, torch.Generator().manual_seed(seed))
     return model

@@ -1,0 +1,469 @@
+"""Node groups found automatically: any plain chain of Linear / Conv2d layers becomes a parent.
+
+`discover_node_groups` traces a module with torch.fx, runs the traced graph once on a zero batch to
+learn every intermediate shape, and follows the data from each Linear or Conv2d output to the next
+Linear or Conv2d. Between two such layers only ops that act on every node separately are allowed
+(activations, dropout, 2-d pooling, a channel-major flatten), because then removing a node is
+exactly removing its producer rows and its consumer columns, which is what a `NodeGroup` declares.
+Anything else (a residual add, a normalization layer, a grouped conv, two consumers of one output)
+couples nodes across tensors in ways a chain cannot express, so discovery refuses it with one line
+naming the layer rather than guessing.
+
+`as_parent` turns a plain `nn.Module` into a `Parent` in place, with discovery as its
+`node_groups()`; `build_parent` applies it to any registered constructor that returns a plain module.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import os
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.fx as fx
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import SparsenasError
+from .base import NodeGroup, Parent, TensorSlice
+
+HOW_TO = "declare node_groups() yourself (see examples/bring_your_own.py)"
+RESIDUAL = (
+    "residual or branching nets need node_groups() declared by hand, with the coupled layers in one group "
+    "(see examples/bring_your_own.py)"
+)
+SUPPORTED = "activations, dropout, 2-d pooling and a channel-major flatten"
+
+# Ops that act on each element (hence on each node) alone: the shape in is the shape out.
+ELEMENTWISE_MODULES: tuple[type[nn.Module], ...] = (
+    nn.ReLU, nn.ReLU6, nn.GELU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.Mish, nn.LeakyReLU, nn.ELU, nn.SELU,
+    nn.CELU, nn.Softplus, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Identity,
+    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.FeatureAlphaDropout,
+)
+POOL_MODULES: tuple[type[nn.Module], ...] = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+_ELEMENTWISE_NAMES = (
+    "relu", "relu_", "relu6", "gelu", "tanh", "sigmoid", "silu", "mish", "leaky_relu", "elu", "selu", "celu",
+    "softplus", "hardtanh", "hardswish", "hardsigmoid", "dropout", "dropout1d", "dropout2d", "alpha_dropout",
+    "feature_alpha_dropout", "abs", "neg", "clamp", "clamp_min", "clamp_max",
+)
+# the same function may live in torch, torch.nn.functional or both; fx records the object called
+ELEMENTWISE_FUNCTIONS: frozenset[Callable[..., Any]] = frozenset(
+    f for mod in (torch, F) for name in _ELEMENTWISE_NAMES if (f := getattr(mod, name, None)) is not None
+) | {operator.add, operator.sub, operator.mul, operator.truediv, operator.neg, operator.pos, torch.add, torch.sub, torch.mul, torch.div}
+ELEMENTWISE_METHODS = frozenset(_ELEMENTWISE_NAMES) | {"add", "sub", "mul", "div", "contiguous", "clone"}
+POOL_FUNCTIONS: frozenset[Callable[..., Any]] = frozenset(
+    {F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, torch.max_pool2d}
+)
+RESHAPE_FUNCTIONS: frozenset[Callable[..., Any]] = frozenset({torch.flatten, torch.reshape})
+RESHAPE_METHODS = frozenset({"flatten", "view", "reshape"})
+# queries that read a tensor's metadata, not its values: `x.view(x.size(0), -1)` is still one chain
+META_METHODS = frozenset({"size", "dim", "numel", "nelement"})
+META_ATTRS = frozenset({"shape", "ndim", "dtype", "device", "is_cuda"})
+
+
+class _Tracer(fx.Tracer):
+    """fx's default tracer, plus: a Linear/Conv2d subclass stays one layer (a call_module node)."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return isinstance(m, (nn.Linear, nn.Conv2d)) or super().is_leaf_module(m, module_qualified_name)
+
+
+class _Shapes(fx.Interpreter):
+    """Runs the traced graph and records each node's output shape (None: not a tensor), like fx's
+    ShapeProp, and which node was running when something failed."""
+
+    def __init__(self, gm: fx.GraphModule) -> None:
+        super().__init__(gm)
+        self.shapes: dict[fx.Node, tuple[int, ...] | None] = {}
+        self.current: fx.Node | None = None
+
+    def run_node(self, n: fx.Node) -> Any:
+        self.current = n
+        out = super().run_node(n)
+        self.shapes[n] = tuple(out.shape) if isinstance(out, torch.Tensor) else None
+        return out
+
+
+@dataclass(frozen=True)
+class _Flow:
+    """How one layer's nodes sit in the tensor being followed: `channels` means (B, C, H, W) with the
+    nodes along dim 1; otherwise the nodes run along the last dim, each owning `block` entries."""
+
+    shape: tuple[int, ...]
+    nodes: int
+    channels: bool
+    block: int = 1
+
+
+def _fail(message: str) -> SparsenasError:
+    # one line whatever the wrapped exception printed
+    return SparsenasError("cannot discover node groups: " + " ".join(message.split()))
+
+
+def _short(e: BaseException) -> str:
+    # the first line only: fx appends "While executing %node ..." and a traceback hint below it
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    text = lines[0] if lines else type(e).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _function_name(fn: Any) -> str:
+    """The public name of a function fx recorded: F.gelu is torch._C._nn.gelu underneath."""
+    for prefix, namespace in (("torch.nn.functional", F), ("torch", torch), ("operator", operator)):
+        name = getattr(fn, "__name__", None)
+        if name and getattr(namespace, name, None) is fn:
+            return f"{prefix}.{name}"
+    return f"{getattr(fn, '__module__', None) or ''}.{getattr(fn, '__name__', repr(fn))}".lstrip(".")
+
+
+def _describe(n: fx.Node, modules: dict[str, nn.Module]) -> str:
+    """The name a user recognizes: a module's qualified name, or the fx node and the function."""
+    if n.op == "call_module":
+        return f"layer '{n.target}' ({type(modules[str(n.target)]).__name__})"
+    if n.op == "call_method":
+        return f"op '{n.name}' (.{n.target}())"
+    if n.op == "call_function":
+        return f"op '{n.name}' ({_function_name(n.target)})"
+    if n.op == "get_attr":
+        return f"tensor '{n.target}'"
+    return f"'{n.name}'"
+
+
+def _check_input_shape(input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        raise SparsenasError(f"input_shape must be a tuple of positive ints (one sample, no batch dim), got {input_shape!r}") from None
+    if not shape or min(shape) < 1:
+        raise SparsenasError(f"input_shape must be a tuple of positive ints (one sample, no batch dim), got {input_shape!r}")
+    return shape
+
+
+def _check_module_types(module: nn.Module) -> None:
+    """Refuse, before running anything, the layers whose tensors discovery could not slice."""
+    for name, m in module.named_modules():
+        label = f"layer '{name or '<root>'}' ({type(m).__name__})"
+        if isinstance(m, nn.Conv2d):
+            if m.groups != 1:
+                raise _fail(
+                    f"{label} is a grouped or depthwise convolution (groups={m.groups}), whose channels cannot be "
+                    f"pruned one by one; use groups=1 or {HOW_TO}"
+                )
+            continue
+        if isinstance(m, nn.Linear) or (isinstance(m, nn.PReLU) and m.weight.numel() == 1):
+            continue
+        own = [*m.named_parameters(recurse=False), *m.named_buffers(recurse=False)]
+        # a torch.nn layer with tensors of its own (BatchNorm, LayerNorm, Embedding, Conv1d, LSTM, ...)
+        # has per-node state or is not a chain layer; user modules' own tensors are judged in the graph
+        if own and type(m).__module__.startswith("torch."):
+            raise _fail(
+                f"{label} is not supported: discovery handles Linear and Conv2d (groups=1) layers joined by "
+                f"{SUPPORTED}; {HOW_TO}"
+            )
+
+
+def _trace(module: nn.Module) -> fx.GraphModule:
+    tracer = _Tracer()
+    try:
+        graph = tracer.trace(module)
+    except Exception as e:  # fx raises TraceError, TypeError, RuntimeError... all mean "not traceable"
+        torch_dir = os.path.dirname(torch.__file__)
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith(torch_dir) and f.filename != __file__]
+        where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno} `{(frames[-1].line or '').strip()}`" if frames else ""
+        raise _fail(
+            f"torch.fx cannot trace {type(module).__name__}{where} ({_short(e)}); make forward free of "
+            f"data-dependent Python control flow or {HOW_TO}"
+        ) from None
+    return fx.GraphModule(tracer.root, graph)
+
+
+def _propagate(gm: fx.GraphModule, module: nn.Module, input_shape: tuple[int, ...]) -> dict[fx.Node, tuple[int, ...] | None]:
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    required = [n for n in placeholders if not n.args]  # a placeholder's args hold its default
+    if len(required) != 1:
+        raise _fail(
+            f"forward of {type(module).__name__} takes {len(required)} inputs; discovery feeds it one tensor "
+            f"of shape (batch, *input_shape): {HOW_TO}"
+        )
+    p = next(iter(module.parameters()), None)
+    dtype = p.dtype if p is not None and p.is_floating_point() else torch.get_default_dtype()
+    x = torch.zeros(2, *input_shape, dtype=dtype, device=p.device if p is not None else None)
+    interp = _Shapes(gm)
+    # dropout may run (F.dropout(x, p, training=True) is baked into the trace): fork the generators so
+    # discovery never shifts the random stream of a seeded run
+    cuda = [p.device.index or 0] if p is not None and p.device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=cuda), torch.no_grad():
+            interp.run(x)
+    except Exception as e:
+        at = f" at {_describe(interp.current, dict(gm.named_modules()))}" if interp.current is not None else ""
+        raise _fail(
+            f"running {type(module).__name__} on a zero batch of shape {tuple(x.shape)} failed{at}: {_short(e)}; "
+            "check input_shape (one sample's shape, e.g. (13,) or (1, 28, 28))"
+        ) from None
+    return interp.shapes
+
+
+def _is_meta_query(n: fx.Node) -> bool:
+    if n.op == "call_method":
+        return n.target in META_METHODS
+    if n.op == "call_function":
+        return (n.target is getattr and len(n.args) > 1 and n.args[1] in META_ATTRS) or n.target in (len, torch.numel)
+    return False
+
+
+def _data_users(n: fx.Node) -> list[fx.Node]:
+    return [u for u in n.users if not _is_meta_query(u)]
+
+
+def _step(u: fx.Node, flow: _Flow, out: tuple[int, ...] | None, module: nn.Module | None, label: str) -> _Flow | None:
+    """The layout after op `u`, or None when `u` is not an op a node passes through unchanged."""
+    if out is None:
+        return None
+    kind = None
+    if u.op == "call_module":
+        if isinstance(module, ELEMENTWISE_MODULES) or (isinstance(module, nn.PReLU) and module.weight.numel() == 1):
+            kind = "elementwise"
+        elif isinstance(module, POOL_MODULES) and not getattr(module, "return_indices", False):
+            kind = "pool"
+        elif isinstance(module, nn.Flatten):
+            kind = "reshape"
+    elif u.op == "call_function":
+        kind = ("elementwise" if u.target in ELEMENTWISE_FUNCTIONS else "pool" if u.target in POOL_FUNCTIONS
+                else "reshape" if u.target in RESHAPE_FUNCTIONS else None)
+    elif u.op == "call_method":
+        kind = "elementwise" if u.target in ELEMENTWISE_METHODS else "reshape" if u.target in RESHAPE_METHODS else None
+    if kind is None:
+        return None
+    if out == flow.shape:  # any of them that keeps the shape keeps every node where it was
+        return flow
+    if kind == "pool" and flow.channels and len(out) == 4 and out[:2] == flow.shape[:2]:
+        return _Flow(out, flow.nodes, channels=True)
+    if kind == "reshape" and flow.channels and len(out) == 2 and out[0] == flow.shape[0]:
+        if out[1] == math.prod(flow.shape[1:]):
+            # row-major (B, C, H, W) -> (B, C*H*W): channel c owns columns [c*H*W, (c+1)*H*W)
+            return _Flow(out, flow.nodes, channels=False, block=math.prod(flow.shape[2:]))
+    if kind == "reshape" and not flow.channels and out[-1] == flow.shape[-1] and math.prod(out) == math.prod(flow.shape):
+        return _Flow(out, flow.nodes, channels=False, block=flow.block)  # only leading (batch) dims move
+    raise _fail(
+        f"{label} turns shape {flow.shape} into {out}, "
+        f"which mixes nodes: only a channel-major flatten (B, C, H, W) -> (B, C*H*W) and pooling that keeps the "
+        f"channels are supported; {HOW_TO}"
+    )
+
+
+def discover_node_groups(module: nn.Module, input_shape: tuple[int, ...]) -> list[NodeGroup]:
+    """The node groups of a chain of Linear / Conv2d layers, found by tracing `module` with torch.fx.
+
+    Each hidden Linear's units and each hidden Conv2d's output channels are one group, named by the
+    layer's qualified module name; the layer producing the output (the classifier) is not a group.
+    `input_shape` is one sample's shape: shapes are propagated on a zero batch (2, *input_shape).
+    Raises `SparsenasError` (one line naming the layer) on what a chain cannot describe.
+
+    >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 3 * 3, 8), nn.GELU(), nn.Linear(8, 2))
+    >>> [(g.name, g.size, g.consumers[0]) for g in discover_node_groups(net, (1, 8, 8))]
+    [('0', 4, TensorSlice(tensor='4.weight', dim=1, block=9)), ('4', 8, TensorSlice(tensor='6.weight', dim=1, block=1))]
+    >>> discover_node_groups(nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 2)), (4,))
+    Traceback (most recent call last):
+    ...
+    sparsenas.errors.SparsenasError: cannot discover node groups: layer '1' (LayerNorm) is not supported: discovery handles Linear and Conv2d (groups=1) layers joined by activations, dropout, 2-d pooling and a channel-major flatten; declare node_groups() yourself (see examples/bring_your_own.py)
+    """
+    if not isinstance(module, nn.Module):
+        raise SparsenasError(f"discovery needs an nn.Module, got {type(module).__name__}")
+    input_shape = _check_input_shape(input_shape)
+    if isinstance(module, (nn.Linear, nn.Conv2d)):
+        raise _fail(f"the model is a single {type(module).__name__} layer (the classifier) with no hidden layer to prune; add a hidden layer")
+    _check_module_types(module)
+    gm = _trace(module)
+    shapes = _propagate(gm, module, input_shape)
+    modules = dict(gm.named_modules())
+    params = dict(module.named_parameters())
+    nodes = list(gm.graph.nodes)
+
+    layers = [n for n in nodes if n.op == "call_module" and isinstance(modules[str(n.target)], (nn.Linear, nn.Conv2d))]
+    seen: set[str] = set()
+    for n in layers:
+        if n.target in seen:
+            raise _fail(f"{_describe(n, modules)} is called more than once in forward (shared weights); {HOW_TO}")
+        seen.add(str(n.target))
+        if f"{n.target}.weight" not in params:
+            raise _fail(f"{_describe(n, modules)} shares its weight with another layer (tied weights); {HOW_TO}")
+    if not layers:
+        functional = [n for n in nodes if n.op == "call_function" and n.target in (F.linear, F.conv2d)]
+        if functional:
+            raise _fail(
+                f"{type(module).__name__} computes {_describe(functional[0], modules)} from its own tensors; discovery "
+                f"needs nn.Linear / nn.Conv2d submodules, so use those or {HOW_TO}"
+            )
+        raise _fail(
+            f"{type(module).__name__} has no Linear or Conv2d layer, whose units and channels are what discovery "
+            f"prunes; build it from nn.Linear / nn.Conv2d layers or {HOW_TO}"
+        )
+    if len(layers) == 1:
+        raise _fail(
+            f"{type(module).__name__} has a single Linear/Conv2d layer ('{layers[0].target}', the classifier) and no "
+            "hidden layer to prune; add a hidden layer"
+        )
+    is_layer = set(layers)
+
+    # which nodes still lead to a prunable layer: past the classifier anything goes (softmax, squeeze...)
+    leads: dict[fx.Node, bool] = {}
+    for n in reversed(nodes):
+        leads[n] = any(u in is_layer or leads[u] for u in _data_users(n))
+
+    consumer_of: dict[fx.Node, tuple[fx.Node, _Flow]] = {}
+    ends: list[fx.Node] = []
+    for layer in layers:
+        m = modules[str(layer.target)]
+        out = shapes[layer]
+        assert out is not None  # a Linear/Conv2d returns a tensor
+        if isinstance(m, nn.Conv2d):
+            flow = _Flow(out, m.out_channels, channels=True)
+        else:
+            flow = _Flow(out, m.out_features, channels=False)
+        cur = layer
+        while True:
+            if not leads[cur]:
+                ends.append(layer)
+                break
+            users = _data_users(cur)
+            if len(users) != 1:
+                names = ", ".join(f"'{u.target if u.op == 'call_module' else u.name}'" for u in users)
+                raise _fail(f"the output of layer '{layer.target}' feeds {len(users)} ops ({names}); {RESIDUAL}")
+            u = users[0]
+            others = [a for a in u.all_input_nodes if a is not cur and (a.op == "get_attr" or shapes.get(a) is not None)]
+            if others:
+                raise _fail(
+                    f"{_describe(u, modules)} combines the output of layer '{layer.target}' with another tensor "
+                    f"('{others[0].target if others[0].op != 'call_function' else others[0].name}'), e.g. a residual "
+                    f"connection; {RESIDUAL}"
+                )
+            if u in is_layer:
+                nxt = modules[str(u.target)]
+                if isinstance(nxt, nn.Linear) and flow.channels:
+                    raise _fail(
+                        f"{_describe(u, modules)} reads the channels of layer '{layer.target}' unflattened "
+                        f"(shape {flow.shape}); flatten to (B, C*H*W) first or {HOW_TO}"
+                    )
+                if isinstance(nxt, nn.Conv2d) and not flow.channels:
+                    raise _fail(
+                        f"{_describe(u, modules)} reads the flattened features of layer '{layer.target}'; "
+                        f"only conv -> conv, conv -> flatten -> linear and linear -> linear chains are supported; {HOW_TO}"
+                    )
+                consumer_of[layer] = (u, flow)
+                break
+            module_u = modules.get(str(u.target)) if u.op == "call_module" else None
+            nxt_flow = _step(u, flow, shapes.get(u), module_u, f"{_describe(u, modules)} after layer '{layer.target}'")
+            if nxt_flow is None:
+                raise _fail(
+                    f"{_describe(u, modules)} after layer '{layer.target}' is not supported between prunable layers "
+                    f"(only {SUPPORTED} are); {HOW_TO}"
+                )
+            flow, cur = nxt_flow, u
+
+    if len(ends) != 1:
+        raise _fail(
+            f"layers {', '.join(repr(str(e.target)) for e in ends)} each end a chain, but only the classifier may: "
+            f"discovery supports one chain input -> hidden layers -> classifier; {HOW_TO}"
+        )
+    # chain order: from the layer nobody feeds, along consumer_of
+    fed = {c for c, _ in consumer_of.values()}
+    layer = next(n for n in layers if n not in fed)
+    groups: list[NodeGroup] = []
+    while layer in consumer_of:
+        nxt, flow = consumer_of[layer]
+        name = str(layer.target)
+        m = modules[name]
+        producers = (TensorSlice(f"{name}.weight", 0),) + ((TensorSlice(f"{name}.bias", 0),) if m.bias is not None else ())
+        groups.append(NodeGroup(name, flow.nodes, producers, (TensorSlice(f"{nxt.target}.weight", 1, flow.block),)))
+        layer = nxt
+    return groups
+
+
+# ---- as_parent: a plain module becomes a Parent in place -------------------------------------------
+
+_PARENT_CLASSES: dict[type, type] = {}
+_CACHE_SIZE = 8  # shape signatures remembered per instance: a parent and a few compacted shapes
+
+
+def _shape_key(module: nn.Module, input_shape: tuple[int, ...]) -> tuple[Any, ...]:
+    return (input_shape, tuple((n, tuple(p.shape)) for n, p in module.named_parameters()))
+
+
+def _discovered_node_groups(self: nn.Module) -> list[NodeGroup]:
+    """Node groups found by tracing this module at its current shapes (see `discover_node_groups`)."""
+    shape = self.__dict__.get("sparsenas_input_shape")
+    if shape is None:
+        raise SparsenasError(f"{type(self).__name__} was not made by as_parent(module, input_shape); call as_parent on it")
+    key = _shape_key(self, shape)
+    # a compacted copy has sliced tensors, hence another key: it describes its own, smaller groups
+    cache: dict[tuple[Any, ...], tuple[NodeGroup, ...]] = self.__dict__.setdefault("_sparsenas_node_groups", {})
+    if key not in cache:
+        if len(cache) >= _CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[key] = tuple(discover_node_groups(self, shape))
+    return list(cache[key])
+
+
+def _reduce_ex(self: nn.Module, protocol: int) -> tuple[Any, ...]:
+    # the dynamic class is in no module's namespace, so pickle names the original class instead and
+    # `_rebuild_parent` recreates the subclass on load; the state is the module's own
+    return (_rebuild_parent, (type(self)._sparsenas_wraps,), self.__getstate__())
+
+
+def _rebuild_parent(cls: type) -> nn.Module:
+    """An empty instance of the Parent subclass of `cls` (pickle then restores its state).
+
+    >>> type(_rebuild_parent(nn.Sequential)).__mro__[1:3] == (nn.Sequential, Parent)
+    True
+    """
+    pcls = _parent_class(cls)
+    return pcls.__new__(pcls)
+
+
+def _parent_class(cls: type) -> type:
+    """The Parent subclass of `cls` with discovery as `node_groups` (one per class, made on demand)."""
+    if cls not in _PARENT_CLASSES:
+        _PARENT_CLASSES[cls] = type(
+            cls.__name__,
+            (cls, Parent),
+            {
+                # same names as the user's class: repr and error messages read as their model
+                "__module__": cls.__module__,
+                "__qualname__": cls.__qualname__,
+                "__doc__": cls.__doc__,
+                "_sparsenas_wraps": cls,
+                "node_groups": _discovered_node_groups,
+                "__reduce_ex__": _reduce_ex,
+            },
+        )
+    return _PARENT_CLASSES[cls]
+
+
+def as_parent(module: nn.Module, input_shape: tuple[int, ...]) -> Parent:
+    """`module` itself, now a `Parent` whose `node_groups()` are discovered (see `discover_node_groups`).
+
+    The module's class is swapped for a subclass of it and of `Parent`; its parameters, forward and
+    repr are unchanged. `input_shape` (one sample's shape) is kept as `sparsenas_input_shape`.
+    Discovery runs once here, so an unsupported model fails now with a `SparsenasError`, and again
+    (cached per shape) whenever the module's tensors change shape, as after compaction. A module that
+    already is a Parent is returned as it is. Deepcopy and pickle give Parents again.
+
+    >>> net = as_parent(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), (4,))
+    >>> isinstance(net, Parent), type(net).__name__, [(g.name, g.size) for g in net.node_groups()]
+    (True, 'Sequential', [('0', 8)])
+    """
+    if isinstance(module, Parent):
+        return module
+    if not isinstance(module, nn.Module):
+        raise SparsenasError(f"as_parent needs an nn.Module, got {type(module).__name__}")
+    shape = _check_input_shape(input_shape)
+    groups = discover_node_groups(module, shape)  # before touching the module: a refusal leaves it as it was
+    module.__class__ = _parent_class(type(module))
+    module.__dict__["sparsenas_input_shape"] = shape
+    module.__dict__["_sparsenas_node_groups"] = {_shape_key(module, shape): tuple(groups)}
+    assert isinstance(module, Parent)
+    return module
