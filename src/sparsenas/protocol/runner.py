@@ -223,6 +223,31 @@ def populations(
     return out
 
 
+def seed_populations(
+    spec: RunSpec, data: Dataset, seed: int, trials: Sequence[PlannedTrial], device: torch.device
+) -> tuple[Parent, list[list[tuple[PlannedTrial, Found]]]]:
+    """The seed's parent at θ0 and its pending `trials`, found and cut into populations.
+
+    Both executors call this, so a population is the same wherever it trains.
+
+    >>> from sparsenas.protocol import make_plan
+    >>> spec = RunSpec(sparsities=(0.5,), seeds=(0,), limit=64); ds = load_dataset("digits", limit=64)
+    >>> _, pops = seed_populations(spec, ds, 0, make_plan(spec, (256, 128)), torch.device("cpu"))
+    >>> [[t.finder for t, _ in p] for p in pops]
+    [['dense'], ['random', 'random-search']]
+    """
+    parent = build_parent(spec.model, data.input_shape, data.num_classes, seed, spec.widths).to(device)
+    memo: dict = {}  # one seed's finders share their work (trained dense parent, IMP's chain)
+    found = [(t, find(parent, data, spec, t, memo)) for t in trials if t.seed == seed]
+    del memo  # trained nets held for the search are not needed for the final training
+
+    def size_of(f: Found) -> int:
+        net = compact(parent, f.mask) if isinstance(f.mask, NodeMask) else parent
+        return population_size(net, data.input_shape, spec.train, device, spec.population, masked=not isinstance(f.mask, NodeMask))
+
+    return parent, populations(found, size_of)
+
+
 def run(
     spec: RunSpec,
     out: str | Path,
@@ -230,6 +255,9 @@ def run(
     on_epoch: EpochHook | None = None,
 ) -> RunSummary:
     """Run every trial of `spec` not yet stored in `out`; each finished population is stored at once.
+
+    With `spec.executor == "ray"` the populations train as Ray tasks (`protocol.ray_executor`); this
+    process stays the only writer to the store either way.
 
     >>> import tempfile; from sparsenas.train import TrainSpec
     >>> s = run(RunSpec(sparsities=(0.5,), seeds=(0,), candidates=2, limit=64, train=TrainSpec(epochs=1)), tempfile.mkdtemp())
@@ -239,7 +267,8 @@ def run(
     start = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     spec.validate()
-    device = resolve_device(spec.device)
+    ray = spec.executor == "ray"
+    device = torch.device("cpu") if ray else resolve_device(spec.device)  # ray: the workers' devices
     tune_malloc()
     data = load_dataset(spec.dataset, spec.data_dir, spec.limit)
     data_id = fingerprint(data)
@@ -247,36 +276,45 @@ def run(
     reset_peak_memory(device)  # the run's peak: training, with the data resident, not the loading
     widths = tuple(g.size for g in build_parent(spec.model, data.input_shape, data.num_classes, 0, spec.widths).node_groups())
     plan = make_plan(spec, widths)
+    threads = torch.get_num_threads()
+    if spec.threads:
+        torch.set_num_threads(spec.threads)  # restored below: an API caller's process keeps its setting
     with Store(out) as store:
         bind_run_dir(store, spec, data_id, widths)
         done = store.done_keys()
         pending = [t for t in plan if t.key not in done]
         skipped, ran, diverged, n_pops = len(plan) - len(pending), 0, 0, 0
+        devices: set[str] = set()
+
+        def started_training(members: Sequence[PlannedTrial]) -> None:
+            if on_trial:
+                for t in members:
+                    on_trial(skipped + ran, len(plan), t, None)
+
+        def commit(members: Sequence[PlannedTrial], trained: Trained) -> None:
+            nonlocal ran, diverged, n_pops
+            store.put_many(trained.records, trained.masks, trained.weights)  # the only writer
+            n_pops += 1
+            for t, record in zip(members, trained.records):
+                ran += 1
+                diverged += record.status == "diverged"
+                devices.add(record.device)
+                if on_trial:
+                    on_trial(skipped + ran, len(plan), t, record)
+
         try:
-            for seed in dict.fromkeys(t.seed for t in pending):  # the plan is seed-major
-                parent = build_parent(spec.model, data.input_shape, data.num_classes, seed, spec.widths).to(device)
-                memo: dict = {}  # one seed's finders share their work (trained dense parent, IMP's chain)
-                found = [(t, find(parent, data, spec, t, memo)) for t in pending if t.seed == seed]
-                del memo  # trained nets held for the search are not needed for the final training
+            if ray:
+                from .ray_executor import run_on_ray
 
-                def size_of(f: Found) -> int:
-                    net = compact(parent, f.mask) if isinstance(f.mask, NodeMask) else parent
-                    return population_size(net, data.input_shape, spec.train, device, spec.population, masked=not isinstance(f.mask, NodeMask))
-
-                for members in populations(found, size_of):
-                    if on_trial:
-                        for t, _ in members:
-                            on_trial(skipped + ran, len(plan), t, None)
-                    trained = train_members(parent, data, spec, members, on_epoch)
-                    records = trained.records
-                    store.put_many(records, trained.masks, trained.weights)
-                    n_pops += 1
-                    for (t, _), record in zip(members, records):
-                        ran += 1
-                        diverged += record.status == "diverged"
-                        if on_trial:
-                            on_trial(skipped + ran, len(plan), t, record)
+                run_on_ray(spec, data, pending, started_training, commit, threads=spec.threads or threads)
+            else:
+                for seed in dict.fromkeys(t.seed for t in pending):  # the plan is seed-major
+                    parent, pops = seed_populations(spec, data, seed, pending, device)
+                    for members in pops:
+                        started_training([t for t, _ in members])
+                        commit([t for t, _ in members], train_members(parent, data, spec, members, on_epoch))
         finally:
+            torch.set_num_threads(threads)
             # logged however the session ends (Ctrl-C, out of memory): its trials are stored
             seconds = time.perf_counter() - start
             peak = peak_memory(device)
@@ -284,8 +322,10 @@ def run(
                 try:
                     store.log_session({
                         "started": started, "trials": ran, "populations": n_pops, "seconds": round(seconds, 3),
-                        "peak_memory_bytes": peak, "device": str(device), "population_cap": spec.population,
-                        "torch": torch.__version__, "host": platform.node(),
+                        "peak_memory_bytes": peak, "device": ", ".join(sorted(devices)) or str(device),
+                        "population_cap": spec.population, "torch": torch.__version__, "host": platform.node(),
+                        "executor": f"ray ({spec.address or 'local'})" if ray else "local",
+                        "threads": spec.threads or threads,
                     })
                 except (sqlite3.Error, OSError):
                     pass  # the session line is a courtesy: never mask the error that ended the run

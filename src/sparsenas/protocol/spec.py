@@ -23,7 +23,7 @@ from ..train import TrainSpec
 
 # Fields that say where or how to compute, not what: they never enter a trial's hash, and a run
 # directory may be resumed with other values for them.
-RUNTIME_FIELDS = ("data_dir", "device", "population")
+RUNTIME_FIELDS = ("data_dir", "device", "population", "executor", "address", "threads")
 MAX_SEEDS = 10_000  # a seed count beyond this is a typo, not an experiment
 # sanity checks of a found mask (Frankle et al. 2021, "Pruning neural networks at initialization:
 # why are we missing the mark?"): each is one more trial per finder, sparsity and seed
@@ -63,6 +63,9 @@ class RunSpec:
     controls: int = field(default=1, metadata={"help": "random controls per sparsity and seed: the report compares a finder with their mean"})
     device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto", "choices": ("cpu", "cuda", "auto")})
     population: int = field(default=128, metadata={"help": "most same-shape sub-networks trained at once (fewer if memory is short); 1 trains one at a time"})
+    executor: str = field(default="local", metadata={"help": "local (this process) or ray (populations as Ray tasks; see --address)", "choices": ("local", "ray")})
+    address: str | None = field(default=None, metadata={"help": "ray: the cluster's address, e.g. 10.0.0.5:6379 (default: start Ray on this machine)"})
+    threads: int | None = field(default=None, metadata={"help": "torch threads per training process (ray: CPUs per task); numbers depend on it (default: torch's own, the driver's with ray)"})
     train: TrainSpec = field(default_factory=TrainSpec)
 
     def validate(self) -> "RunSpec":
@@ -127,6 +130,11 @@ class RunSpec:
         for name in ("optimizer", "schedule"):
             _check_choice(name, getattr(self.train, name), TrainSpec)
         _check_choice("device", self.device, RunSpec)
+        _check_choice("executor", self.executor, RunSpec)
+        if self.address is not None and self.executor != "ray":
+            raise SparsenasError(f"--address {self.address} is for --executor ray; add --executor ray or drop --address")
+        if self.threads is not None:
+            _positive("threads", self.threads)
         return self
 
     def identity(self) -> dict[str, Any]:

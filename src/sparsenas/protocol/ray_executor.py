@@ -1,0 +1,192 @@
+"""The Ray executor: a run's populations trained as Ray tasks, the driver the only writer.
+
+The driver plans the run and binds the store as the local executor does. Each seed's finds are one
+task (`seed_populations`: the seed's finders share work through one memo, and the pending trials
+are cut into populations by the same code as locally); each population is then one training task
+(`train_members`). A task returns plain data (records, packed masks, packed weights), and the driver
+writes each population in one transaction as it arrives, so the store has one writer and a run
+killed at any moment resumes as a local one does.
+
+Same numbers as local: a task rebuilds the seed's parent from the seed, trains with the same code,
+and sets torch's thread count to the driver's (or `--threads`; a task asks Ray for that many CPUs),
+because a matrix product's rounding depends on how many threads split it.
+
+A worker that dies mid-task (killed, out of memory, its node lost) makes Ray run the task again
+(`max_retries`); the task is a pure function of its inputs, and the driver stores the one result
+that comes back, so nothing is lost and nothing written twice.
+
+User-registered datasets, models and finders (a script's `@MODELS.register`) are not in a worker's
+registries: the driver sends its registries' entries that live outside sparsenas with every task,
+pickled by value where they were defined in `__main__` (cloudpickle), and the worker adds them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from typing import Any, Callable, Sequence
+
+import torch
+
+from ..data import DATASETS, Dataset
+from ..errors import SparsenasError
+from ..finders import FINDERS
+from ..finders.base import Found
+from ..models import MODELS
+from ..registry import Registry
+from .plan import PlannedTrial
+from .spec import RunSpec
+
+RETRIES = 3  # re-runs of a task whose worker died, before the run stops (what is stored stays)
+_REGISTRIES: dict[str, Registry] = {"dataset": DATASETS, "model": MODELS, "finder": FINDERS}
+
+Entries = list[tuple[str, str, Any, str]]  # (registry kind, name, object, help)
+
+
+def _ship_by_value(entries: Entries) -> None:
+    """Have cloudpickle send the code of user entries defined in the user's own files (a script, a
+    test module, a project folder) by value: a worker may not be able to import those files. Code
+    from installed packages (site-packages) goes by reference, as the workers have it installed."""
+    import ray.cloudpickle as cloudpickle
+
+    for _, _, obj, _ in entries:
+        module = sys.modules.get(getattr(obj, "__module__", ""))
+        path = getattr(module, "__file__", None) or ""
+        if module is not None and module.__name__ != "__main__" and path and "-packages" not in path:
+            cloudpickle.register_pickle_by_value(module)
+
+
+def user_entries() -> Entries:
+    """Registry entries defined outside sparsenas: what a worker must be sent to run this spec.
+
+    >>> user_entries()
+    []
+    """
+    out = []
+    for kind, reg in _REGISTRIES.items():
+        for e in reg.entries():
+            if not getattr(e.obj, "__module__", "sparsenas").startswith("sparsenas."):
+                out.append((kind, e.name, e.obj, e.help))
+    return out
+
+
+def install_entries(entries: Entries) -> None:
+    """Register `entries` in this process where missing (a worker runs many tasks)."""
+    for kind, name, obj, help in entries:
+        reg = _REGISTRIES[kind]
+        if name not in reg:
+            reg.register(name, help)(obj)
+
+
+def _prepare(entries: Entries, threads: int) -> None:
+    install_entries(entries)
+    torch.set_num_threads(threads)
+
+
+def _seed_task(entries: Entries, threads: int, spec: RunSpec, data: Dataset, seed: int, trials: list[PlannedTrial]):
+    from .runner import resolve_device, seed_populations
+
+    _prepare(entries, threads)
+    device = resolve_device(spec.device)
+    _, pops = seed_populations(spec, data.to(device), seed, trials, device)
+    return pops
+
+
+def _train_task(entries: Entries, threads: int, spec: RunSpec, data: Dataset, members: list[tuple[PlannedTrial, Found]]):
+    from ..models import build_parent
+    from .runner import resolve_device, train_members
+
+    _prepare(entries, threads)
+    device = resolve_device(spec.device)
+    data = data.to(device)
+    parent = build_parent(spec.model, data.input_shape, data.num_classes, members[0][0].seed, spec.widths).to(device)
+    return train_members(parent, data, spec, members)
+
+
+def _check_reachable(address: str) -> None:
+    # ray.init retries an unreachable address for minutes; a closed port should fail in seconds
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise SparsenasError(f"--address '{address}' is not HOST:PORT; pass the address 'ray start --head' printed, e.g. 10.0.0.5:6379")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise SparsenasError(
+            f"no Ray cluster answers at {address} ({e.strerror or e}); start one with 'ray start --head --port {port}' or fix --address"
+        ) from None
+
+
+def connect(address: str | None) -> bool:
+    """Connect to the cluster at `address` (None: start Ray on this machine). True if this call
+    started or joined Ray (so the run disconnects at its end); False if the caller already had."""
+    try:
+        import ray
+    except ImportError:
+        raise SparsenasError("--executor ray needs Ray; install it with: pip install 'sparsenas[ray]'") from None
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home from a run
+    if address is not None:
+        _check_reachable(address)
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level="WARNING", log_to_driver=False,
+                 configure_logging=True)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise SparsenasError(f"cannot start or join Ray ({str(e).splitlines()[0]}); check --address and 'ray status'") from None
+    return True
+
+
+def run_on_ray(
+    spec: RunSpec,
+    data: Dataset,
+    pending: Sequence[PlannedTrial],
+    started: Callable[[Sequence[PlannedTrial]], None],
+    commit: Callable[[Sequence[PlannedTrial], Any], None],
+    threads: int,
+) -> None:
+    """Find and train `pending` on Ray; `commit` (in this process) stores each population as it ends.
+
+    >>> run_on_ray(RunSpec(executor="ray"), None, [], print, print, 1)  # doctest: +SKIP
+    """
+    if not pending:
+        return
+    joined = connect(spec.address)  # first: it turns a missing Ray into a one-line error
+    import ray
+    from ray.exceptions import RayError, RayTaskError
+
+    try:
+        gpus = 1 if spec.device == "cuda" else 0
+        options = dict(num_cpus=threads, num_gpus=gpus, max_retries=RETRIES, retry_exceptions=False)
+        seed_task = ray.remote(_seed_task).options(name="sparsenas_find", **options)
+        train_task = ray.remote(_train_task).options(name="sparsenas_train", **options)
+        entries = user_entries()
+        _ship_by_value(entries)
+        data_ref = ray.put(data.to("cpu"))
+        waiting: dict[Any, tuple[str, Any]] = {}
+        for seed in dict.fromkeys(t.seed for t in pending):
+            trials = [t for t in pending if t.seed == seed]
+            waiting[seed_task.remote(entries, threads, spec, data_ref, seed, trials)] = ("find", seed)
+        while waiting:
+            [ref], _ = ray.wait(list(waiting), num_returns=1)
+            kind, what = waiting.pop(ref)
+            try:
+                result = ray.get(ref)
+            except RayTaskError as e:
+                cause = e.as_instanceof_cause()
+                if isinstance(cause, SparsenasError):
+                    raise SparsenasError(str(cause).splitlines()[-1]) from None
+                raise SparsenasError(f"a Ray task failed ({type(cause).__name__}: {str(cause).splitlines()[-1]}); "
+                                     "finished populations are stored, re-run the same command to resume") from None
+            except RayError as e:
+                raise SparsenasError(f"a Ray task was lost after {RETRIES} retries ({type(e).__name__}); finished "
+                                     "populations are stored, re-run the same command to resume") from None
+            if kind == "find":
+                for members in result:
+                    started([t for t, _ in members])
+                    waiting[train_task.remote(entries, threads, spec, data_ref, members)] = ("train", [t for t, _ in members])
+            else:
+                commit(what, result)
+    finally:
+        if joined:
+            ray.shutdown()

@@ -1,0 +1,176 @@
+"""The Ray executor on a real Ray cluster on loopback (a head and two worker nodes, started with
+`ray start`): same numbers as the local executor, a worker killed mid-task loses and duplicates
+nothing, user-registered models reach the workers, and bad addresses are one-line errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from helpers import tiny_spec
+from sparsenas.errors import SparsenasError
+from sparsenas.models import MODELS
+from sparsenas.protocol import run
+from sparsenas.store import Store
+
+ray = pytest.importorskip("ray")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ray_cli() -> str:
+    near = Path(sys.executable).with_name("ray")
+    return str(near) if near.exists() else (shutil.which("ray") or "ray")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head node (no CPUs: tasks go to the workers) and two 1-CPU worker nodes, all on 127.0.0.1."""
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    common = ["--node-ip-address", "127.0.0.1", "--block", "--disable-usage-stats"]
+    procs = [subprocess.Popen([_ray_cli(), "start", "--head", "--port", str(port), "--num-cpus", "0",
+                               "--include-dashboard", "false", *common],
+                              env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    for _ in range(2):
+        procs.append(subprocess.Popen([_ray_cli(), "start", "--address", address, "--num-cpus", "1", *common],
+                                      env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+    try:
+        while ray.cluster_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert ray.cluster_resources().get("CPU", 0) == 2, "the two worker nodes did not join"
+    finally:
+        ray.shutdown()
+    yield address
+    for p in reversed(procs):  # --block: the `ray start` process takes its node down with it
+        os.killpg(p.pid, signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+
+
+def _numbers(run_dir) -> dict:
+    """Everything a trial's numbers are, per key (not wall time, device or search seconds)."""
+    with Store(run_dir) as s:
+        return {
+            t.key: (t.finder, t.sparsity, t.seed, t.status, t.final_test_acc, t.kept_nodes, t.node_mask, t.population,
+                    t.kept_weights, [(e.train_loss, e.val_loss, e.val_acc, e.test_acc) for e in t.curve])
+            for t in s.trials()
+        }
+
+
+def _kill_first_training_task(killed: list[int], stop: threading.Event) -> None:
+    """SIGKILL the first worker process that is training a population (Ray titles it by task name)."""
+    while not stop.is_set():
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmd.startswith(b"ray::sparsenas_train"):
+                time.sleep(0.3)  # let it get into the training loop
+                os.kill(int(pid), signal.SIGKILL)
+                killed.append(int(pid))
+                return
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_task_loses_and_duplicates_nothing(cluster, tmp_path):
+    # long enough (about a second per population) that the watcher catches a task mid-training
+    spec = dict(finders=("dense", "random", "random-search"), controls=2, seeds=(0, 1), epochs=12, limit=None, threads=1)
+    run(tiny_spec(**spec), tmp_path / "local")
+    killed: list[int] = []
+    stop = threading.Event()
+    watcher = threading.Thread(target=_kill_first_training_task, args=(killed, stop), daemon=True)
+    watcher.start()
+    try:
+        summary = run(tiny_spec(**spec, executor="ray", address=cluster), tmp_path / "ray")
+    finally:
+        stop.set()
+        watcher.join(5)
+    assert killed, "no training task was seen to kill"
+    assert summary.ran == summary.planned == 14 and summary.skipped == 0
+    with Store(tmp_path / "ray") as s:
+        assert len(s) == 14 and len(s.done_keys()) == 14
+        assert all(len(t.curve) == 13 for t in s.trials())  # epochs 0..12, none written twice
+        assert "ray" in s.sessions()[-1]["executor"]
+    assert _numbers(tmp_path / "ray") == _numbers(tmp_path / "local")  # bit for bit, the re-run task included
+
+
+class _TwoLayer(nn.Sequential):
+    pass
+
+
+@MODELS.register("test-ray-seq", help="test: a plain nn.Sequential registered by the test module")
+def _seq(input_shape, num_classes, widths=None):
+    w = widths or (24, 12)
+    return _TwoLayer(nn.Flatten(), nn.Linear(64, w[0]), nn.GELU(), nn.Linear(w[0], w[1]), nn.ReLU(), nn.Linear(w[1], num_classes))
+
+
+@pytest.mark.slow
+def test_user_model_and_weight_space_reach_the_workers(cluster, tmp_path):
+    spec = dict(model="test-ray-seq", widths=None, finders=("random", "magnitude", "snip"), space="weight",
+                sparsities=(0.9,), seeds=(0,), epochs=3, threads=1)
+    run(tiny_spec(**spec), tmp_path / "local")
+    run(tiny_spec(**spec, executor="ray", address=cluster), tmp_path / "ray")
+    assert _numbers(tmp_path / "ray") == _numbers(tmp_path / "local")
+    with Store(tmp_path / "ray") as s, Store(tmp_path / "local") as l:
+        for t in s.trials():
+            assert s.weight_mask(t.key) == l.weight_mask(t.key) and s.weights(t.key) is not None
+
+
+def test_unreachable_address_is_a_one_line_error(tmp_path):
+    port = _free_port()  # nothing listens there
+    t0 = time.monotonic()
+    with pytest.raises(SparsenasError, match="no Ray cluster answers"):
+        run(tiny_spec(executor="ray", address=f"127.0.0.1:{port}"), tmp_path)
+    assert time.monotonic() - t0 < 30
+    with pytest.raises(SparsenasError, match="not HOST:PORT"):
+        run(tiny_spec(executor="ray", address="nowhere"), tmp_path / "b")
+    with pytest.raises(SparsenasError, match="is for --executor ray"):
+        tiny_spec(address="127.0.0.1:6379")
+
+
+def test_ray_missing_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(SparsenasError, match=r"pip install 'sparsenas\[ray\]'"):
+        run(tiny_spec(executor="ray"), tmp_path)
+
+
+def test_threads_option_sets_and_restores_torch_threads(tmp_path):
+    before = torch.get_num_threads()
+    with pytest.raises(SparsenasError, match="--threads"):
+        tiny_spec(threads=0)
+    run(tiny_spec(seeds=(0,), sparsities=(0.5,), epochs=1, threads=1), tmp_path)
+    assert torch.get_num_threads() == before
+    with Store(tmp_path) as s:
+        assert s.sessions()[-1]["threads"] == 1 and s.sessions()[-1]["executor"] == "local"
