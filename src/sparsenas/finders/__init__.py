@@ -2,6 +2,6 @@
 
 from .cost import SearchCost
 from .base import FINDERS, Finder, Found, SearchContext, get_finder, register
-from . import dense, evolution, grasp, halving, imp, magnitude, random, random_search, snip, synflow  # noqa: E402,F401  (registration)
+from . import dense, evolution, grasp, halving, imp, magnitude, nsga2, random, random_search, snip, synflow  # noqa: E402,F401  (registration)
 
 __all__ = ["FINDERS", "Finder", "Found", "SearchContext", "SearchCost", "get_finder", "register"]

@@ -37,6 +37,7 @@ class SearchContext:
     # shared by every finder of one seed: work two finders (or two sparsities) would repeat, such as
     # the trained dense parent or IMP's chain of rounds, is done once per seed
     memo: dict[str, Any] = field(default_factory=dict)
+    slot: int = -1  # a front finder's member (nsga2: 0 = cheapest); -1 for every other finder
 
 
 Mask = Union[NodeMask, WeightMask]
@@ -72,6 +73,9 @@ class Finder:
     # ranks scores with the shared score-to-mask step: `--allocation` applies, and `Found.scores`
     # are returned (so the inversion check can keep the lowest-scoring units instead)
     scored: ClassVar[bool] = False
+    # a multi-objective finder returns a front: it is planned once per slot (--front-size), not per
+    # sparsity, and every slot gets a random sub-network of the same size beside it
+    front: ClassVar[bool] = False
 
     def find(self, ctx: SearchContext) -> Found:
         raise NotImplementedError

@@ -140,8 +140,15 @@ def proxy_losses(ctx: SearchContext, candidates: Sequence[NodeMask], steps: int)
     """Validation loss of each node-mask candidate (θ0 on its nodes), at init (`steps` = 0) or after
     `steps` training steps on the seed's data order; candidates go through in populations of
     `CANDIDATE_BATCH`, a protocol constant (a runtime cap must not decide a near-tie)."""
+    losses, _, cost = proxy_scores(ctx, candidates, steps)
+    return losses, cost
+
+
+def proxy_scores(ctx: SearchContext, candidates: Sequence[NodeMask], steps: int) -> tuple[list[float], list[float], SearchCost]:
+    """`proxy_losses` with each candidate's validation accuracy beside its loss."""
     start = time.perf_counter()
     losses: list[float] = []
+    accs: list[float] = []
     flops, spent = 0.0, 0
     for i in range(0, len(candidates), CANDIDATE_BATCH):
         chunk = candidates[i : i + CANDIDATE_BATCH]
@@ -150,6 +157,7 @@ def proxy_losses(ctx: SearchContext, candidates: Sequence[NodeMask], steps: int)
         for j, c in enumerate(chunk):
             shapes.setdefault(c.kept_counts(), []).append(j)
         out = [0.0] * len(chunk)
+        out_acc = [0.0] * len(chunk)
         for rows in shapes.values():
             nets = [compact(ctx.parent, chunk[j]) for j in rows]  # copies: θ0 on the candidates' nodes
             per_sample = count_flops(nets[0], ctx.data.input_shape)
@@ -157,11 +165,13 @@ def proxy_losses(ctx: SearchContext, candidates: Sequence[NodeMask], steps: int)
                 for r in train_population(nets, ctx.data, ctx.train, data_seed=ctx.seed, max_steps=steps):
                     spent += r.steps  # fewer than `steps` when the whole budget is shorter
                     flops += 3.0 * per_sample * r.samples  # forward + backward ~ 3 forwards
-            for j, v in zip(rows, Population(nets, ctx.train).evaluate(ctx.data.val)[0]):
-                out[j] = v
+            val_loss, val_acc = Population(nets, ctx.train).evaluate(ctx.data.val)
+            for j, v, a in zip(rows, val_loss, val_acc):
+                out[j], out_acc[j] = v, a
             flops += per_sample * len(ctx.data.val) * len(nets)
         losses += out
-    return losses, SearchCost(candidates=len(candidates), steps=spent, flops=flops, seconds=time.perf_counter() - start)
+        accs += out_acc
+    return losses, accs, SearchCost(candidates=len(candidates), steps=spent, flops=flops, seconds=time.perf_counter() - start)
 
 
 def find_on_batch(ctx: SearchContext, score: Callable[[Parent, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]],
@@ -186,6 +196,6 @@ def found(mask: Mask, cost: SearchCost, scores: dict[str, torch.Tensor] | list[t
 
 
 __all__ = [
-    "CANDIDATE_BATCH", "add_costs", "find_on_batch", "flops_per_sample", "found", "loss_rank", "prunable_params", "proxy_losses",
+    "CANDIDATE_BATCH", "add_costs", "find_on_batch", "flops_per_sample", "found", "loss_rank", "prunable_params", "proxy_losses", "proxy_scores",
     "score_batch", "to_mask", "train_masked", "trained_dense", "weight_masks_of",
 ]

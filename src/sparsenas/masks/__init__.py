@@ -3,7 +3,7 @@
 from .compact import apply_weight_masks, compact, expand, weight_masks
 from .metrics import count_flops, count_params, prunable_weight_count, weight_sparsity
 from .node import (
-    NodeMask, allocate, check_sparsity, dense_mask, global_node_count, mask_from_scores, node_scores, random_mask,
+    NodeMask, allocate, allocate_total, check_sparsity, dense_mask, global_node_count, mask_from_scores, node_scores, random_mask,
 )
 from .weight import (
     ALLOCATIONS, WeightMask, apply_weight_mask, connected, global_count, layer_counts, random_weight_mask,

@@ -68,6 +68,31 @@ def allocate(groups: list[NodeGroup], sparsity: float) -> tuple[int, ...]:
     return tuple(max(1, math.floor(round((1.0 - s) * g.size, 9) + 0.5)) for g in groups)
 
 
+def allocate_total(groups: list[NodeGroup], total: int) -> tuple[int, ...]:
+    """Exactly `total` kept nodes spread over the groups in proportion to their widths (largest
+    remainder; at least 1 and at most its width per group): the per-layer allocation at a node count.
+
+    >>> from sparsenas.models import build_parent
+    >>> allocate_total(build_parent("lenet-300-100", (1, 28, 28), 10, 0).node_groups(), 101)
+    (76, 25)
+    """
+    sizes = [g.size for g in groups]
+    if not len(sizes) <= total <= sum(sizes):
+        raise ValueError(f"a total of {total} nodes does not fit {len(sizes)} groups of widths {sizes}")
+    share = [total * n / sum(sizes) for n in sizes]
+    counts = [min(n, max(1, math.floor(x))) for n, x in zip(sizes, share)]
+    # hand out (or take back) the difference by largest (smallest) remainder, within the bounds
+    order = sorted(range(len(sizes)), key=lambda i: (-(share[i] - math.floor(share[i])), i))
+    while sum(counts) != total:
+        step = 1 if sum(counts) < total else -1
+        for i in (order if step > 0 else order[::-1]):
+            if sum(counts) == total:
+                break
+            if 1 <= counts[i] + step <= sizes[i]:
+                counts[i] += step
+    return tuple(counts)
+
+
 def dense_mask(groups: list[NodeGroup]) -> NodeMask:
     """The mask that keeps every node: the dense parent.
 

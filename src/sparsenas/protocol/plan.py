@@ -48,6 +48,7 @@ class PlannedTrial:
     spec: dict[str, Any]  # the canonical trial spec that `key` hashes
     control: int = 0  # which of the seed's random controls (0 for every other finder)
     check: str = ""  # a sanity check of the finder's mask ("shuffle", "reinit", "invert"), or ""
+    slot: int = -1  # a front finder's member (nsga2), or the random net of that member's size; -1 otherwise
 
     @property
     def arm(self) -> str:
@@ -56,7 +57,8 @@ class PlannedTrial:
 
 
 def trial_spec(
-    run: RunSpec, widths: tuple[int, ...], finder: str, sparsity: float, seed: int, control: int = 0, check: str = ""
+    run: RunSpec, widths: tuple[int, ...], finder: str, sparsity: float, seed: int, control: int = 0, check: str = "",
+    slot: int = -1, match: str = "",
 ) -> dict[str, Any]:
     """The canonical description of one trial: what its numbers depend on, nothing else.
 
@@ -78,6 +80,12 @@ def trial_spec(
         extra["allocation"] = run.allocation
     if check:
         extra["check"] = check
+    options = {k: getattr(run, k) for k in f.options}
+    if slot >= 0:
+        extra["slot"] = slot
+    if match:  # a random net sized like front finder `match`'s member: it depends on that search
+        extra["match"] = match
+        options = {k: getattr(run, k) for k in get_finder(match).options}
     return extra | {
         "v": HASH_VERSION,
         "dataset": run.dataset,
@@ -86,8 +94,8 @@ def trial_spec(
         "widths": list(widths),  # resolved, so a model whose default widths change gets new keys
         "train": canonical_train(run.train),
         "finder": finder,
-        "options": {k: getattr(run, k) for k in f.options},
-        "sparsity": 0.0 if f.sparsity_free else float(sparsity),
+        "options": options,
+        "sparsity": 0.0 if f.sparsity_free or slot >= 0 else float(sparsity),
         "seed": seed,
     }
 
@@ -120,7 +128,7 @@ def make_plan(run: RunSpec, widths: tuple[int, ...]) -> list[PlannedTrial]:
             if get_finder(name).sparsity_free:
                 cells.append((name, 0.0))
         for s in run.sparsities:
-            cells.extend((name, s) for name in run.finders if not get_finder(name).sparsity_free)
+            cells.extend((name, s) for name in run.finders if not (get_finder(name).sparsity_free or get_finder(name).front))
         for name, s in cells:
             for c in range(run.controls if get_finder(name).control else 1):
                 ts = trial_spec(run, widths, name, s, seed, c)
@@ -128,6 +136,14 @@ def make_plan(run: RunSpec, widths: tuple[int, ...]) -> list[PlannedTrial]:
             for check in checks_of(run, name):
                 ts = trial_spec(run, widths, name, s, seed, check=check)
                 out.append(PlannedTrial(name, ts["sparsity"], seed, trial_key(ts), ts, check=check))
+        for name in run.finders:
+            if not get_finder(name).front:
+                continue
+            for slot in range(run.front_size):  # each member of the front, and a random net of its size
+                ts = trial_spec(run, widths, name, 0.0, seed, slot=slot)
+                out.append(PlannedTrial(name, 0.0, seed, trial_key(ts), ts, slot=slot))
+                ts = trial_spec(run, widths, "random", 0.0, seed, slot=slot, match=name)
+                out.append(PlannedTrial("random", 0.0, seed, trial_key(ts), ts, slot=slot))
     return out
 
 
@@ -139,7 +155,7 @@ def checks_of(run: RunSpec, finder: str) -> list[str]:
     (['shuffle'], [])
     """
     f = get_finder(finder)
-    if f.control or f.sparsity_free:
+    if f.control or f.sparsity_free or f.front:
         return []
     return [c for c in run.checks if c != "invert" or f.scored]
 

@@ -30,7 +30,7 @@ from ..data import Dataset, fingerprint, load_dataset
 from ..errors import SparsenasError
 from ..finders import SearchContext, get_finder
 from ..finders.base import Found
-from ..masks import NodeMask, WeightMask, compact, pack_weight_mask
+from ..masks import NodeMask, WeightMask, allocate_total, compact, pack_weight_mask, random_mask
 from ..models import Parent, build_parent
 from ..store import EpochRecord, Store, TrialRecord
 from ..store.weights import pack_weights
@@ -83,7 +83,9 @@ def find(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTrial, me
     (128, 64)
     """
     memo = {} if memo is None else memo
-    key = ("found", planned.finder, planned.sparsity, planned.control)
+    if planned.slot >= 0 and get_finder(planned.finder).control:
+        return _same_size(parent, data, spec, planned, memo)
+    key = ("found", planned.finder, planned.sparsity, planned.control, planned.slot)
     if key not in memo:
         finder = get_finder(planned.finder)
         ctx = SearchContext(
@@ -97,6 +99,7 @@ def find(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTrial, me
             space=spec.space,
             allocation=spec.allocation,
             memo=memo,
+            slot=planned.slot,
         )
         memo[key] = finder.find(ctx)
     base = memo[key]
@@ -117,6 +120,17 @@ class Trained:
     records: list[TrialRecord]
     masks: dict[str, bytes]
     weights: dict[str, bytes]
+
+
+def _same_size(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTrial, memo: dict) -> Found:
+    """The random control of a front slot: as many nodes as the front finder's member kept, spread
+    over the layers in proportion to their widths (`allocate_total`), drawn at random."""
+    match = planned.spec["match"]
+    twin = PlannedTrial(match, 0.0, planned.seed, "", {}, slot=planned.slot)
+    total = sum(find(parent, data, spec, twin, memo).mask.kept_counts())
+    groups = parent.node_groups()
+    gen = torch.Generator().manual_seed(finder_seed(planned.seed, 0.0, f"random@{match}", planned.slot + 1))
+    return Found(random_mask(groups, allocate_total(groups, total), gen))
 
 
 def train_members(
@@ -149,7 +163,8 @@ def train_members(
         nets, data, spec.train, data_seed=trials[0][0].seed, on_epoch=hook,
         masks=None if masks[0] is None else masks,  # type: ignore[arg-type]
     )
-    records = [record_of(parent, data, t, f, net, r, len(trials), spec.space) for (t, f), net, r in zip(trials, nets, results)]
+    records = [record_of(parent, data, t, f, net, r, len(trials), spec.space, timed=bool(spec.objectives))
+               for (t, f), net, r in zip(trials, nets, results)]
     return Trained(
         records,
         {t.key: pack_weight_mask(f.mask) for t, f in trials if isinstance(f.mask, WeightMask)},

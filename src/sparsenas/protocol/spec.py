@@ -60,6 +60,9 @@ class RunSpec:
     generations: int = field(default=10, metadata={"help": "evolution: generations"})
     halving_eta: int = field(default=3, metadata={"help": "halving: keep the best 1/eta at every rung, eta x the steps"})
     halving_steps: int = field(default=8, metadata={"help": "halving: training steps of every candidate at the first rung"})
+    objectives: tuple[str, ...] = field(default=(), metadata={"help": "nsga2: accuracy and one cost to trade it against: latency, params or flops (runs the nsga2 finder; default accuracy,latency)"})
+    front_size: int = field(default=6, metadata={"help": "nsga2: sub-networks of the found front trained in full, each beside a random one of its size"})
+    nsga_steps: int = field(default=50, metadata={"help": "nsga2: training steps of every candidate before its proxy accuracy is read"})
     controls: int = field(default=1, metadata={"help": "random controls per sparsity and seed: the report compares a finder with their mean"})
     device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto", "choices": ("cpu", "cuda", "auto")})
     population: int = field(default=128, metadata={"help": "most same-shape sub-networks trained at once (fewer if memory is short); 1 trains one at a time"})
@@ -67,6 +70,11 @@ class RunSpec:
     address: str | None = field(default=None, metadata={"help": "ray: the cluster's address, e.g. 10.0.0.5:6379 (default: start Ray on this machine)"})
     threads: int | None = field(default=None, metadata={"help": "torch threads per training process (ray: CPUs per task); numbers depend on it (default: torch's own, the driver's with ray)"})
     train: TrainSpec = field(default_factory=TrainSpec)
+
+    def __post_init__(self) -> None:
+        # --objectives is the hardware-aware search: it runs the nsga2 finder without naming it
+        if self.objectives and "nsga2" not in self.finders:
+            object.__setattr__(self, "finders", (*self.finders, "nsga2"))
 
     def validate(self) -> "RunSpec":
         """Raise `SparsenasError` on the first bad value; return self so calls chain."""
@@ -131,6 +139,20 @@ class RunSpec:
             _check_choice(name, getattr(self.train, name), TrainSpec)
         _check_choice("device", self.device, RunSpec)
         _check_choice("executor", self.executor, RunSpec)
+        if self.objectives:
+            from ..finders.nsga2 import COSTS
+
+            objs = tuple(self.objectives)
+            if len(objs) != 2 or objs[0] != "accuracy" or objs[1] not in COSTS:
+                raise SparsenasError(
+                    f"--objectives {','.join(objs)} is not accuracy and one cost; use accuracy,latency or accuracy,params or accuracy,flops"
+                )
+        if "nsga2" in self.finders:
+            _positive("front-size", self.front_size)
+            _positive("nsga-steps", self.nsga_steps)
+            if self.front_size > self.evo_population:
+                raise SparsenasError(f"--front-size {self.front_size} is more than --evo-population {self.evo_population}; "
+                                     "raise --evo-population or lower --front-size")
         if self.address is not None and self.executor != "ray":
             raise SparsenasError(f"--address {self.address} is for --executor ray; add --executor ray or drop --address")
         if self.threads is not None:

@@ -18,6 +18,7 @@ from ..finders.base import Found
 from ..masks import NodeMask, WeightMask, compact, connected, count_flops, count_params, weight_sparsity
 from ..models import Parent
 from ..store import TrialRecord
+from ..timing import measure_latency
 from ..train import TrainResult
 from .plan import PlannedTrial
 
@@ -73,8 +74,25 @@ def _size(parent: Parent, data: Dataset, found: Found, net: Parent) -> dict:
     )
 
 
-def record_of(parent: Parent, data: Dataset, planned: PlannedTrial, found: Found, net: Parent, result: TrainResult, k: int, space: str) -> TrialRecord:
+def latency_of(net: Parent, data: Dataset) -> float:
+    """Milliseconds of one forward pass at batch 1 on the net's device (median of 50, after 10)."""
+    was_training = net.training
+    lat = measure_latency(net.eval(), data.test.x[:1].to(next(net.parameters()).device))
+    net.train(was_training)
+    return lat.median_ms
+
+
+def record_of(
+    parent: Parent, data: Dataset, planned: PlannedTrial, found: Found, net: Parent, result: TrainResult, k: int,
+    space: str, timed: bool = False,
+) -> TrialRecord:
+    """The record of one trained trial; `timed` (hardware-aware runs) measures the latency of the
+    trained sub-network of front slots, their random twins and the dense parent."""
     curve = result.curve
+    size = _size(parent, data, found, net)
+    # a front slot has no target sparsity: it is recorded at the node sparsity its member has
+    sparsity = size["node_sparsity"] if planned.slot >= 0 else planned.sparsity
+    timed = timed and (planned.slot >= 0 or get_finder(planned.finder).sparsity_free)
     # Best and convergence epochs are read from trained epochs (1..E): epoch 0 is the untrained
     # init, and a net whose validation loss never beats its init must not score "converged at 0".
     trained = curve[1:] or curve
@@ -84,7 +102,7 @@ def record_of(parent: Parent, data: Dataset, planned: PlannedTrial, found: Found
     return TrialRecord(
         key=planned.key,
         finder=planned.finder,
-        sparsity=planned.sparsity,
+        sparsity=sparsity,
         seed=planned.seed,
         status=result.status,
         final_test_acc=curve[-1].test_acc if done else math.nan,
@@ -100,5 +118,7 @@ def record_of(parent: Parent, data: Dataset, planned: PlannedTrial, found: Found
         check=planned.check,
         curve=curve,
         spec=planned.spec,
-        **_size(parent, data, found, net),
+        slot=planned.slot,
+        latency_ms=latency_of(net, data) if timed else math.nan,
+        **size,
     )

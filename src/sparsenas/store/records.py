@@ -49,6 +49,8 @@ class TrialRecord:
     kept_weights: tuple[int, ...] = ()  # nonzero weights per prunable layer
     effective_sparsity: float = float("nan")  # fraction of prunable weights on no input-output path
     collapsed: bool = False  # a layer emptied, or no path left from input to output
+    slot: int = -1  # hardware-aware runs: which member of the nsga2 front (or its random twin); -1 otherwise
+    latency_ms: float = float("nan")  # hardware-aware runs: trained sub-network, batch 1, median ms
     curve: tuple[EpochRecord, ...] = ()
     spec: dict[str, Any] = field(default_factory=dict)  # the canonical trial spec that was hashed
 

@@ -1,0 +1,177 @@
+"""`nsga2`: hardware-aware multi-objective search over per-layer node widths (NSGA-II, pymoo).
+
+A candidate is a vector of per-layer widths w (1 <= w_l <= the parent's width). Its sub-network keeps,
+in each layer, the first w_l nodes of a random order of that layer's nodes fixed per seed, so the
+search is over the architecture (how wide each layer is), not over which nodes. Two objectives are
+minimized: the proxy error (1 - validation accuracy after `nsga_steps` training steps from θ0, on the
+seed's data order, the proxy of random-search and evolution) and a cost of the compacted
+sub-network: its measured latency (median of timed forward passes at batch 1 on the run's device),
+its parameters or its FLOPs (`--objectives accuracy,latency|params|flops`).
+
+NSGA-II (Deb et al. 2002) comes from pymoo (`NSGA2`: binary tournaments on rank and crowding, SBX
+crossover and polynomial mutation rounded to integers, duplicates eliminated), run for
+`generations` generations of `evo_population` candidates, seeded from the trial seed. pymoo draws
+from NumPy's global generator; its state is saved and restored around the search.
+
+The search returns a front of `front_size` sub-networks: every evaluated candidate is ranked by
+non-dominated sorting; whole fronts are taken in rank order, and the last one that does not fit whole
+contributes members evenly spaced along its cost. Each member is one trial (`slot` 0 = cheapest),
+trained by the protocol like every other trial and compared with a random sub-network of the same
+size (the same number of kept nodes, spread over the layers in proportion to their widths, random
+nodes): the runner plans that control beside each slot. The whole search is charged to every slot.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..masks import NodeMask, compact, count_flops, count_params
+from ..timing import measure_latency
+from .base import Finder, Found, SearchContext, register
+from .cost import SearchCost
+from .scoring import proxy_scores
+
+OBJECTIVES = ("accuracy", "latency", "params", "flops")
+COSTS = ("latency", "params", "flops")
+LATENCY_REPEATS = 15  # timed forward passes per candidate (median), after 3 untimed
+
+
+@dataclass(frozen=True)
+class Candidate:
+    widths: tuple[int, ...]
+    mask: NodeMask
+    proxy_acc: float
+    cost: float  # in the cost objective's unit: ms, parameters or FLOPs per sample
+
+
+def objectives_of(options: dict) -> tuple[str, str]:
+    """The (accuracy, cost) objectives a spec asks for; accuracy,latency by default.
+
+    >>> objectives_of({"objectives": ()}), objectives_of({"objectives": ("accuracy", "params")})
+    (('accuracy', 'latency'), ('accuracy', 'params'))
+    """
+    objs = tuple(options.get("objectives") or ("accuracy", "latency"))
+    return objs[0], objs[1]
+
+
+def mask_of(orders: list[torch.Tensor], widths: tuple[int, ...]) -> NodeMask:
+    """The first `widths[l]` nodes of each layer's fixed random order.
+
+    >>> mask_of([torch.tensor([2, 0, 1])], (2,)).kept
+    ((0, 2),)
+    """
+    return NodeMask(tuple(tuple(sorted(o[:w].tolist())) for o, w in zip(orders, widths)))
+
+
+def pick_front(points: np.ndarray, k: int) -> list[int]:
+    """Indices of `k` points (rows: objectives to minimize; column 1 the cost), by non-dominated
+    rank; the last rank that does not fit whole gives members evenly spaced along the cost.
+    Returned cheapest first.
+
+    >>> pick_front(np.array([[0.1, 3.0], [0.2, 2.0], [0.3, 1.0], [0.3, 3.0]]), 2)
+    [2, 0]
+    """
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+    fronts = NonDominatedSorting().do(points, n_stop_if_ranked=len(points))
+    chosen: list[int] = []
+    for front in fronts:
+        front = sorted(front.tolist(), key=lambda i: (points[i, 1], points[i, 0], i))
+        need = k - len(chosen)
+        if need <= 0:
+            break
+        if len(front) <= need:
+            chosen += front
+        else:
+            chosen += [front[int(j)] for j in np.linspace(0, len(front) - 1, need).round()]
+    return sorted(chosen, key=lambda i: (points[i, 1], points[i, 0], i))
+
+
+def search_front(ctx: SearchContext) -> tuple[list[Candidate], SearchCost]:
+    """Run NSGA-II once per seed (memoized in `ctx.memo`) and return the chosen front and its cost."""
+    if "nsga2" in ctx.memo:
+        return ctx.memo["nsga2"]
+    from pymoo.algorithms.moo.nsga2 import NSGA2
+    from pymoo.core.problem import Problem
+    from pymoo.operators.crossover.sbx import SBX
+    from pymoo.operators.mutation.pm import PM
+    from pymoo.operators.repair.rounding import RoundingRepair
+    from pymoo.operators.sampling.rnd import IntegerRandomSampling
+    from pymoo.optimize import minimize
+
+    start = time.perf_counter()
+    _, cost_name = objectives_of(ctx.options)
+    groups = ctx.parent.node_groups()
+    sizes = [g.size for g in groups]
+    gen = ctx.generator
+    orders = [torch.randperm(n, generator=gen) for n in sizes]
+    steps = int(ctx.options["nsga_steps"])
+    x1 = ctx.data.val.x[:1]
+    seen: dict[tuple[int, ...], Candidate] = {}
+    spent: list[SearchCost] = []
+
+    def cost_of(net: torch.nn.Module) -> float:
+        if cost_name == "params":
+            return float(count_params(net))
+        if cost_name == "flops":
+            return float(count_flops(net, ctx.data.input_shape))
+        return measure_latency(net.eval(), x1, warmup=3, repeats=LATENCY_REPEATS).median_ms
+
+    def evaluate(rows: list[tuple[int, ...]]) -> None:
+        fresh = list(dict.fromkeys(w for w in rows if w not in seen))
+        if not fresh:
+            return
+        masks = [mask_of(orders, w) for w in fresh]
+        _, accs, c = proxy_scores(ctx, masks, steps)
+        spent.append(c)
+        for w, m, a in zip(fresh, masks, accs):
+            seen[w] = Candidate(w, m, a, cost_of(compact(ctx.parent, m)))
+
+    class Widths(Problem):
+        def __init__(self) -> None:
+            super().__init__(n_var=len(sizes), n_obj=2, xl=np.ones(len(sizes)), xu=np.array(sizes, dtype=float), vtype=int)
+
+        def _evaluate(self, x: np.ndarray, out: dict, *args: object, **kwargs: object) -> None:
+            rows = [tuple(int(v) for v in r) for r in np.asarray(x).round().astype(int)]
+            evaluate(rows)
+            out["F"] = np.array([[1.0 - seen[w].proxy_acc, seen[w].cost] for w in rows])
+
+    n = int(ctx.options["evo_population"])
+    algorithm = NSGA2(
+        pop_size=n, sampling=IntegerRandomSampling(),
+        crossover=SBX(prob=1.0, eta=3.0, vtype=float, repair=RoundingRepair()),
+        mutation=PM(prob=1.0, eta=3.0, vtype=float, repair=RoundingRepair()),
+        eliminate_duplicates=True,
+    )
+    seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
+    state = np.random.get_state()  # pymoo seeds NumPy's global generator: leave the caller's alone
+    try:
+        minimize(Widths(), algorithm, ("n_gen", max(1, int(ctx.options["generations"]))), seed=seed, verbose=False)
+    finally:
+        np.random.set_state(state)
+    everything = list(seen.values())
+    points = np.array([[1.0 - c.proxy_acc, c.cost] for c in everything])
+    front = [everything[i] for i in pick_front(points, int(ctx.options["front_size"]))]
+    cost = SearchCost(
+        candidates=len(everything), steps=sum(c.steps for c in spent), flops=sum(c.flops for c in spent),
+        seconds=time.perf_counter() - start,
+    )
+    ctx.memo["nsga2"] = (front, cost)
+    return front, cost
+
+
+@register
+class NSGA2Finder(Finder):
+    name = "nsga2"
+    help = "hardware-aware NSGA-II over per-layer widths (pymoo): --objectives accuracy,latency|params|flops; trains a front of --front-size"
+    options = ("objectives", "evo_population", "generations", "nsga_steps", "front_size")
+    front = True  # planned per front slot (not per sparsity), each beside a random net of its size
+
+    def find(self, ctx: SearchContext) -> Found:
+        front, cost = search_front(ctx)
+        slot = min(max(ctx.slot, 0), len(front) - 1)  # fewer distinct candidates than slots: repeat the last
+        return Found(front[slot].mask, cost)
