@@ -40,3 +40,19 @@ def test_cuda_population_equals_cuda_members_alone(tmp_path):
     for k, t in pop.items():
         assert t.device.startswith("cuda") and t.node_mask == alone[k].node_mask
         assert t.curve[-1].val_loss == pytest.approx(alone[k].curve[-1].val_loss, rel=1e-3)
+
+
+def test_cuda_export_checks_and_times_on_the_gpu(tmp_path):
+    from sparsenas.export import export_trial
+
+    run(tiny_spec(device="cuda", finders=("random",), seeds=(0,), sparsities=(0.5,), epochs=1), tmp_path)
+    key = next(iter(_by_key(tmp_path)))
+    r = export_trial(tmp_path, key, tmp_path / "m.pt2", device="cuda", repeats=5)
+    assert r.device.startswith("cuda") and r.max_abs_diff < 1e-3 and r.argmax_agree == 1.0
+
+
+def test_cuda_hardware_aware_search_times_on_the_gpu(tmp_path):
+    run(tiny_spec(device="cuda", finders=("dense",), objectives=("accuracy", "latency"), front_size=2, evo_population=4,
+                  generations=1, nsga_steps=3, seeds=(0,), epochs=1), tmp_path)
+    slots = [t for t in _by_key(tmp_path).values() if t.slot >= 0]
+    assert len(slots) == 4 and all(t.device.startswith("cuda") and t.latency_ms > 0 for t in slots)

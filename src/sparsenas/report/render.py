@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from ..errors import SparsenasError
 from ..store.records import TrialRecord
 from ..store.sqlite import Store
-from . import checks, exports as export_section, figures
+from . import checks, exports as export_section, figures, pareto
 from .derive import Derived, derive_all
 from .markup import Block, to_html, to_markdown
 from .methods import METHODS
@@ -161,6 +161,9 @@ def _answer(trials: Sequence[TrialRecord], comps: Sequence[Comparison], label: s
 def _blocks(run_dir: Path, spec: dict[str, Any] | None, trials: list[TrialRecord],
             derived: dict[str, Derived], sessions: Sequence[dict[str, Any]] = (),
             exports: Sequence[dict[str, Any]] = ()) -> list[Block]:
+    everything = trials
+    # front slots (nsga2 and their same-size random twins) have no target sparsity: their own section
+    trials = [t for t in trials if t.slot < 0]
     cells = summary_cells(trials, derived)
     comps = compare_to_random(trials)
     gaps = gap_to_dense(trials)
@@ -196,7 +199,8 @@ def _blocks(run_dir: Path, spec: dict[str, Any] | None, trials: list[TrialRecord
          "Final test accuracy vs search cost (FLOPs spent before the final training; log scale), one panel per sparsity "
          "(mean and 95% CI; dotted: finders that do not search, dashed: dense parent)."),
         *checks.figure(cells, label),
-        *export_section.blocks(exports, trials),
+        *pareto.blocks(everything),
+        *export_section.blocks(exports, everything),
         ("h2", "Run spec"),
     ]
     if spec is None:
