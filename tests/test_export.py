@@ -65,6 +65,8 @@ def test_export_checks_and_loads_without_sparsenas(which, node_run, weight_run, 
     out = tmp_path / "sub.pt2"
     r = export_trial(run_dir, key, out, repeats=3)
     assert out.is_file() and r.max_abs_diff < 1e-4 and r.argmax_agree == 1.0
+    # the file holds the sub-network, not the test set its sample input was sliced from
+    assert r.file_bytes < 4 * r.params_export + 200_000
     assert [lat.batch for lat in r.latency_parent] == [1, 128] and all(lat.median_ms > 0 for lat in r.latency_export)
     if which == "weight":  # units no kept weight reads are gone; a 0.98 global mask leaves some
         assert sum(r.kept_nodes) < 32 + 16 and r.params_export < r.params_parent

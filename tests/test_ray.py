@@ -43,36 +43,48 @@ def cluster():
     """A head node (no CPUs: tasks go to the workers) and two 1-CPU worker nodes, all on 127.0.0.1."""
     port = _free_port()
     address = f"127.0.0.1:{port}"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # loopback only, no token: independent of a ~/.ray/auth_token another Ray left on this machine
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    saved = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # the driver side (this process) alike
     common = ["--node-ip-address", "127.0.0.1", "--block", "--disable-usage-stats"]
-    procs = [subprocess.Popen([_ray_cli(), "start", "--head", "--port", str(port), "--num-cpus", "0",
-                               "--include-dashboard", "false", *common],
-                              env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+    procs: list[subprocess.Popen] = []
+
+    def start(*args: str) -> None:
+        procs.append(subprocess.Popen([_ray_cli(), "start", *args, *common], env=env, start_new_session=True,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    try:  # whatever fails while starting, the nodes started so far are taken down below
+        start("--head", "--port", str(port), "--num-cpus", "0", "--include-dashboard", "false")
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        for _ in range(2):
+            start("--address", address, "--num-cpus", "1")
+        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.5)
-    for _ in range(2):
-        procs.append(subprocess.Popen([_ray_cli(), "start", "--address", address, "--num-cpus", "1", *common],
-                                      env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    ray.init(address=address, logging_level="WARNING", log_to_driver=False)
-    try:
-        while ray.cluster_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert ray.cluster_resources().get("CPU", 0) == 2, "the two worker nodes did not join"
+            while ray.cluster_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert ray.cluster_resources().get("CPU", 0) == 2, "the two worker nodes did not join"
+        finally:
+            ray.shutdown()
+        yield address
     finally:
-        ray.shutdown()
-    yield address
-    for p in reversed(procs):  # --block: the `ray start` process takes its node down with it
-        os.killpg(p.pid, signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
+        for p in reversed(procs):  # --block: the `ray start` process takes its node down with it
+            os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        if saved is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved
 
 
 def _numbers(run_dir) -> dict:
@@ -174,3 +186,13 @@ def test_threads_option_sets_and_restores_torch_threads(tmp_path):
     assert torch.get_num_threads() == before
     with Store(tmp_path) as s:
         assert s.sessions()[-1]["threads"] == 1 and s.sessions()[-1]["executor"] == "local"
+
+
+@pytest.mark.slow
+def test_without_address_a_fresh_local_ray_runs_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    spec = dict(seeds=(0,), epochs=2, threads=1)
+    run(tiny_spec(**spec), tmp_path / "local")
+    summary = run(tiny_spec(**spec, executor="ray"), tmp_path / "ray")
+    assert summary.ran == 5 and not ray.is_initialized()  # the run's own Ray is gone with it
+    assert _numbers(tmp_path / "ray") == _numbers(tmp_path / "local")

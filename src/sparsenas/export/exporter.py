@@ -178,7 +178,7 @@ def export_trial(
     masked, small = masked.to(dev), small.to(dev)
     x = data.test.x[:check_samples].to(dev)
     try:
-        program = torch.export.export(small, (x[:2],), dynamic_shapes=({0: torch.export.Dim.DYNAMIC},))
+        program = torch.export.export(small, (x[:2].clone(),), dynamic_shapes=({0: torch.export.Dim.DYNAMIC},))
     except Exception as e:  # torch.export raises many types; a user sees one line, not a trace
         raise SparsenasError(f"torch.export could not trace the sub-network ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     tmp = out.with_name(out.name + ".partial")

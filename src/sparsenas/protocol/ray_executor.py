@@ -118,8 +118,9 @@ def _check_reachable(address: str) -> None:
 
 
 def connect(address: str | None) -> bool:
-    """Connect to the cluster at `address` (None: start Ray on this machine). True if this call
-    started or joined Ray (so the run disconnects at its end); False if the caller already had."""
+    """Connect to the cluster at `address`, or start a Ray of this run's own on loopback (None).
+    True if this call started or joined Ray (so the run disconnects at its end); False if the
+    caller already had."""
     try:
         import ray
     except ImportError:
@@ -127,13 +128,34 @@ def connect(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home from a run
-    if address is not None:
+    if address is not None and address != "auto":  # auto: the cluster `ray start` left on this machine
         _check_reachable(address)
+    saved = os.environ.get("RAY_AUTH_MODE")
+    if address is None and saved is None:
+        # the run's own Ray listens on loopback only, so it needs no token; without this Ray 2.60
+        # writes ~/.ray/auth_token, and every later `ray start --head` then demands that token
+        os.environ["RAY_AUTH_MODE"] = "disabled"
     try:
-        ray.init(address=address, include_dashboard=False, logging_level="WARNING", log_to_driver=False,
-                 configure_logging=True)
+        if address is None:
+            # "local", not None: None would join whatever cluster a stale /tmp/ray/ray_current_cluster
+            # names, and wait for it forever if that cluster is gone
+            ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
+                     logging_level="WARNING", log_to_driver=False)
+        else:
+            ray.init(address=address, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise SparsenasError(f"cannot start or join Ray ({str(e).splitlines()[0]}); check --address and 'ray status'") from None
+        text = str(e)
+        if "auth" in text.lower() or "token" in text.lower():
+            raise SparsenasError(
+                f"the Ray cluster at {address} wants an authentication token; set RAY_AUTH_MODE=token (and "
+                "RAY_AUTH_TOKEN, or the token in ~/.ray/auth_token) in this shell and re-run"
+            ) from None
+        raise SparsenasError(f"cannot start or join Ray ({text.splitlines()[0]}); check --address and 'ray status'") from None
+    finally:
+        if saved is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved
     return True
 
 

@@ -67,7 +67,7 @@ class RunSpec:
     device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto", "choices": ("cpu", "cuda", "auto")})
     population: int = field(default=128, metadata={"help": "most same-shape sub-networks trained at once (fewer if memory is short); 1 trains one at a time"})
     executor: str = field(default="local", metadata={"help": "local (this process) or ray (populations as Ray tasks; see --address)", "choices": ("local", "ray")})
-    address: str | None = field(default=None, metadata={"help": "ray: the cluster's address, e.g. 10.0.0.5:6379 (default: start Ray on this machine)"})
+    address: str | None = field(default=None, metadata={"help": "ray: the cluster's address, e.g. 10.0.0.5:6379, or auto for the one ray start runs on this machine (default: start Ray for this run)"})
     threads: int | None = field(default=None, metadata={"help": "torch threads per training process (ray: CPUs per task); numbers depend on it (default: torch's own, the driver's with ray)"})
     train: TrainSpec = field(default_factory=TrainSpec)
 
