@@ -19,3 +19,9 @@ def tiny_spec(**overrides) -> RunSpec:
     base = dict(dataset="digits", limit=300, model="mlp", widths=(32, 16), sparsities=(0.5, 0.8), seeds=(0, 1), candidates=4)
     base.update(overrides)
     return RunSpec(**base, train=train).validate()
+
+
+def shipped(registry) -> list[str]:
+    """The names of a registry's entries that sparsenas ships: the registry-driven tests run over
+    these, not over what other test modules (or examples) register while the suite is collected."""
+    return [e.name for e in registry.entries() if getattr(e.obj, "__module__", "").startswith("sparsenas.")]

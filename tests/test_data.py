@@ -15,12 +15,12 @@ from sparsenas.data.fashion_mnist import FILES, load_idx_dir
 from sparsenas.data.idx import read_idx
 from sparsenas.errors import SparsenasError
 
-from helpers import FASHION_DIR, needs_fashion
+from helpers import FASHION_DIR, needs_fashion, shipped
 
 EXPECTED = {"digits": (1257, 180, 360, (1, 8, 8)), "mnist5k": (3500, 500, 1000, (1, 28, 28)), "fashion-mnist": (55000, 5000, 10000, (1, 28, 28))}
 
 
-@pytest.mark.parametrize("name", DATASETS.names())
+@pytest.mark.parametrize("name", shipped(DATASETS))
 def test_every_dataset_loads_with_fixed_disjoint_splits(name):
     if name == "fashion-mnist" and not FASHION_DIR.is_dir():
         pytest.skip("dataset-fashion-mnist not installed")

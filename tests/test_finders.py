@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+
+from helpers import shipped
 import torch
 
 from sparsenas.data import load_dataset
@@ -32,8 +34,8 @@ def _ctx(parent, data, sparsity, seed=0, space="node", allocation="per-layer", *
 
 
 def _cases():
-    for model in MODELS.names():
-        for name in FINDERS.names():
+    for model in shipped(MODELS):
+        for name in shipped(FINDERS):
             for space in get_finder(name).spaces:
                 yield model, name, space
 

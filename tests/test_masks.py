@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+
+from helpers import shipped
 import torch
 
 from sparsenas.masks import (
@@ -35,7 +37,7 @@ def test_allocation_rejects_bad_sparsity(bad):
         allocate(g, bad)
 
 
-@pytest.mark.parametrize("model", MODELS.names())
+@pytest.mark.parametrize("model", shipped(MODELS))
 @pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9, 0.99])
 def test_compaction_equals_masked_parent(model, sparsity):
     shape = SHAPES[model]

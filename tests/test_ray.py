@@ -56,7 +56,7 @@ def cluster():
 
     try:  # whatever fails while starting, the nodes started so far are taken down below
         start("--head", "--port", str(port), "--num-cpus", "0", "--include-dashboard", "false")
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180  # three Ray nodes on two busy cores can take a while
         while time.monotonic() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()

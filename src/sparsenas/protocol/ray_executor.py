@@ -60,7 +60,7 @@ def _ship_by_value(entries: Entries) -> None:
 def user_entries() -> Entries:
     """Registry entries defined outside sparsenas: what a worker must be sent to run this spec.
 
-    >>> user_entries()
+    >>> [name for _, name, _, _ in user_entries() if name in ("mlp", "digits", "snip")]  # shipped ones stay home
     []
     """
     out = []
