@@ -159,6 +159,18 @@ def connect(address: str | None) -> bool:
     return True
 
 
+def _check_feasible(cpus: int, gpus: int) -> None:
+    """Refuse tasks no node can take: Ray would queue them forever."""
+    import ray
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if not any(r.get("CPU", 0) >= cpus and r.get("GPU", 0) >= gpus for r in nodes):
+        most = max((int(r.get("CPU", 0)) for r in nodes), default=0)
+        if gpus and not any(r.get("GPU", 0) >= gpus for r in nodes):
+            raise SparsenasError("--device cuda, but no node of the Ray cluster has a GPU; use --device cpu or add GPU nodes")
+        raise SparsenasError(f"each task asks for {cpus} CPUs (--threads) but the largest Ray node has {most}; pass --threads {max(most, 1)}")
+
+
 def run_on_ray(
     spec: RunSpec,
     data: Dataset,
@@ -179,6 +191,7 @@ def run_on_ray(
 
     try:
         gpus = 1 if spec.device == "cuda" else 0
+        _check_feasible(threads, gpus)
         options = dict(num_cpus=threads, num_gpus=gpus, max_retries=RETRIES, retry_exceptions=False)
         seed_task = ray.remote(_seed_task).options(name="sparsenas_find", **options)
         train_task = ray.remote(_train_task).options(name="sparsenas_train", **options)
