@@ -127,3 +127,13 @@ def test_export_of_a_trial_without_stored_weights(tmp_path):
     db.close()
     with pytest.raises(SparsenasError, match="no stored weights"):
         export_trial(tmp_path, key, tmp_path / "m.pt2")
+
+
+def test_a_diverged_trial_is_refused(tmp_path):
+    run(tiny_spec(finders=("dense",), seeds=(0,), sparsities=(0.5,), epochs=2, lr=1e5), tmp_path)
+    with Store(tmp_path) as s:
+        t = s.trials()[0]
+    assert t.status == "diverged"
+    with pytest.raises(SparsenasError, match="diverged during training"):
+        export_trial(tmp_path, t.key, tmp_path / "m.pt2")
+    assert not (tmp_path / "m.pt2").exists()

@@ -90,3 +90,42 @@ def test_cli_objectives(tmp_path, capsys):
     assert "accuracy vs flops" in (out / "report.md").read_text()
     assert main([*args[:-1], "--objectives", "accuracy,energy"]) == 2
     assert "is not accuracy and one cost" in capsys.readouterr().err
+
+
+def test_a_resumed_latency_run_trains_the_stored_front_and_sizes_twins_from_it(tmp_path):
+    import sqlite3
+
+    spec = tiny_spec(**{**HW, "objectives": ("accuracy", "latency"), "seeds": (0,)})
+    run(spec, tmp_path)
+    with Store(tmp_path) as s:
+        before = {(t.finder, t.slot): t.kept_nodes for t in s.trials() if t.slot >= 0}
+        gone = [t.key for t in s.trials() if t.slot >= 1]
+    db = sqlite3.connect(tmp_path / "sparsenas.db")
+    with db:  # as if the run had been killed after slot 0: the rest is trained on resume
+        for table in ("curves", "weights", "trials"):
+            db.executemany(f"delete from {table} where key = ?", [(k,) for k in gone])
+    db.close()
+    run(spec, tmp_path)  # a latency search is not repeatable: the stored front must be reused
+    with Store(tmp_path) as s:
+        after = {(t.finder, t.slot): t.kept_nodes for t in s.trials() if t.slot >= 0}
+    assert after == before
+    for slot in range(3):
+        assert sum(after[("nsga2", slot)]) == sum(after[("random", slot)])
+
+
+def test_dropout_draws_do_not_depend_on_what_ran_before(tmp_path):
+    import torch
+    from torch import nn
+    from sparsenas.models import MODELS
+
+    @MODELS.register("test-hw-dropout", help="test: an MLP with dropout")
+    def _drop(input_shape, num_classes, widths=None):
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 24), nn.ReLU(), nn.Dropout(0.5), nn.Linear(24, num_classes))
+
+    spec = tiny_spec(model="test-hw-dropout", widths=None, seeds=(0,), epochs=2)
+    torch.manual_seed(1)
+    run(spec, tmp_path / "a")
+    torch.manual_seed(2)
+    run(spec, tmp_path / "b")
+    curves = lambda d: {t.key: [e.val_loss for e in t.curve] for t in Store(d).trials()}  # noqa: E731
+    assert curves(tmp_path / "a") == curves(tmp_path / "b")

@@ -20,6 +20,7 @@ from torch import nn
 
 from helpers import tiny_spec
 from sparsenas.errors import SparsenasError
+from sparsenas.finders.base import Finder, register
 from sparsenas.models import MODELS
 from sparsenas.protocol import run
 from sparsenas.store import Store
@@ -222,3 +223,26 @@ def test_without_address_a_fresh_local_ray_runs_it(tmp_path, monkeypatch):
     summary = run(tiny_spec(**spec, executor="ray"), tmp_path / "ray")
     assert summary.ran == 5 and not ray.is_initialized()  # the run's own Ray is gone with it
     assert _numbers(tmp_path / "ray") == _numbers(tmp_path / "local")
+
+
+@register
+class _Failing(Finder):
+    name = "test-ray-failing"
+    help = "test: a finder that fails in the worker"
+    spaces = ("node",)
+
+    def find(self, ctx):
+        if ctx.sparsity > 0.6:
+            raise ValueError("bad value\nsecond line")
+        raise SparsenasError("this finder needs a larger --limit")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sparsity, message", [
+    (0.5, r"^this finder needs a larger --limit$"),
+    (0.8, r"^a Ray task failed \(ValueError: bad value\); finished populations are stored"),
+])
+def test_worker_errors_arrive_as_their_own_one_line_message(cluster, tmp_path, sparsity, message):
+    spec = tiny_spec(finders=("test-ray-failing",), sparsities=(sparsity,), seeds=(0,), executor="ray", address=cluster, threads=1)
+    with pytest.raises(SparsenasError, match=message):
+        run(spec, tmp_path)

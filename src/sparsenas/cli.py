@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="write a trial's trained sub-network as a standalone torch.export program, checked and timed",
         description="Compact a stored trial's trained sub-network, save it with torch.export (loads with plain "
         "PyTorch: torch.export.load(path).module()), check its outputs against the masked parent on test inputs, "
-        "time both at batch 1 and 128, and add the result to the run's report.",
+        "time masked parent, compacted module and program at batch 1 and 128, and add the result to the run's report.",
     )
     ep.add_argument("run_dir", metavar="RUN_DIR")
     ep.add_argument("--trial", required=True, metavar="KEY", help="the trial's key (the key column of trials.csv; a unique prefix is enough)")

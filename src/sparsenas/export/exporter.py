@@ -131,6 +131,10 @@ def load_trained(run_dir: str | Path, key: str, data_dir: str | None = None) -> 
             raise SparsenasError(f"'{run_dir}' holds no finished run; run it first")
         record = resolve_key(store, key)
         blob = store.weights(record.key)
+    if record.status != "done":
+        raise SparsenasError(
+            f"trial {record.key} diverged during training (its loss went non-finite); it has no trained sub-network to export"
+        )
     if blob is None:
         raise SparsenasError(
             f"trial {record.key} has no stored weights (trained by a sparsenas that did not keep them); "

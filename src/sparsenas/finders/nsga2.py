@@ -10,8 +10,13 @@ its parameters or its FLOPs (`--objectives accuracy,latency|params|flops`).
 
 NSGA-II (Deb et al. 2002) comes from pymoo (`NSGA2`: binary tournaments on rank and crowding, SBX
 crossover and polynomial mutation rounded to integers, duplicates eliminated), run for
-`generations` generations of `evo_population` candidates, seeded from the trial seed. pymoo draws
-from NumPy's global generator; its state is saved and restored around the search.
+`generations` generations of `evo_population` candidates, seeded from the trial seed (NumPy's
+global generator is saved and restored around the search all the same, should a pymoo release draw
+from it).
+
+A latency search is not repeatable (timings are noisy), so the runner stores each seed's front
+(`front_to_json`) before training it; a resumed run reuses it instead of searching again, so every
+stored member and its same-size twin come from one search.
 
 The search returns a front of `front_size` sub-networks: every evaluated candidate is ranked by
 non-dominated sorting; whole fronts are taken in rank order, and the last one that does not fit whole
@@ -23,6 +28,8 @@ nodes): the runner plans that control beside each slot. The whole search is char
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from dataclasses import dataclass
 
@@ -162,6 +169,27 @@ def search_front(ctx: SearchContext) -> tuple[list[Candidate], SearchCost]:
     )
     ctx.memo["nsga2"] = (front, cost)
     return front, cost
+
+
+def front_to_json(front: list[Candidate], cost: SearchCost) -> str:
+    """A seed's front and its search cost as JSON (stored in the run, read by `front_from_json`).
+
+    >>> f = [Candidate((2, 1), NodeMask(((0, 3), (1,))), 0.5, 3.0)]
+    >>> front_from_json(front_to_json(f, SearchCost(4, 5, 6.0, 7.0))) == (f, SearchCost(4, 5, 6.0, 7.0))
+    True
+    """
+    return json.dumps({
+        "front": [{"widths": list(c.widths), "kept": [list(k) for k in c.mask.kept], "proxy_acc": c.proxy_acc, "cost": c.cost}
+                  for c in front],
+        "search": dataclasses.asdict(cost),
+    })
+
+
+def front_from_json(text: str) -> tuple[list[Candidate], SearchCost]:
+    d = json.loads(text)
+    front = [Candidate(tuple(c["widths"]), NodeMask(tuple(tuple(k) for k in c["kept"])), float(c["proxy_acc"]), float(c["cost"]))
+             for c in d["front"]]
+    return front, SearchCost(**d["search"])
 
 
 @register

@@ -84,13 +84,13 @@ def _prepare(entries: Entries, threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _seed_task(entries: Entries, threads: int, spec: RunSpec, data: Dataset, seed: int, trials: list[PlannedTrial]):
+def _seed_task(entries: Entries, threads: int, spec: RunSpec, data: Dataset, seed: int, trials: list[PlannedTrial], memo: dict):
     from .runner import resolve_device, seed_populations
 
     _prepare(entries, threads)
     device = resolve_device(spec.device)
-    _, pops = seed_populations(spec, data.to(device), seed, trials, device)
-    return pops
+    _, pops = seed_populations(spec, data.to(device), seed, trials, device, memo)
+    return pops, memo.get("nsga2")
 
 
 def _train_task(entries: Entries, threads: int, spec: RunSpec, data: Dataset, members: list[tuple[PlannedTrial, Found]]):
@@ -178,6 +178,8 @@ def run_on_ray(
     started: Callable[[Sequence[PlannedTrial]], None],
     commit: Callable[[Sequence[PlannedTrial], Any], None],
     threads: int,
+    front: Callable[[int], dict] = lambda seed: {},
+    keep_front: Callable[[int, Any], None] = lambda seed, f: None,
 ) -> None:
     """Find and train `pending` on Ray; `commit` (in this process) stores each population as it ends.
 
@@ -189,6 +191,7 @@ def run_on_ray(
     import ray
     from ray.exceptions import RayError, RayTaskError
 
+    waiting: dict[Any, tuple[str, Any]] = {}
     try:
         gpus = 1 if spec.device == "cuda" else 0
         _check_feasible(threads, gpus)
@@ -198,30 +201,35 @@ def run_on_ray(
         entries = user_entries()
         _ship_by_value(entries)
         data_ref = ray.put(data.to("cpu"))
-        waiting: dict[Any, tuple[str, Any]] = {}
         for seed in dict.fromkeys(t.seed for t in pending):
             trials = [t for t in pending if t.seed == seed]
-            waiting[seed_task.remote(entries, threads, spec, data_ref, seed, trials)] = ("find", seed)
+            waiting[seed_task.remote(entries, threads, spec, data_ref, seed, trials, front(seed))] = ("find", seed)
         while waiting:
             [ref], _ = ray.wait(list(waiting), num_returns=1)
             kind, what = waiting.pop(ref)
             try:
                 result = ray.get(ref)
             except RayTaskError as e:
-                cause = e.as_instanceof_cause()
+                cause = e.cause  # the worker's own exception, not Ray's traceback text around it
                 if isinstance(cause, SparsenasError):
-                    raise SparsenasError(str(cause).splitlines()[-1]) from None
-                raise SparsenasError(f"a Ray task failed ({type(cause).__name__}: {str(cause).splitlines()[-1]}); "
+                    raise SparsenasError(str(cause)) from None
+                first = (str(cause).strip().splitlines() or [""])[0]
+                raise SparsenasError(f"a Ray task failed ({type(cause).__name__}: {first}); "
                                      "finished populations are stored, re-run the same command to resume") from None
             except RayError as e:
                 raise SparsenasError(f"a Ray task was lost after {RETRIES} retries ({type(e).__name__}); finished "
                                      "populations are stored, re-run the same command to resume") from None
             if kind == "find":
-                for members in result:
+                pops, found_front = result
+                keep_front(what, found_front)  # before any member trains (see runner.keep_front)
+                for members in pops:
                     started([t for t, _ in members])
                     waiting[train_task.remote(entries, threads, spec, data_ref, members)] = ("train", [t for t, _ in members])
             else:
                 commit(what, result)
     finally:
         if joined:
-            ray.shutdown()
+            ray.shutdown()  # our own Ray, or our connection: its tasks go with it
+        else:
+            for ref in waiting:  # the caller's Ray stays up: stop what this run started on it
+                ray.cancel(ref, force=True)

@@ -16,13 +16,14 @@ numbers at fp32 rounding, never its mask.
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 
@@ -30,6 +31,7 @@ from ..data import Dataset, fingerprint, load_dataset
 from ..errors import SparsenasError
 from ..finders import SearchContext, get_finder
 from ..finders.base import Found
+from ..finders.nsga2 import front_from_json, front_to_json
 from ..masks import NodeMask, WeightMask, allocate_total, compact, pack_weight_mask, random_mask
 from ..models import Parent, build_parent
 from ..store import EpochRecord, Store, TrialRecord
@@ -72,6 +74,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """torch's global generators seeded with `seed` inside the block, restored after it."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
 def find(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTrial, memo: dict | None = None) -> Found:
     """Ask `planned`'s finder for its mask (then apply its check, if any); `parent` is the seed's
     parent at θ0 and is not modified. `memo` is shared by the finds of one seed: a finder's answer
@@ -101,7 +112,8 @@ def find(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTrial, me
             memo=memo,
             slot=planned.slot,
         )
-        memo[key] = finder.find(ctx)
+        with _seeded(finder_seed(planned.seed, planned.sparsity, planned.finder, planned.control) + planned.slot + 1, data.train.x.device):
+            memo[key] = finder.find(ctx)  # a proxy's dropout, like the rest, independent of other trials
     base = memo[key]
     if not planned.check:
         return base
@@ -159,11 +171,15 @@ def train_members(
     if any(m is None for m in masks) and any(m is not None for m in masks):
         raise ValueError("a population holds node-space or weight-space trials, not both")
     hook = (lambda m, rec: on_epoch(trials[m][0], rec)) if on_epoch else None
-    results = train_population(
-        nets, data, spec.train, data_seed=trials[0][0].seed, on_epoch=hook,
-        masks=None if masks[0] is None else masks,  # type: ignore[arg-type]
-    )
-    records = [record_of(parent, data, t, f, net, r, len(trials), spec.space, timed=bool(spec.objectives))
+    # dropout draws from torch's global generator: seed it from the population's first trial, so the
+    # draws do not depend on what this process (or a Ray worker) ran before
+    with _seeded(int(trials[0][0].key[:15], 16), data.train.x.device):
+        results = train_population(
+            nets, data, spec.train, data_seed=trials[0][0].seed, on_epoch=hook,
+            masks=None if masks[0] is None else masks,  # type: ignore[arg-type]
+        )
+    timed = any(get_finder(f).front for f in spec.finders)  # hardware-aware runs time their nets
+    records = [record_of(parent, data, t, f, net, r, len(trials), spec.space, timed=timed)
                for (t, f), net, r in zip(trials, nets, results)]
     return Trained(
         records,
@@ -239,11 +255,13 @@ def populations(
 
 
 def seed_populations(
-    spec: RunSpec, data: Dataset, seed: int, trials: Sequence[PlannedTrial], device: torch.device
+    spec: RunSpec, data: Dataset, seed: int, trials: Sequence[PlannedTrial], device: torch.device,
+    memo: dict | None = None,
 ) -> tuple[Parent, list[list[tuple[PlannedTrial, Found]]]]:
     """The seed's parent at θ0 and its pending `trials`, found and cut into populations.
 
-    Both executors call this, so a population is the same wherever it trains.
+    Both executors call this, so a population is the same wherever it trains. `memo` may carry a
+    stored front (`"nsga2"`) in, and carries the seed's front out; nothing else is kept in it.
 
     >>> from sparsenas.protocol import make_plan
     >>> spec = RunSpec(sparsities=(0.5,), seeds=(0,), limit=64); ds = load_dataset("digits", limit=64)
@@ -252,15 +270,37 @@ def seed_populations(
     [['dense'], ['random', 'random-search']]
     """
     parent = build_parent(spec.model, data.input_shape, data.num_classes, seed, spec.widths).to(device)
-    memo: dict = {}  # one seed's finders share their work (trained dense parent, IMP's chain)
+    memo = {} if memo is None else memo  # one seed's finders share their work (dense parent, IMP's chain)
     found = [(t, find(parent, data, spec, t, memo)) for t in trials if t.seed == seed]
-    del memo  # trained nets held for the search are not needed for the final training
+    for k in [k for k in memo if k != "nsga2"]:
+        del memo[k]  # trained nets held for the search are not needed for the final training
 
     def size_of(f: Found) -> int:
         net = compact(parent, f.mask) if isinstance(f.mask, NodeMask) else parent
         return population_size(net, data.input_shape, spec.train, device, spec.population, masked=not isinstance(f.mask, NodeMask))
 
     return parent, populations(found, size_of)
+
+
+def _front_name(plan: Sequence[PlannedTrial], seed: int) -> str | None:
+    # named by the seed's slot-0 trial, whose key holds everything the search depends on
+    key = next((t.key for t in plan if t.seed == seed and t.slot == 0 and not get_finder(t.finder).control), None)
+    return None if key is None else f"front:{key}"
+
+
+def stored_front(store: Store, plan: Sequence[PlannedTrial], seed: int) -> dict:
+    """A memo holding the seed's stored hardware-aware front, if a session before this one stored it."""
+    name = _front_name(plan, seed)
+    text = store.note(name) if name else None
+    return {"nsga2": front_from_json(text)} if text else {}
+
+
+def keep_front(store: Store, plan: Sequence[PlannedTrial], seed: int, front: tuple | None) -> None:
+    """Store the seed's front before any of its members trains: a resumed run trains the rest of
+    the same front, and sizes every twin from it (a latency search is not repeatable)."""
+    name = _front_name(plan, seed)
+    if name and front is not None:
+        store.put_note(name, front_to_json(*front))
 
 
 def run(
@@ -321,10 +361,13 @@ def run(
             if ray:
                 from .ray_executor import run_on_ray
 
-                run_on_ray(spec, data, pending, started_training, commit, threads=spec.threads or threads)
+                run_on_ray(spec, data, pending, started_training, commit, threads=spec.threads or threads,
+                           front=lambda seed: stored_front(store, plan, seed), keep_front=lambda seed, f: keep_front(store, plan, seed, f))
             else:
                 for seed in dict.fromkeys(t.seed for t in pending):  # the plan is seed-major
-                    parent, pops = seed_populations(spec, data, seed, pending, device)
+                    memo = stored_front(store, plan, seed)
+                    parent, pops = seed_populations(spec, data, seed, pending, device, memo)
+                    keep_front(store, plan, seed, memo.get("nsga2"))
                     for members in pops:
                         started_training([t for t, _ in members])
                         commit([t for t, _ in members], train_members(parent, data, spec, members, on_epoch))

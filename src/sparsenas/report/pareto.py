@@ -77,9 +77,12 @@ def seed_hypervolumes(trials: Sequence[TrialRecord]) -> list[tuple[int, float, f
         if seed not in dense or not cost_of(dense[seed], name) > 0:
             continue
         ref_cost = cost_of(dense[seed], name)
+        # only slots whose member and twin are both stored (a run stopped between them is not scored
+        # as if the missing twin had contributed nothing)
+        both = {t.slot for t in arms["front"]} & {t.slot for t in arms["random"]}
 
         def points(ts: list[TrialRecord]) -> list[tuple[float, float]]:
-            return [(1.0 - t.final_test_acc, cost_of(t, name) / ref_cost) for t in ts if t.status == "done"]
+            return [(1.0 - t.final_test_acc, cost_of(t, name) / ref_cost) for t in ts if t.status == "done" and t.slot in both]
 
         rows.append((seed, hypervolume(points(arms["front"])), hypervolume(points(arms["random"]))))
     return rows
@@ -137,6 +140,9 @@ def blocks(trials: Sequence[TrialRecord]) -> list[Block]:
         rows.append(["mean", fmt(float(np.mean([h[1] for h in hvs])), ".4f"), fmt(float(np.mean([h[2] for h in hvs])), ".4f"),
                      f"{fmt(p.mean_diff, '+.4f')} [{fmt(p.ci_low, '+.4f')}, {fmt(p.ci_high, '+.4f')}], p = {fmt_p(p.p)} (n = {p.n})"])
         out.append(("table", ["seed", "hypervolume, nsga2 front", "hypervolume, random same sizes", "front − random"], rows))
+    elif any(t.finder == DENSE and t.status == "done" for t in trials):
+        out.append(("p", f"The dense trials have no {name} recorded (trained before this run's hardware-aware search); "
+                         "train them again in a new --out directory to get hypervolumes."))
     else:
         out.append(("p", "No seed has a finished dense trial to scale the costs by: add 'dense' to the finders to get hypervolumes."))
     rows = []

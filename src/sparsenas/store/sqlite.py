@@ -211,6 +211,16 @@ class Store:
                 return t
         return None
 
+    # -- named notes: state a resumed run must reuse (a hardware-aware search's front) -----------
+
+    def note(self, name: str) -> str | None:
+        """The text stored under `name` (None if none)."""
+        return self._meta(f"note:{name}")
+
+    def put_note(self, name: str, text: str) -> None:
+        with self._db:
+            self._db.execute("insert or ignore into meta values (?, ?)", (f"note:{name}", text))
+
     # -- exports: what `sparsenas export` wrote and measured -----------------------------------
 
     def put_export(self, key: str, path: str, result: dict[str, Any]) -> None:
