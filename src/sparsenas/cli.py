@@ -61,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # `kill` (SIGTERM, what job schedulers send) ends the run like Ctrl-C does: the session is
     # logged and the exit says how to resume, instead of the process vanishing mid-statement
     previous = signal.signal(signal.SIGTERM, _terminated) if threading.current_thread() is threading.main_thread() else None
-    with RunProgress(enabled=not args.quiet, epochs=spec.train.epochs) as prog:
+    with RunProgress(enabled=not args.quiet, epochs=None if spec.executor == "ray" else spec.train.epochs) as prog:
         try:
             summary = run(spec, out, on_trial=prog.on_trial, on_epoch=prog.on_epoch)
         except KeyboardInterrupt:

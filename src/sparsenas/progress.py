@@ -14,7 +14,8 @@ from .store import EpochRecord, TrialRecord
 class RunProgress:
     """Context manager passing `on_trial` / `on_epoch` hooks to the runner; silent when disabled."""
 
-    def __init__(self, enabled: bool, epochs: int) -> None:
+    def __init__(self, enabled: bool, epochs: int | None) -> None:
+        # epochs None: no per-epoch bar (Ray workers report populations, not epochs)
         self.enabled = enabled
         self.epochs = epochs
         self._progress = Progress(
@@ -44,14 +45,16 @@ class RunProgress:
     def on_trial(self, done: int, total: int, trial: PlannedTrial, record: TrialRecord | None) -> None:
         if self._trials is None:
             self._trials = self._progress.add_task("trials", total=total, completed=done)
-            self._epochs = self._progress.add_task("epochs", total=self.epochs)
+            if self.epochs:
+                self._epochs = self._progress.add_task("epochs", total=self.epochs)
         if record is None:
             # the runner announces a population's members one after another before training it
             self._starting.append(trial)
             first = self._starting[0]
             more = f" (+{len(self._starting) - 1} trained with it)" if len(self._starting) > 1 else ""
             label = f"{first.finder} s={first.sparsity:g} seed={first.seed}{more}"
-            self._progress.update(self._epochs, completed=0, description=f"  {label}")
+            if self._epochs is not None:
+                self._progress.update(self._epochs, completed=0, description=f"  {label}")
         else:
             self._starting = []
             self._progress.update(self._trials, completed=done)

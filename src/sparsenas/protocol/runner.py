@@ -342,7 +342,9 @@ def run(
         devices: set[str] = set()
 
         def started_training(members: Sequence[PlannedTrial]) -> None:
-            if on_trial:
+            # announced one population at a time, locally; on Ray many train at once, and the
+            # progress display (which shows the population in training) is told only of results
+            if on_trial and not ray:
                 for t in members:
                     on_trial(skipped + ran, len(plan), t, None)
 
