@@ -186,30 +186,22 @@ class Store:
                     [(trial.key, e.epoch, e.train_loss, e.val_loss, e.val_acc, e.test_acc) for e in trial.curve],
                 )
 
+    def _blob(self, table: str, column: str, key: str) -> bytes | None:
+        try:
+            row = self._db.execute(f"select {column} from {table} where key = ?", (key,)).fetchone()
+        except sqlite3.OperationalError:  # a store written before the table existed
+            return None
+        return None if row is None else bytes(row[0])
+
     def weight_mask(self, key: str) -> bytes | None:
         """The packed weight mask of trial `key` (None for node trials and stores that predate masks);
         `masks.unpack_weight_mask(blob, parent)` reads it."""
-        try:
-            row = self._db.execute("select bits from masks where key = ?", (key,)).fetchone()
-        except sqlite3.OperationalError:  # a store written before the masks table existed
-            return None
-        return None if row is None else bytes(row[0])
+        return self._blob("masks", "bits", key)
 
     def weights(self, key: str) -> bytes | None:
         """The packed trained weights of trial `key` (None where the store predates them);
         `store.weights.unpack_weights(blob)` reads them."""
-        try:
-            row = self._db.execute("select state from weights where key = ?", (key,)).fetchone()
-        except sqlite3.OperationalError:  # a store written before the weights table existed
-            return None
-        return None if row is None else bytes(row[0])
-
-    def trial(self, key: str) -> TrialRecord | None:
-        """One stored trial by key (with its curve), or None."""
-        for t in self.trials():
-            if t.key == key:
-                return t
-        return None
+        return self._blob("weights", "state", key)
 
     # -- named notes: state a resumed run must reuse (a hardware-aware search's front) -----------
 
