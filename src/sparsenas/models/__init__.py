@@ -1,7 +1,8 @@
 """Model layer: parent networks that declare their prunable node groups."""
 
 from .base import NodeGroup, Parent, TensorSlice, init_parameters
-from .discover import as_parent, discover_node_groups
+from .autoparent import as_parent
+from .discover import discover_node_groups
 from .registry import MODELS, build_parent
 from . import lenet5, mlp  # noqa: E402,F401  (registration)
 

@@ -8,7 +8,7 @@ from torch import nn
 from ..errors import SparsenasError
 from ..registry import Registry
 from .base import Parent, init_parameters
-from .discover import as_parent
+from .autoparent import as_parent
 
 # An entry is a constructor (input_shape, num_classes, widths or None) -> Parent, or -> a plain
 # nn.Module (a chain of Linear/Conv2d layers), whose node groups `build_parent` then discovers.
