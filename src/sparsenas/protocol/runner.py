@@ -99,20 +99,21 @@ def find(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTrial, me
     key = ("found", planned.finder, planned.sparsity, planned.control, planned.slot)
     if key not in memo:
         finder = get_finder(planned.finder)
+        own_seed = finder_seed(planned.seed, planned.sparsity, planned.finder, planned.control)
         ctx = SearchContext(
             parent=parent,
             data=data,
             train=spec.train,
             sparsity=planned.sparsity,
             seed=planned.seed,
-            generator=torch.Generator().manual_seed(finder_seed(planned.seed, planned.sparsity, planned.finder, planned.control)),
+            generator=torch.Generator().manual_seed(own_seed),
             options={k: getattr(spec, k) for k in finder.options},
             space=spec.space,
             allocation=spec.allocation,
             memo=memo,
             slot=planned.slot,
         )
-        with _seeded(finder_seed(planned.seed, planned.sparsity, planned.finder, planned.control) + planned.slot + 1, data.train.x.device):
+        with _seeded(own_seed + planned.slot + 1, data.train.x.device):
             memo[key] = finder.find(ctx)  # a proxy's dropout, like the rest, independent of other trials
     base = memo[key]
     if not planned.check:
