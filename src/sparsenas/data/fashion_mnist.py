@@ -19,8 +19,15 @@ DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
-def load_idx_dir(name: str, data_dir: Path, n_val: int) -> Dataset:
-    """Load an MNIST-format folder (four IDX files) into a `Dataset` with `n_val` validation images."""
+def load_idx_dir(name: str, data_dir: Path, n_val: int, num_classes: int = 10) -> Dataset:
+    """Load an MNIST-format folder (four IDX files) into a `Dataset` with `n_val` validation images.
+
+    `num_classes` is fixed by the dataset, not read off the labels, so a stray label 10 is refused
+    (by `check_data`) rather than silently adding an eleventh class.
+
+    >>> load_idx_dir("fashion-mnist", Path(DEFAULT_DIR), n_val=5000).num_classes  # doctest: +SKIP
+    10
+    """
     if not data_dir.is_dir():
         raise SparsenasError(
             f"data directory '{data_dir}' does not exist; pass --data-dir with the four IDX files "
@@ -46,9 +53,12 @@ def load_idx_dir(name: str, data_dir: Path, n_val: int) -> Dataset:
             f"needs more than {2 * n_val}: point --data-dir at the full IDX files"
         )
     as_x = lambda a: torch.from_numpy(a.astype("float32") / 255.0).unsqueeze(1)  # noqa: E731  (N,1,28,28)
-    as_y = lambda a: torch.from_numpy(a.astype("int64"))  # noqa: E731
-    n_classes = int(max(ytr.max(), yte.max())) + 1
-    return split_and_normalize(name, as_x(xtr), as_y(ytr), as_x(xte), as_y(yte), n_val=n_val, num_classes=n_classes)
+    # float labels (IDX types 0x0D/0x0E) stay float, so check_data names a 0.5 or a NaN instead of a cast's garbage
+    as_y = lambda a: torch.from_numpy(a.astype("float64" if a.dtype.kind == "f" else "int64"))  # noqa: E731
+    return split_and_normalize(
+        name, as_x(xtr), as_y(ytr), as_x(xte), as_y(yte), n_val=n_val, num_classes=num_classes,
+        source=f"the IDX files in '{data_dir}' (or re-copy them)",
+    )
 
 
 @DATASETS.register("fashion-mnist", help="Fashion-MNIST IDX files (60k train incl. 5k validation, 10k test; 28x28, 10 classes)")

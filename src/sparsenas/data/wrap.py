@@ -41,10 +41,8 @@ def _labels(name: str, which: str, y: Any, n: int) -> torch.Tensor:
             raise SparsenasError(f"dataset '{name}': {which} labels are not whole numbers; pass int class indices 0..K-1")
     elif t.dtype == torch.bool or t.is_complex():
         raise SparsenasError(f"dataset '{name}': {which} labels have dtype {t.dtype}; pass int class indices 0..K-1")
-    t = t.long()
-    if int(t.min()) < 0:
-        raise SparsenasError(f"dataset '{name}': {which} labels include {int(t.min())}; class indices start at 0")
-    return t
+    # the range (0..K-1) and single-class checks are split_and_normalize's, for every dataset alike
+    return t.long()
 
 
 def from_tensors(
@@ -72,12 +70,10 @@ def from_tensors(
     ytr, yte = _labels(name, "train", y_train, len(xtr)), _labels(name, "test", y_test, len(xte))
     if xtr.shape[1:] != xte.shape[1:]:
         raise SparsenasError(f"dataset '{name}': train inputs are {tuple(xtr.shape[1:])} but test inputs {tuple(xte.shape[1:])}; give both one sample shape")
-    seen = int(max(ytr.max(), yte.max())) + 1
+    seen = int(max(ytr.max(), yte.max(), 0)) + 1  # floor 0: negative labels are named by check_data
     k = seen if num_classes is None else num_classes
     if k < seen:
         raise SparsenasError(f"dataset '{name}': num_classes={num_classes} but a label is {seen - 1}; use num_classes={seen} or fix the labels")
-    if k < 2:
-        raise SparsenasError(f"dataset '{name}' has {k} class; a classifier needs at least 2")
     n_val = max(1, len(xtr) // 10) if n_val is None else n_val
     if not 0 < n_val < len(xtr):
         raise SparsenasError(f"dataset '{name}': n_val must be in [1, {len(xtr) - 1}] (train has {len(xtr)} samples), got {n_val}")
