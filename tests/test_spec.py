@@ -6,7 +6,7 @@ import pytest
 
 from sparsenas.errors import SparsenasError
 from sparsenas.protocol import RunSpec, build_spec, load_spec_file, options
-from sparsenas.protocol.spec import parse_value
+from sparsenas.protocol.options import parse_value
 
 OPT = {o.name: o for o in options()}
 
@@ -64,7 +64,7 @@ def test_bad_flag_values_are_named(name, value, message):
         ({"seeds": (1, 1)}, "seeds must be distinct"),
         ({"optimizer": "rmsprop"}, "--optimizer must be one of sgd, adam"),
         ({"device": "tpu"}, "--device must be one of cpu, cuda, auto"),
-        ({"widths": (0, 3)}, "--widths must be positive"),
+        ({"widths": (0, 3)}, "--widths must be at least 1"),
     ],
 )
 def test_bad_specs_are_named(values, message):
@@ -121,3 +121,99 @@ def test_identity_ignores_runtime_fields():
     a = RunSpec(device="cpu", data_dir=None).identity()
     b = RunSpec(device="auto", data_dir="/somewhere").identity()
     assert a == b and "device" not in a
+
+
+# -- hardening: bounds, one-line messages, hostile spec files ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        ({"threads": 18446744073709551616}, r"--threads must be at most 1,024, got 18446744073709551616"),
+        ({"threads": 9223372036854775808}, r"--threads must be at most 1,024"),
+        ({"batch_size": 2**64}, r"--batch-size must be at most 16,777,216"),
+        ({"population": int(1e30)}, r"--population must be at most 100,000"),
+        ({"limit": int(1e30)}, r"--limit must be at most 1,000,000,000"),
+        ({"rewind_steps": 2**64}, r"--rewind-steps must be at most 10,000,000"),
+        ({"synflow_iterations": 2**64}, r"--synflow-iterations must be at most 10,000, got \d+; the paper uses 100"),
+        ({"widths": (300, 2**40)}, r"--widths must be at most 1,048,576"),
+        ({"generations": -1}, r"--generations must be at least 0"),
+        ({"epochs": 10**9}, r"--epochs must be at most 100,000"),
+    ],
+)
+def test_absurd_sizes_are_refused_with_the_bound(values, message):
+    with pytest.raises(SparsenasError, match=message):
+        build_spec(values)
+
+
+def test_every_integer_option_declares_its_bounds():
+    # a new integer option without bounds would let 2^64 through to torch again
+    for o in options():
+        inner = [a for a in (o.type.__args__ if hasattr(o.type, "__args__") else (o.type,)) if a is not type(None)]
+        if int in inner and o.name != "seeds":  # seeds: a count in [1, 10000] or values in [0, 2^63)
+            assert o.range is not None, o.name
+            assert f"{o.range[0]:,} to {o.range[1]:,}" in o.full_help
+
+
+def test_toml_threads_beyond_a_machine_word_is_one_line(tmp_path):
+    (tmp_path / "s.toml").write_text("threads = 9223372036854775808\n")
+    with pytest.raises(SparsenasError, match="--threads must be at most 1,024") as e:
+        build_spec(load_spec_file(tmp_path / "s.toml"))
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("text", ['dataset = "a\\nb"\n', "dataset: \"a\\nb\"\n", "\"ep\\nochs\": 3\n"])
+def test_names_with_newlines_give_one_line(tmp_path, text):
+    f = tmp_path / ("s.toml" if " = " in text else "s.yaml")
+    f.write_text(text)
+    with pytest.raises(SparsenasError) as e:
+        build_spec(load_spec_file(f))
+    assert "\n" not in str(e.value) and "\\n" in str(e.value)
+
+
+def test_yaml_alias_bomb_is_refused_quickly(tmp_path):
+    # 396 bytes that expand to 10^8 values: refused before anything is expanded
+    lines = ["a0: &a0 [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 8)]
+    lines.append("sparsities: *a7")
+    f = tmp_path / "bomb.yaml"
+    f.write_text("\n".join(lines) + "\n")
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(SparsenasError, match="more than 10,000 values through YAML aliases") as e:
+        load_spec_file(f)
+    assert time.perf_counter() - start < 2.0 and len(str(e.value)) < 600
+
+
+def test_a_huge_value_quoted_in_an_error_is_cut():
+    with pytest.raises(SparsenasError) as e:
+        parse_value(OPT["epochs"], "9" * 100_000 + "x")
+    assert len(str(e.value)) < 200 and "--epochs must be an integer" in str(e.value)
+
+
+def test_small_yaml_aliases_still_work(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("epochs: &e 4\nhalving_steps: *e\n")
+    assert load_spec_file(f) == {"epochs": 4, "halving_steps": 4}
+
+
+@pytest.mark.parametrize(
+    "name,text,message",
+    [
+        ("s.yaml", "epochs: 1\nepochs: 7\n", "gives key 'epochs' twice"),
+        ("s.yaml", "proxy-steps: 1\nproxy_steps: 2\n", "gives 'proxy_steps' twice"),
+        ("s.toml", "proxy-steps = 1\nproxy_steps = 2\n", "gives 'proxy_steps' twice"),
+        ("s.toml", "epochs = 1\nepochs = 7\n", "not valid TOML"),
+    ],
+)
+def test_duplicate_keys_are_refused(tmp_path, name, text, message):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(SparsenasError, match=message):
+        load_spec_file(tmp_path / name)
+
+
+def test_byte_order_mark_is_accepted_in_both_formats(tmp_path):
+    (tmp_path / "s.toml").write_bytes("\ufeffepochs = 4\n".encode("utf-8"))
+    (tmp_path / "s.yaml").write_bytes("\ufeffepochs: 4\n".encode("utf-8"))
+    assert load_spec_file(tmp_path / "s.toml") == load_spec_file(tmp_path / "s.yaml") == {"epochs": 4}

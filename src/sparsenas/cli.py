@@ -17,7 +17,7 @@ from .errors import SparsenasError
 
 
 def _add_run_parser(sub: argparse._SubParsersAction) -> None:
-    from .protocol.spec import options
+    from .protocol.options import options
 
     p = sub.add_parser(
         "run",
@@ -29,13 +29,13 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-report", action="store_true", help="do not write the report after the run")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     for opt in options():
-        default = ",".join(map(str, opt.default)) if isinstance(opt.default, tuple) else opt.default
-        shown = "" if default is None else f" (default: {default})"
-        p.add_argument(opt.flag, dest=opt.name, default=None, metavar="X", help=opt.help + shown)
+        p.add_argument(opt.flag, dest=opt.name, default=None, metavar=opt.metavar, help=opt.full_help)
 
 
 def _spec_from_args(args: argparse.Namespace) -> Any:
-    from .protocol.spec import build_spec, load_spec_file, options, parse_value
+    from .protocol.options import options, parse_value
+    from .protocol.spec import build_spec
+    from .protocol.specfile import load_spec_file
 
     values: dict[str, Any] = load_spec_file(args.config) if args.config else {}
     for opt in options():

@@ -3,7 +3,9 @@
 from .plan import PlannedTrial, make_plan, trial_key, trial_spec
 from .binding import bind_run_dir
 from .runner import RunSummary, run, run_trial
-from .spec import RunSpec, build_spec, load_spec_file, options
+from .options import options
+from .spec import RunSpec, build_spec
+from .specfile import load_spec_file
 
 __all__ = [
     "PlannedTrial", "RunSpec", "RunSummary", "bind_run_dir", "build_spec", "load_spec_file", "make_plan",

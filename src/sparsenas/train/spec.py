@@ -13,8 +13,8 @@ class TrainSpec:
     0.05
     """
 
-    epochs: int = field(default=30, metadata={"help": "training epochs of every trial"})
-    batch_size: int = field(default=64, metadata={"help": "minibatch size"})
+    epochs: int = field(default=30, metadata={"help": "training epochs of every trial", "range": (1, 100_000)})
+    batch_size: int = field(default=64, metadata={"help": "minibatch size", "range": (1, 2**24)})
     optimizer: str = field(default="sgd", metadata={"help": "sgd (with momentum) or adam", "choices": ("sgd", "adam")})
     lr: float = field(default=0.05, metadata={"help": "learning rate"})
     momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
