@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import SparsenasError
+from .errors import SparsenasError, one_line
 
 
 def _add_run_parser(sub: argparse._SubParsersAction) -> None:
@@ -124,11 +124,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sparsenas")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sparsenas",
         description="Sparse sub-network search and its fair evaluation against random sub-networks.",
     )
+    parser.add_argument("--version", action="version", version=f"sparsenas {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run_parser(sub)
     rp = sub.add_parser("report", help="write report.html, report.md and trials.csv for a run directory")
@@ -151,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench import add_parser as add_bench_parser
 
     add_bench_parser(sub)
+    for command in sub.choices.values():  # every command may need the user's registrations
+        command.add_argument(
+            "--import", dest="imports", action="append", default=[], metavar="FILE.py|MODULE",
+            help="import your own models, datasets or finders first (a .py file or a module name; repeatable)",
+        )
     return parser
 
 
@@ -171,10 +186,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # inside the try: building the parser imports torch, and Ctrl-C may land there
         args = build_parser().parse_args(argv)
+        from .plugins import load_plugins
+
+        load_plugins(args.imports)
         handler = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "bench": cmd_bench, "export": cmd_export}[args.command]
         return handler(args)
     except SparsenasError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)  # one line: SparsenasError folds and cuts its message
         return 2
     except (MemoryError, RuntimeError) as e:
         # torch reports allocation failures as RuntimeError; any other RuntimeError is a bug to show
@@ -185,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, sqlite3.Error) as e:
         # the file system said no mid-run (disk full, permissions changed): finished trials are
         # already committed, so say what failed and how to resume rather than show a traceback
-        print(f"error: {e}; fix the cause and re-run the same command (finished trials are kept)", file=sys.stderr)
+        print(f"error: {one_line(str(e))}; fix the cause and re-run the same command (finished trials are kept)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -53,6 +53,7 @@ class Registry(Generic[T]):
         except KeyError:
             raise SparsenasError(
                 f"unknown {self.kind} '{name}'; choose one of: {', '.join(self.names())}"
+                f" (one registered in your own code needs --import FILE.py)"
             ) from None
 
     def names(self) -> list[str]:

@@ -34,7 +34,7 @@ from ..finders.base import Found
 from ..finders.nsga2 import front_from_json, front_to_json
 from ..masks import NodeMask, WeightMask, allocate_total, compact, pack_weight_mask, random_mask
 from ..models import Parent, build_parent
-from ..store import EpochRecord, Store, TrialRecord
+from ..store import EpochRecord, Store, TrialRecord, run_lock
 from ..store.weights import pack_weights
 from ..train import peak_memory, population_size, reset_peak_memory, train_population, tune_malloc
 from .binding import bind_run_dir
@@ -335,7 +335,7 @@ def run(
     threads = torch.get_num_threads()
     if spec.threads:
         torch.set_num_threads(spec.threads)  # restored below: an API caller's process keeps its setting
-    with Store(out) as store:
+    with Store(out) as store, run_lock(out):
         bind_run_dir(store, spec, data_id, widths)
         done = store.done_keys()
         pending = [t for t in plan if t.key not in done]
