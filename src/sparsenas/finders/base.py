@@ -73,6 +73,10 @@ class Finder:
     # ranks scores with the shared score-to-mask step: `--allocation` applies, and `Found.scores`
     # are returned (so the inversion check can keep the lowest-scoring units instead)
     scored: ClassVar[bool] = False
+    # how a scored finder counts a global weight-space top-k (`masks.TOPK_RULES`): "round" keeps
+    # round((1-s)*N), "floor" prunes int(s*N) as the pruning-at-init papers' code does. Not "round"
+    # enters the key of the finder's global weight trials, so masks made before the change keep theirs
+    global_topk: ClassVar[str] = "round"
     # a multi-objective finder returns a front: it is planned once per slot (--front-size), not per
     # sparsity, and every slot gets a random sub-network of the same size beside it
     front: ClassVar[bool] = False

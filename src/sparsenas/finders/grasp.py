@@ -15,7 +15,7 @@ import torch
 from torch.nn import functional as F
 
 from .base import Finder, Found, SearchContext, register
-from .scoring import find_on_batch, prunable_params
+from .scoring import GLOBAL_TOPK, find_on_batch, prunable_params
 
 TEMPERATURE = 200.0
 
@@ -47,6 +47,7 @@ class Grasp(Finder):
     options = ("score_samples",)
     spaces = ("node", "weight")
     scored = True
+    global_topk = GLOBAL_TOPK  # it ranks through `to_mask`
 
     def find(self, ctx: SearchContext) -> Found:
         # one gradient pass (3 forwards) and a Hessian-vector product (about twice that again)

@@ -10,7 +10,7 @@ the search cost (shared with `imp` within a seed, but charged to each).
 from __future__ import annotations
 
 from .base import Finder, Found, SearchContext, register
-from .scoring import found, prunable_params, to_mask, trained_dense
+from .scoring import GLOBAL_TOPK, found, prunable_params, to_mask, trained_dense
 
 
 @register
@@ -19,6 +19,7 @@ class Magnitude(Finder):
     help = "one-shot lottery ticket: train the dense parent, keep the largest |weights| (nodes: weight norm), rewind to init"
     spaces = ("node", "weight")
     scored = True
+    global_topk = GLOBAL_TOPK  # it ranks through `to_mask`
 
     def find(self, ctx: SearchContext) -> Found:
         net, cost = trained_dense(ctx)

@@ -26,6 +26,11 @@ from .base import Found, Mask, SearchContext
 from .cost import SearchCost
 
 CANDIDATE_BATCH = 32  # node-mask candidates scored (and proxy-trained) together; part of the protocol
+# How `to_mask` counts a global weight-space top-k: prune int(s*N), as Tanaka et al.'s code does for
+# SynFlow and for the SNIP, GraSP and magnitude baselines it compares with (GraSP's own code too).
+# Every finder that ranks through `to_mask` declares it as its `Finder.global_topk`, which enters its
+# global weight trials' keys. The node space keeps its own rounding (`global_node_count`).
+GLOBAL_TOPK = "floor"
 
 
 def to_mask(
@@ -49,7 +54,8 @@ def to_mask(
     if ctx.space == "weight":
         if isinstance(alive, WeightMask):
             scores = {n: torch.where(alive.tensors[n].to(s.device), s, torch.full_like(s, -math.inf)) for n, s in scores.items()}
-        return weight_mask_from_scores(scores, ctx.sparsity, ctx.allocation), scores
+        # a global top-k counts like the papers' code (`GLOBAL_TOPK`); per-layer counts round
+        return weight_mask_from_scores(scores, ctx.sparsity, ctx.allocation, GLOBAL_TOPK), scores
     groups = ctx.parent.node_groups()
     ns = node_scores(groups, scores)
     if isinstance(alive, NodeMask):
@@ -196,6 +202,6 @@ def found(mask: Mask, cost: SearchCost, scores: dict[str, torch.Tensor] | list[t
 
 
 __all__ = [
-    "CANDIDATE_BATCH", "add_costs", "find_on_batch", "flops_per_sample", "found", "loss_rank", "prunable_params", "proxy_losses", "proxy_scores",
+    "CANDIDATE_BATCH", "GLOBAL_TOPK", "add_costs", "find_on_batch", "flops_per_sample", "found", "loss_rank", "prunable_params", "proxy_losses", "proxy_scores",
     "score_batch", "to_mask", "train_masked", "trained_dense", "weight_masks_of",
 ]

@@ -13,7 +13,7 @@ import torch
 from torch.nn import functional as F
 
 from .base import Finder, Found, SearchContext, register
-from .scoring import find_on_batch, prunable_params
+from .scoring import GLOBAL_TOPK, find_on_batch, prunable_params
 
 
 def snip_scores(parent: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -39,6 +39,7 @@ class Snip(Finder):
     options = ("score_samples",)
     spaces = ("node", "weight")
     scored = True
+    global_topk = GLOBAL_TOPK  # it ranks through `to_mask`
 
     def find(self, ctx: SearchContext) -> Found:
         return find_on_batch(ctx, snip_scores, passes=3.0)

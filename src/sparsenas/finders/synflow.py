@@ -4,7 +4,10 @@ Every parameter is replaced by its absolute value, the input by ones (shape (1, 
 R = 1ᵀ f(1) is the total "synaptic flow" through the network; a weight's score is |θ ⊙ ∂R/∂θ|. The
 mask is built in `synflow_iterations` rounds (100 by default, as in the paper), round k pruning to
 sparsity 1 - (1-s)^(k/n) (the paper's exponential schedule) with the previous rounds' mask applied,
-so a layer that is about to be emptied gains score and survives. The inversion check ranks by the
+so a layer that is about to be emptied gains score and survives. With global allocation in the
+weight space each round keeps the authors' count (prune int(s·N); `scoring.GLOBAL_TOPK`): rounding
+instead moved one weight now and then, and over 100 rounds the kept set drifted from theirs (Jaccard
+0.95 at density 0.01 and 0.88 at 0.001 on LeNet-300-100). The inversion check ranks by the
 first round's scores (SynFlow on the unpruned parent): later rounds' scores are only defined for the
 units still kept. Computed in float64: R spans many
 orders of magnitude. Node space: a node scores the sum of its incoming weights' scores (SynFlow's
@@ -21,7 +24,7 @@ import torch
 
 from .base import Finder, Found, Mask, SearchContext, register
 from .cost import SearchCost
-from .scoring import flops_per_sample, found, prunable_params, to_mask, weight_masks_of
+from .scoring import GLOBAL_TOPK, flops_per_sample, found, prunable_params, to_mask, weight_masks_of
 
 
 def synflow_scores(parent: torch.nn.Module, input_shape: tuple[int, ...], masks: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
@@ -52,6 +55,7 @@ class Synflow(Finder):
     options = ("synflow_iterations",)
     spaces = ("node", "weight")
     scored = True
+    global_topk = GLOBAL_TOPK  # it ranks through `to_mask`
 
     def find(self, ctx: SearchContext) -> Found:
         start = time.perf_counter()
@@ -61,7 +65,9 @@ class Synflow(Finder):
         for k in range(1, n + 1):
             masks = None if mask is None else weight_masks_of(ctx.parent, mask)
             scores = synflow_scores(ctx.parent, ctx.data.input_shape, masks)
-            # what an earlier round pruned stays pruned, even where its score ties a kept unit's
+            # what an earlier round pruned stays pruned, even where its score ties a kept unit's.
+            # Round k's sparsity is the authors' float expression (`prune_loop`: density d ** (k/n),
+            # pruning int((1 - d ** (k/n)) * N) with d = 1 - s), so every round keeps their count
             mask, ranked = to_mask(_at_sparsity(ctx, 1.0 - (1.0 - ctx.sparsity) ** (k / n)), scores, alive=mask)
             if first is None:
                 first = ranked  # the one-shot scores of the unpruned parent: what the inversion check ranks

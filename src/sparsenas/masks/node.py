@@ -161,6 +161,11 @@ def mask_from_scores(
 def global_node_count(groups: list[NodeGroup], sparsity: float) -> int:
     """Global allocation: hidden nodes kept over the whole network, at least one per group.
 
+    It rounds half up like `allocate`, not like the papers' weight-space count (`weight.global_count`
+    "floor"): no paper's code ranks nodes globally (this rule, each group's best node first, is ours),
+    so there is no reference count to match, and the same rounding as per-layer allocation keeps the
+    two allocations' totals alike. Changing it would only re-key stored node-space trials.
+
     >>> from sparsenas.models import build_parent
     >>> global_node_count(build_parent("lenet-300-100", (1, 28, 28), 10, 0).node_groups(), 0.95)
     20

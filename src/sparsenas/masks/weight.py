@@ -22,6 +22,7 @@ from torch import nn
 from ..models.base import Parent
 
 ALLOCATIONS = ("per-layer", "global")
+TOPK_RULES = ("round", "floor")  # how `global_count` turns a sparsity into a kept count
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,13 +70,27 @@ def layer_counts(sizes: tuple[int, ...], sparsity: float) -> tuple[int, ...]:
     return tuple(max(1, math.floor(round((1.0 - sparsity) * n, 9) + 0.5)) for n in sizes)
 
 
-def global_count(sizes: tuple[int, ...], sparsity: float) -> int:
+def global_count(sizes: tuple[int, ...], sparsity: float, topk: str = "round") -> int:
     """Global allocation: the number of weights kept over the whole network (at least one).
+
+    `round` keeps round((1-s)*N), half up, like every per-layer count. `floor` prunes int(s*N) and
+    keeps the rest, the count of Tanaka et al.'s code (Synaptic-Flow `Pruner._global_mask`, which
+    also runs their SNIP, GraSP and magnitude baselines; GraSP's own code counts alike): it keeps
+    ceil((1-s)*N), one more than `round` whenever the fraction of (1-s)*N is below a half.
 
     >>> global_count((235200, 30000, 1000), 0.99)
     2662
+    >>> global_count((10,), 0.36), global_count((10,), 0.36, "floor")  # (1-s)*N = 6.4
+    (6, 7)
     """
-    return max(1, math.floor(round((1.0 - sparsity) * sum(sizes), 9) + 0.5))
+    n = sum(sizes)
+    if topk == "floor":
+        # the authors' float expression as is (no rounding of float noise), so that SynFlow's 100
+        # rounds keep exactly their counts: a one-weight difference per round compounds
+        return max(1, n - int(sparsity * n))
+    if topk != "round":
+        raise ValueError(f"unknown top-k rule {topk!r}; choose one of {', '.join(TOPK_RULES)}")
+    return max(1, math.floor(round((1.0 - sparsity) * n, 9) + 0.5))
 
 
 def _top(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -107,10 +122,13 @@ def weight_mask_from_counts(scores: dict[str, torch.Tensor], counts: tuple[int, 
     return WeightMask(out)
 
 
-def weight_mask_from_scores(scores: dict[str, torch.Tensor], sparsity: float, allocation: str = "per-layer") -> WeightMask:
+def weight_mask_from_scores(
+    scores: dict[str, torch.Tensor], sparsity: float, allocation: str = "per-layer", topk: str = "round"
+) -> WeightMask:
     """Keep the highest-scoring weights at `sparsity`: the one score-to-mask step every finder shares.
 
-    `scores` maps each prunable weight name to a tensor of its shape (higher = keep).
+    `scores` maps each prunable weight name to a tensor of its shape (higher = keep); `topk` is the
+    global count's rule (`global_count`; per-layer counts always round).
 
     >>> s = {"a": torch.tensor([[3.0, 1.0], [2.0, 0.0]]), "b": torch.tensor([[9.0, 8.0]])}
     >>> weight_mask_from_scores(s, 0.5).tensors["a"].tolist()
@@ -123,7 +141,7 @@ def weight_mask_from_scores(scores: dict[str, torch.Tensor], sparsity: float, al
         return weight_mask_from_counts(scores, layer_counts(sizes, sparsity))
     if allocation != "global":
         raise ValueError(f"unknown allocation {allocation!r}; choose one of {', '.join(ALLOCATIONS)}")
-    return weight_mask_from_counts(scores, global_count(sizes, sparsity))
+    return weight_mask_from_counts(scores, global_count(sizes, sparsity, topk))
 
 
 def random_weight_mask(parent: Parent, counts: tuple[int, ...], generator: torch.Generator) -> WeightMask:

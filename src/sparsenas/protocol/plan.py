@@ -64,7 +64,9 @@ def trial_spec(
 
     Control 0 has no `control` key, and node-space trials no `space` key, so the keys of runs made
     before those existed still hold; `allocation` enters only where it is not per-layer and the
-    finder ranks scores (the random control is per-layer in both allocations; dense has no mask).
+    finder ranks scores (the random control is per-layer in both allocations; dense has no mask);
+    `topk` only where that global ranking is in the weight space and the finder counts it its own way
+    (`Finder.global_topk`).
 
     >>> ts = trial_spec(RunSpec(), (256, 128), "random", 0.8, seed=3)
     >>> ts["finder"], ts["sparsity"], ts["seed"], ts["options"], "control" in ts
@@ -78,6 +80,8 @@ def trial_spec(
         extra["space"] = run.space
     if run.allocation != "per-layer" and f.scored:
         extra["allocation"] = run.allocation
+        if run.space == "weight" and f.global_topk != "round":  # its masks changed count: new keys
+            extra["topk"] = f.global_topk
     if check:
         extra["check"] = check
     options = {k: getattr(run, k) for k in f.options}
