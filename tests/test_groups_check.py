@@ -11,7 +11,7 @@ from torch import nn
 
 from sparsenas.errors import SparsenasError
 from sparsenas.models import MODELS, NodeGroup, Parent, TensorSlice, build_parent
-from sparsenas.models.base import check_node_groups
+from sparsenas.masks.groups import check_node_groups
 from sparsenas.protocol import run
 from sparsenas.store import Store
 
@@ -62,9 +62,18 @@ def _no_stats(input_shape: tuple[int, ...], num_classes: int, widths: tuple[int,
     return ConvBN(input_shape, num_classes, ("bn1.weight", "bn1.bias"))
 
 
-def test_running_stats_left_out_of_a_group_is_one_line_at_build():
+def test_running_stats_left_out_of_a_group_is_one_line_before_training(tmp_path, capsys):
+    from sparsenas.cli import main
+
+    # the reproducer: a run of the parent, which used to end in torch's "running_mean should contain 8 elements not 16"
+    args = ["run", "--model", "test-groups-bn-no-stats", "--limit", "100", "--epochs", "1", "--seeds", "1",
+            "--sparsities", "0.5", "--finders", "dense,random", "--quiet", "--out", str(tmp_path / "r")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "add TensorSlice('bn1.running_mean', 0)" in err
+    assert not (tmp_path / "r" / "report.html").exists()
     with pytest.raises(SparsenasError) as e:
-        build_parent("test-groups-bn-no-stats", (1, 8, 8), 10, seed=0)
+        check_node_groups(build_parent("test-groups-bn-no-stats", (1, 8, 8), 10, seed=0), (1, 8, 8), "test-groups-bn-no-stats")
     assert str(e.value) == (
         "group 'conv1' of model 'test-groups-bn-no-stats' slices conv1.weight, conv1.bias, bn1.weight, bn1.bias, fc1.weight "
         "but not bn1.running_mean, bn1.running_var (16 entries along dim 0); "

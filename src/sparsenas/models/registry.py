@@ -7,7 +7,7 @@ from torch import nn
 
 from ..errors import SparsenasError
 from ..registry import Registry
-from .base import Parent, check_node_groups, init_parameters
+from .base import Parent, init_parameters
 from .autoparent import as_parent
 
 # An entry is a constructor (input_shape, num_classes, widths or None) -> Parent, or -> a plain
@@ -20,8 +20,9 @@ def build_parent(
 ) -> Parent:
     """The parent `name` with initialization θ0 fixed by `seed`.
 
-    A constructor that returns a plain `nn.Module` gets its node groups discovered (`as_parent`); a
-    `Parent`'s hand-declared groups are checked against its tensors (`check_node_groups`).
+    A constructor that returns a plain `nn.Module` gets its node groups discovered (`as_parent`). A
+    `Parent`'s hand-declared groups are checked against its tensors by the run that builds it
+    (`masks.groups.check_node_groups`, which compacts it: the masks layer sits above this one).
 
     >>> p = build_parent("lenet-300-100", (1, 28, 28), 10, seed=0)
     >>> q = build_parent("lenet-300-100", (1, 28, 28), 10, seed=0)
@@ -31,8 +32,6 @@ def build_parent(
     built = MODELS.get(name)(input_shape, num_classes, widths)
     if not isinstance(built, nn.Module):
         raise SparsenasError(f"model '{name}' constructor returned {type(built).__name__}, not an nn.Module; return the network")
-    if isinstance(built, Parent):  # groups declared by hand: check them now, not mid-run (discovered ones are derived)
-        check_node_groups(built, input_shape, name)
     model = as_parent(built, input_shape)  # a Parent comes back unchanged
     init_parameters(model, torch.Generator().manual_seed(seed))
     return model

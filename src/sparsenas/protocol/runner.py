@@ -33,6 +33,7 @@ from ..finders import SearchContext, get_finder
 from ..finders.base import Found
 from ..finders.nsga2 import front_from_json, front_to_json
 from ..masks import NodeMask, WeightMask, allocate_total, compact, pack_weight_mask, random_mask
+from ..masks.groups import check_node_groups
 from ..models import Parent, build_parent
 from ..store import EpochRecord, Store, TrialRecord, run_lock
 from ..store.weights import pack_weights
@@ -330,7 +331,10 @@ def run(
     data_id = fingerprint(data)
     data = data.to(device)
     reset_peak_memory(device)  # the run's peak: training, with the data resident, not the loading
-    widths = tuple(g.size for g in build_parent(spec.model, data.input_shape, data.num_classes, 0, spec.widths).node_groups())
+    parent = build_parent(spec.model, data.input_shape, data.num_classes, 0, spec.widths)
+    # hand-declared groups that leave out a tensor (a BatchNorm's running_mean) would fail mid-run
+    check_node_groups(parent, data.input_shape, spec.model)
+    widths = tuple(g.size for g in parent.node_groups())
     plan = make_plan(spec, widths)
     threads = torch.get_num_threads()
     if spec.threads:
