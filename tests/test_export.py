@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import collections
+import io
+import json
+import os
+import pickle
+import random
+import re
+import shutil
 import sqlite3
 import subprocess
 import sys
+import zlib
 
 import pytest
 import torch
@@ -17,6 +26,7 @@ from sparsenas.masks import NodeMask, compact, expand
 from sparsenas.models import build_parent
 from sparsenas.protocol import run
 from sparsenas.store import Store
+from sparsenas.store.weights import pack_weights
 
 
 @pytest.fixture(scope="module")
@@ -74,18 +84,25 @@ def test_export_checks_and_loads_without_sparsenas(which, node_run, weight_run, 
     _, data, masked, _ = load_trained(run_dir, key)
     x = data.test.x[:16]
     torch.save(x, tmp_path / "x.pt")
+    # ... and reads what the program expects from the file alone; any batch size works
     code = (
         "import sys; sys.modules['sparsenas'] = None\n"
         "import torch\n"
-        f"m = torch.export.load(open({str(out)!r}, 'rb')).module()\n"
-        f"y = m(torch.load({str(tmp_path / 'x.pt')!r}))\n"
-        f"torch.save(y, {str(tmp_path / 'y.pt')!r})\n"
+        "extra = {'sparsenas.json': ''}\n"
+        f"m = torch.export.load(open({str(out)!r}, 'rb'), extra_files=extra).module()\n"
+        f"x = torch.load({str(tmp_path / 'x.pt')!r})\n"
+        "assert m(x[:1]).shape == (1, 10) and m(x.repeat(3, 1, 1, 1)).shape == (48, 10)\n"
+        f"torch.save(m(x), {str(tmp_path / 'y.pt')!r})\n"
+        f"open({str(tmp_path / 'info.json')!r}, 'w').write(extra['sparsenas.json'])\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     with torch.no_grad():
         torch.testing.assert_close(torch.load(tmp_path / "y.pt"), masked(x), rtol=1e-4, atol=1e-5)
+    info = json.loads((tmp_path / "info.json").read_text())
+    assert info["input"] == r.input == "float32 (N, 1, 8, 8)" and info["input_shape"] == ["N", 1, 8, 8]
+    assert info["trial"] == key and info["num_classes"] == r.num_classes == 10 and info["finder"] == finder
     with Store(run_dir) as s:
-        assert any(e["key"] == key and e["path"] == str(out) for e in s.exports())
+        assert any(e["key"] == key and e["path"] == str(out) and e["input"] == r.input for e in s.exports())
 
 
 def test_cli_export_writes_report_section(node_run, tmp_path, capsys):
@@ -93,8 +110,9 @@ def test_cli_export_writes_report_section(node_run, tmp_path, capsys):
     assert main(["export", str(node_run), "--trial", key[:6], "-o", str(tmp_path / "d.pt2"), "--repeats", "3"]) == 0
     out = capsys.readouterr().out
     assert "check:" in out and "latency at batch 128" in out
+    assert "input: float32 (N, 1, 8, 8), any batch size N -> logits (N, 10)" in out
     report = (node_run / "report.md").read_text()
-    assert "## Exported sub-networks" in report and key in report
+    assert "## Exported sub-networks" in report and key in report and "| float32 (N, 1, 8, 8) |" in report
 
 
 @pytest.mark.parametrize("args, message", [
@@ -112,10 +130,83 @@ def test_export_errors(node_run, tmp_path):
     key = _key(node_run, "random")
     with pytest.raises(SparsenasError, match="is a directory"):
         export_trial(node_run, key, tmp_path)
-    with pytest.raises(SparsenasError, match="does not exist"):
-        export_trial(node_run, key, tmp_path / "no" / "m.pt2")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SparsenasError, match="cannot create folder '.*file' for .*; pass another -o"):
+        export_trial(node_run, key, tmp_path / "file" / "m.pt2")
     with pytest.raises(SparsenasError, match="no sparsenas run"):
         export_trial(tmp_path, key, tmp_path / "m.pt2")
+    with pytest.raises(SparsenasError, match="no trial"):  # and no folder made for a file never written
+        export_trial(node_run, "nope", tmp_path / "never" / "m.pt2")
+    assert not (tmp_path / "never").exists()
+
+
+def test_export_creates_the_output_folder(node_run, tmp_path):
+    # the README's own example writes into exports/, which a fresh checkout does not have
+    out = tmp_path / "exports" / "deeper" / "model.pt2"
+    r = export_trial(node_run, _key(node_run, "random"), out, repeats=1)
+    assert out.is_file() and r.path == str(out)
+
+
+class _Custom:  # no tensor: torch.load(weights_only=True) must refuse it
+    pass
+
+
+class _RunsCode:  # unpickled without weights_only, this would run a shell command
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _saved(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return zlib.compress(buf.getvalue())
+
+
+@pytest.mark.parametrize("tamper, reason", [
+    ("reduce", "UnpicklingError: Trying to load unsupported GLOBAL"),
+    ("custom class", "UnpicklingError: Unsupported global: GLOBAL"),
+    ("truncated", "not zlib data"),
+    ("random bytes", "not zlib data"),
+    ("truncated inside zlib", "RuntimeError: PytorchStreamReader failed"),
+    ("list of tensors", "a list, not a state dict"),
+    ("other tensors", "they do not fit the trial's sub-network"),
+])
+def test_a_tampered_weights_blob_is_one_line_with_the_fix(tamper, reason, node_run, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(node_run, run_dir)
+    key = _key(run_dir, "random")
+    db = sqlite3.connect(run_dir / "sparsenas.db")
+    good = bytes(db.execute("select state from weights where key = ?", (key,)).fetchone()[0])
+    marker = tmp_path / "ran"
+    blob = {
+        "reduce": lambda: zlib.compress(pickle.dumps(collections.OrderedDict(w=_RunsCode(str(marker))), protocol=2)),
+        "custom class": lambda: _saved(collections.OrderedDict(w=_Custom())),
+        "truncated": lambda: good[: len(good) // 2],
+        "random bytes": lambda: random.Random(0).randbytes(len(good)),
+        "truncated inside zlib": lambda: zlib.compress(zlib.decompress(good)[:500]),
+        "list of tensors": lambda: _saved([torch.zeros(3)]),
+        "other tensors": lambda: pack_weights(torch.nn.Linear(3, 2)),
+    }[tamper]()
+    with db:
+        db.execute("update weights set state = ? where key = ?", (blob, key))
+    db.close()
+    out = tmp_path / "m.pt2"
+    assert main(["export", str(run_dir), "--trial", key, "-o", str(out), "--no-report"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    assert captured.err.startswith(f"error: stored weights of trial {key} are unreadable (")
+    assert reason in captured.err and "re-run the trial" in captured.err
+    assert not marker.exists() and not out.exists()
+    if tamper == "reduce":  # the fix the message gives works: delete as told, re-run, export
+        sql = re.search(r'"(delete from weights .*?)"', captured.err).group(1)
+        db = sqlite3.connect(run_dir / "sparsenas.db")
+        db.executescript(sql)
+        db.close()
+        assert run(tiny_spec(finders=("dense", "random"), seeds=(0,), epochs=2), run_dir).ran == 1
+        assert export_trial(run_dir, key, out, repeats=1).key == key
 
 
 def test_export_of_a_trial_without_stored_weights(tmp_path):

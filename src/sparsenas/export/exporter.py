@@ -12,13 +12,23 @@ real test inputs; a mismatch removes the file and is an error. Then both are tim
 128 (warm-up, repeats, median and its 95% CI), with the compacted `nn.Module` run eagerly beside
 them, so the report separates what compaction buys from what the exported runtime adds or costs;
 the result is recorded in the store for the report.
+
+The program takes any batch size N (the batch dimension is exported dynamic) of inputs shaped like
+the run's data, normalized as sparsenas's loader normalized them. What it expects is written into
+the file itself, as the extra file `sparsenas.json`, readable with plain PyTorch::
+
+    extra = {"sparsenas.json": ""}
+    program = torch.export.load(open("model.pt2", "rb"), extra_files=extra)
+    json.loads(extra["sparsenas.json"])["input"]  # 'float32 (N, 1, 8, 8)'
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import platform
+import shlex
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,11 +40,12 @@ from ..errors import SparsenasError
 from ..masks import NodeMask, compact, count_flops, count_params, dense_mask, expand
 from ..models import Parent, build_parent
 from ..protocol.runner import resolve_device
-from ..store import Store, TrialRecord
+from ..store import DB_NAME, Store, TrialRecord
 from ..store.weights import unpack_weights
 from ..timing import Latency, measure_latency, speedup
 
 BATCHES = (1, 128)
+INFO_FILE = "sparsenas.json"  # the extra file inside the .pt2 that says what the program expects
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,8 @@ class ExportResult:
     torch: str
     host: str
     created: str
+    input: str = ""  # what the program takes, e.g. "float32 (N, 1, 8, 8)": any batch size N
+    num_classes: int = 0  # the program returns logits (N, num_classes)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -68,6 +81,8 @@ class ExportResult:
     def summary(self) -> str:
         """Lines for the terminal: the check, then latency per batch size."""
         lines = [
+            f"input: {self.input}, any batch size N -> logits (N, {self.num_classes}); "
+            f"stored in the file as the extra file {INFO_FILE!r}",
             f"check: {self.check_samples} test inputs, max |exported - masked parent| = {self.max_abs_diff:.2e}, "
             f"same class on {100 * self.argmax_agree:.1f}%",
             f"params {self.params_parent:,} (masked parent, dense tensors) -> {self.params_export:,} (export)",
@@ -116,6 +131,26 @@ def _read_units(net: Parent) -> NodeMask:
     return NodeMask(tuple(kept))
 
 
+def _info(record: TrialRecord, data: Dataset, x: torch.Tensor) -> dict:
+    """What someone holding only the .pt2 file needs to call it: saved inside it as INFO_FILE."""
+    dtype = str(x.dtype).removeprefix("torch.")
+    return {
+        "input": f"{dtype} (N, {', '.join(map(str, data.input_shape))})",  # N: any batch size
+        "input_shape": ["N", *data.input_shape],
+        "input_dtype": dtype,
+        "input_normalization": f"as sparsenas's '{data.name}' loader: standardized with its train split's statistics",
+        "output": f"logits (N, {data.num_classes})",
+        "num_classes": data.num_classes,
+        "trial": record.key,
+        "dataset": data.name,
+        "model": record.spec.get("model", ""),
+        "finder": record.arm,
+        "sparsity": record.sparsity,
+        "seed": record.seed,
+        "torch": torch.__version__,
+    }
+
+
 def load_trained(run_dir: str | Path, key: str, data_dir: str | None = None) -> tuple[TrialRecord, Dataset, Parent, Parent]:
     """A stored trial's record, its data, its masked parent and its compacted trained sub-network.
 
@@ -142,17 +177,36 @@ def load_trained(run_dir: str | Path, key: str, data_dir: str | None = None) -> 
         )
     data = _dataset(spec, data_dir)
     parent = build_parent(spec["model"], data.input_shape, data.num_classes, record.seed, tuple(spec["widths"]))
-    state = unpack_weights(blob)
     if record.space == "weight":
-        masked = copy.deepcopy(parent)
-        masked.load_state_dict(state)
-        small = compact(masked, _read_units(masked))
+        mask, target = None, copy.deepcopy(parent)  # the full-size net, its masked weights stored as zeros
     else:
         mask = NodeMask(record.node_mask) if record.node_mask else dense_mask(parent.node_groups())
-        small = compact(parent, mask)
-        small.load_state_dict(state)
-        masked = expand(parent, mask, small)
+        target = compact(parent, mask)
+    try:
+        target.load_state_dict(unpack_weights(blob))
+    except (ValueError, RuntimeError) as e:  # a damaged or tampered blob; tensors that do not fit raise RuntimeError
+        raise SparsenasError(_unreadable(Path(run_dir), record.key, e)) from None
+    if mask is None:
+        masked, small = target, compact(target, _read_units(target))
+    else:
+        masked, small = expand(parent, mask, target), target
     return record, data, masked.eval(), small.eval()
+
+
+def _unreadable(run_dir: Path, key: str, e: Exception) -> str:
+    """The one-line error for a trial whose stored weights cannot be read, with the commands that re-train it."""
+    lines = [s.strip() for s in str(e).splitlines() if s.strip()]
+    if isinstance(e, RuntimeError):  # load_state_dict: "Error(s) in loading state_dict for MLP:" then the keys
+        reason = "they do not fit the trial's sub-network: " + (lines[-1] if lines else "")[:160]
+    else:
+        reason = lines[0] if lines else type(e).__name__
+    # re-running the run trains exactly the missing trials again, and writes the same weights
+    sql = "; ".join(f"delete from {t} where key='{key}'" for t in ("weights", "masks", "curves", "trials"))
+    return (
+        f"stored weights of trial {key} are unreadable ({reason}); re-run the trial: delete it with "
+        f"sqlite3 {shlex.quote(str(run_dir / DB_NAME))} \"{sql}\" and re-run the run's 'sparsenas run' command, "
+        "or export from another run"
+    )
 
 
 def export_trial(
@@ -175,19 +229,22 @@ def export_trial(
     out = Path(out)
     if out.is_dir():
         raise SparsenasError(f"-o '{out}' is a directory; pass a file name such as model.pt2")
-    if not out.parent.exists():
-        raise SparsenasError(f"cannot write '{out}': folder '{out.parent}' does not exist; create it or pass another -o")
     dev = resolve_device(device)
     record, data, masked, small = load_trained(run_dir, key, data_dir)
+    try:  # only now: a bad key or run leaves no empty folder behind
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SparsenasError(f"cannot create folder '{out.parent}' for '{out}' ({e.strerror}); pass another -o") from None
     masked, small = masked.to(dev), small.to(dev)
     x = data.test.x[:check_samples].to(dev)
     try:
         program = torch.export.export(small, (x[:2].clone(),), dynamic_shapes=({0: torch.export.Dim.DYNAMIC},))
     except Exception as e:  # torch.export raises many types; a user sees one line, not a trace
         raise SparsenasError(f"torch.export could not trace the sub-network ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    info = _info(record, data, x)
     tmp = out.with_name(out.name + ".partial")
     with open(tmp, "wb") as f:  # a file object: torch.export's own suffix check wants .pt2 names
-        torch.export.save(program, f)
+        torch.export.save(program, f, extra_files={INFO_FILE: json.dumps(info)})
     with open(tmp, "rb") as f:
         loaded = torch.export.load(f).module()
     with torch.inference_mode():
@@ -222,6 +279,7 @@ def export_trial(
         device=str(dev),
         torch=torch.__version__, host=platform.node(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        input=info["input"], num_classes=data.num_classes,
     )
     with Store(run_dir, create=False) as store:
         store.put_export(record.key, str(out), result.to_dict())

@@ -32,7 +32,7 @@ def blocks(exports: Sequence[dict[str, Any]], trials: Sequence[TrialRecord]) -> 
         for p, c, x in zip(e["latency_parent"], e.get("latency_compact", e["latency_parent"]), e["latency_export"]):
             rows.append([
                 e["key"], t.arm, fmt(t.sparsity, ".2f"), "-".join(map(str, e["kept_nodes"])),
-                f"{e['params_export']:,}", fmt(e["max_abs_diff"], ".1e"), str(p["batch"]),
+                f"{e['params_export']:,}", e.get("input", "") or "n/a", fmt(e["max_abs_diff"], ".1e"), str(p["batch"]),
                 _lat(p), _lat(c), _ratio(p, c), _lat(x), _ratio(p, x), f"{e['device']}, {p['threads']} thr",
             ])
     if not rows:
@@ -44,7 +44,9 @@ def blocks(exports: Sequence[dict[str, Any]], trials: Sequence[TrialRecord]) -> 
               "on test inputs: 'max diff' is the largest absolute difference of their logits. Latency is milliseconds "
               "per forward pass, median [95% CI of the median, order statistics] over timed repeats after a warm-up, "
               "the three networks timed interleaved in one process; speed-ups are ratios of medians. A weight-space "
-              "trial exports at full width less the units no weight reads; its other zeros stay in dense tensors."),
-        ("table", ["trial", "finder", "sparsity", "export widths", "export params", "max diff", "batch",
+              "trial exports at full width less the units no weight reads; its other zeros stay in dense tensors. "
+              "'input' is what the program takes (any batch size N); the .pt2 file states it too, in its extra "
+              "file 'sparsenas.json'."),
+        ("table", ["trial", "finder", "sparsity", "export widths", "export params", "input", "max diff", "batch",
                    "masked parent ms", "compacted module ms", "speed-up", "exported program ms", "speed-up", "device"], rows),
     ]

@@ -8,12 +8,12 @@ squeezes a weight trial's zeros: at weight sparsity 0.99 the blob is a few perce
 from __future__ import annotations
 
 import io
+import re
+import warnings
 import zlib
 
 import torch
 from torch import nn
-
-from ..errors import SparsenasError
 
 
 def pack_weights(net: nn.Module) -> bytes:
@@ -27,9 +27,38 @@ def pack_weights(net: nn.Module) -> bytes:
     return zlib.compress(buf.getvalue(), level=6)
 
 
+def _reason(e: Exception) -> str:
+    """One short line saying why `torch.load` refused a blob (its messages run over many lines)."""
+    text = str(e)
+    # weights_only's message is a page of advice around one line naming what it refused
+    text = text.split("WeightsUnpickler error:", 1)[-1]
+    advice = ("Weights only load failed", "Please file", "Check the documentation")
+    lines = [s.strip() for s in text.splitlines() if s.strip() and not s.strip().startswith(advice)]
+    first = re.split(r"(?<=\.) ", lines[0])[0][:160] if lines else ""
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+
+
 def unpack_weights(blob: bytes) -> dict[str, torch.Tensor]:
-    """The state dict `pack_weights` stored (tensors only: loaded with `weights_only=True`)."""
+    """The state dict `pack_weights` stored, loaded with `weights_only=True` (tensors only).
+
+    Anything else - random or truncated bytes, a pickle of other objects - raises `ValueError` with a
+    one-line reason; the caller, who knows the trial and the run, turns it into an error with the fix.
+
+    >>> unpack_weights(zlib.compress(b"not a state dict"))
+    Traceback (most recent call last):
+    ...
+    ValueError: not a torch.save file of tensors (UnpicklingError: Unsupported operand 110)
+    """
     try:
-        return torch.load(io.BytesIO(zlib.decompress(blob)), map_location="cpu", weights_only=True)
-    except (zlib.error, RuntimeError, EOFError) as e:
-        raise SparsenasError(f"stored weights are damaged ({e}); delete the trial's rows and re-run to train it again") from None
+        raw = zlib.decompress(blob)
+    except zlib.error as e:
+        raise ValueError(f"not zlib data ({e})") from None
+    try:
+        with warnings.catch_warnings():  # a foreign pickle protocol warns before failing; the error says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except Exception as e:  # untrusted bytes fail in many ways (pickle, zip, EOF, struct...): all mean "damaged"
+        raise ValueError(f"not a torch.save file of tensors ({_reason(e)})") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise ValueError(f"a {type(state).__name__}, not a state dict of named tensors")
+    return state
