@@ -12,60 +12,14 @@ import pytest
 
 from sparsenas.errors import SparsenasError
 from sparsenas.report import compare_to_random, gap_to_dense, render_verdict_markdown, write_report
-from sparsenas.store import EpochRecord, SearchCost, Store, TrialRecord
+from sparsenas.store import Store
 
-EPOCHS = 5
-# final test accuracy per (finder, sparsity) and seed 0, 1, 2; nan marks the one diverged trial
-ACC = {
-    ("dense", 0.0): [0.97, 0.975, 0.98],
-    ("random", 0.5): [0.90, 0.91, 0.92],
-    ("random-search", 0.5): [0.93, 0.945, 0.95],
-    ("random", 0.8): [0.85, 0.86, 0.84],
-    ("random-search", 0.8): [0.855, 0.85, math.nan],
-}
-# convergence epoch (min val loss epoch) per cell and seed
-CONV = {
-    ("dense", 0.0): [5, 5, 5],
-    ("random", 0.5): [5, 5, 5],
-    ("random-search", 0.5): [3, 3, 4],
-    ("random", 0.8): [5, 4, 5],
-    ("random-search", 0.8): [5, 5, 2],
-}
-
-
-def _trial(finder: str, sparsity: float, seed: int, acc: float, conv: int) -> TrialRecord:
-    diverged = math.isnan(acc)
-    final = 0.5 if diverged else acc
-    # Val accuracy climbs towards the final value: final * (1 - 2^-(e+1)), then exactly final.
-    vals = [final * (1 - 0.5 ** (e + 1)) for e in range(EPOCHS)] + [final]
-    if diverged:
-        vals = vals[:3]  # training stopped at a non-finite loss after epoch 2
-    curve = tuple(EpochRecord(e, 1 - v, 1 - v, v, v) for e, v in enumerate(vals))
-    kept = round(100 * (1 - sparsity))
-    return TrialRecord(
-        key=f"{finder}-{sparsity}-{seed}", finder=finder, sparsity=sparsity, seed=seed,
-        status="diverged" if diverged else "done", node_sparsity=sparsity, weight_sparsity=1 - (1 - sparsity) ** 2,
-        params=kept * 80 + 10, flops=2 * kept * 80, kept_nodes=(kept,), node_mask=(tuple(range(kept)),),
-        final_test_acc=acc, best_val_epoch=len(vals) - 1, best_val_test_acc=acc, min_val_loss_epoch=conv,
-        wall_seconds=2.0,
-        search=SearchCost(candidates=16, steps=160, flops=1e6, seconds=0.5) if finder == "random-search" else SearchCost(),
-        curve=curve,
-    )
-
-
-def _store(run_dir: Path, cells: list[tuple[str, float]]) -> Path:
-    with Store(run_dir) as s:
-        s.set_spec({"dataset": "digits", "model": "lenet-300-100", "finders": ["random", "random-search"],
-                    "sparsities": [0.5, 0.8], "seeds": [0, 1, 2], "epochs": EPOCHS})
-        for cell in cells:
-            for seed, (acc, conv) in enumerate(zip(ACC[cell], CONV[cell])):
-                s.put(_trial(*cell, seed, acc, conv))
-    return run_dir
+from report_fixtures import ACC, CONV, store, trial
 
 
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
-    run = _store(tmp_path_factory.mktemp("run"), list(ACC))
+    run = store(tmp_path_factory.mktemp("run"), list(ACC))
     return run, write_report(run)
 
 
@@ -97,7 +51,8 @@ def test_csv_has_one_row_per_trial_with_derived_columns(full_run: tuple[Path, di
     # Its 95% target 0.9215: epoch 3 gives 0.97 * (1 - 1/16) = 0.9094, epoch 4 gives 0.97 * (1 - 1/32) = 0.9397.
     assert by_key["dense-0.0-0"]["epochs_to_95"] == "4"
     assert by_key["random-search-0.8-2"]["status"] == "diverged"
-    assert by_key["random-search-0.8-2"]["auc_val_acc"] == "nan"
+    assert by_key["random-search-0.8-2"]["auc_val_acc"] == ""  # no value: an empty cell, not "nan"
+    assert by_key["random-search-0.8-2"]["final_test_acc_pct"] == ""
 
 
 def test_verdict_lines_open_the_report(full_run: tuple[Path, dict[str, Path]]) -> None:
@@ -128,7 +83,7 @@ def test_summary_counts_divergence_and_formats_percentages(full_run: tuple[Path,
 
 
 def test_comparison_numbers() -> None:
-    trials = [_trial(*cell, seed, acc, conv) for cell in ACC for seed, (acc, conv) in enumerate(zip(ACC[cell], CONV[cell]))]
+    trials = [trial(*cell, seed, acc, conv) for cell in ACC for seed, (acc, conv) in enumerate(zip(ACC[cell], CONV[cell]))]
     acc = {(c.sparsity): c for c in compare_to_random(trials) if c.metric == "final_test_acc"}
     assert acc[0.5].result.t == pytest.approx(19.0)
     assert acc[0.5].result.p == pytest.approx(1 - 19 / math.sqrt(363))
@@ -147,11 +102,15 @@ def test_render_verdict_markdown(full_run: tuple[Path, dict[str, Path]]) -> None
     table = render_verdict_markdown(full_run[0])
     assert table.startswith("| finder | node sparsity | metric | Δ vs random |")
     assert "| random-search | 0.5 | final test acc | +3.17 pp |" in table
-    assert table.count("\n") == 2 + 4  # header, rule, 2 sparsities x 2 metrics
+    lines = table.splitlines()
+    assert len(lines) == 2 + 4 + 2  # header, rule, 2 sparsities x 2 metrics; a blank line and the family note
+    assert lines[-1].startswith("Holm p (finder): adjusted within each finder and metric, across its sparsities; "
+                                "2 families of 2 tests each. Holm p (table): adjusted across every row of the "
+                                "verdict table; one family of 4 tests.")
 
 
 def test_run_without_random_says_so(tmp_path: Path) -> None:
-    run = _store(tmp_path / "r", [("dense", 0.0), ("random-search", 0.5), ("random-search", 0.8)])
+    run = store(tmp_path / "r", [("dense", 0.0), ("random-search", 0.5), ("random-search", 0.8)])
     md = write_report(run)["md"].read_text()
     assert "This run has no 'random' trials" in md
     assert "## Verdict table" not in md
@@ -160,7 +119,7 @@ def test_run_without_random_says_so(tmp_path: Path) -> None:
 
 
 def test_dense_only_run_renders(tmp_path: Path) -> None:
-    run = _store(tmp_path / "d", [("dense", 0.0)])
+    run = store(tmp_path / "d", [("dense", 0.0)])
     paths = write_report(run)
     md = paths["md"].read_text()
     assert "This run has no 'random' trials" in md
@@ -178,7 +137,7 @@ def test_user_errors(tmp_path: Path) -> None:
 
 
 def test_run_without_dense(tmp_path: Path) -> None:
-    run = _store(tmp_path / "n", [c for c in ACC if c[0] != "dense"])
+    run = store(tmp_path / "n", [c for c in ACC if c[0] != "dense"])
     paths = write_report(run)
     md = paths["md"].read_text()
     assert "This run has no dense trials" in md
@@ -193,7 +152,7 @@ def test_cells_where_every_trial_diverged(tmp_path: Path) -> None:
     with Store(run) as s:
         for finder, sparsity in [("dense", 0.0), ("random", 0.5), ("random-search", 0.5)]:
             for seed in range(2):
-                s.put(_trial(finder, sparsity, seed, math.nan, 3))
+                s.put(trial(finder, sparsity, seed, math.nan, 3))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # e.g. matplotlib's "no artists with labels" on an empty panel
         md = write_report(run)["md"].read_text()
@@ -208,7 +167,7 @@ def test_mixed_devices_are_flagged(tmp_path: Path) -> None:
 
     with Store(tmp_path) as s:
         for seed, (acc, conv) in enumerate(zip(ACC[("random", 0.5)], CONV[("random", 0.5)])):
-            s.put(dataclasses.replace(_trial("random", 0.5, seed, acc, conv), device="cpu" if seed else "cuda:0"))
+            s.put(dataclasses.replace(trial("random", 0.5, seed, acc, conv), device="cpu" if seed else "cuda:0"))
     md = write_report(tmp_path)["md"].read_text()
     assert "trained on different devices (cpu, cuda:0)" in md and "Trained on: cpu, cuda:0." in md
 
@@ -222,9 +181,9 @@ def test_several_controls_per_seed_are_averaged_within_the_seed(tmp_path):
     trials = []
     for seed in (0, 1, 2):
         for c, acc in enumerate(controls[seed]):
-            t = _trial("random", 0.5, seed, acc, 5)
+            t = trial("random", 0.5, seed, acc, 5)
             trials.append(dataclasses.replace(t, key=f"{t.key}-{c}", control=c))
-        trials.append(_trial("random-search", 0.5, seed, finder[seed], 4))
+        trials.append(trial("random-search", 0.5, seed, finder[seed], 4))
     acc = [c for c in compare_to_random(trials) if c.metric == "final_test_acc"][0]
     diffs = [finder[s] - sum(controls[s]) / 3 for s in (0, 1, 2)]
     assert acc.result.mean_diff == pytest.approx(sum(diffs) / 3)

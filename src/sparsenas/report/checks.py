@@ -8,7 +8,8 @@ from typing import Sequence
 from ..store.records import TrialRecord
 from . import figures
 from .markup import Block
-from .tables import CONTROL, DENSE, Cell, Comparison, compare_to_checks, compare_to_random, fmt, fmt_ci, fmt_mean_sd, fmt_p
+from .compare import FAMILIES, Comparison, compare_to_checks, compare_to_random
+from .tables import CONTROL, DENSE, Cell, fmt, fmt_ci, fmt_mean_sd, fmt_p
 
 # what a finder beating (or not beating) each check says about its mask
 MEANING = {
@@ -34,13 +35,18 @@ def _mark(c: Comparison | None) -> str:
     return d + ("*" if c.verdict in ("better", "worse") else "")
 
 
-def glance(trials: Sequence[TrialRecord], cells: Sequence[Cell], label: str) -> list[Block]:
-    """One row per finder and sparsity: accuracy, the difference to random and to each of its checks."""
+def glance(trials: Sequence[TrialRecord], cells: Sequence[Cell], label: str, family: str = "finder") -> list[Block]:
+    """One row per finder and sparsity: accuracy, the difference to random (marked by the verdict in
+    the Holm `family` the verdict table follows) and to each of its checks.
+
+    >>> glance([], [], "node sparsity")
+    []
+    """
     present = {t.check for t in trials if t.check}
     checks = [k for k in MEANING if k in present] + sorted(present - set(MEANING))
     if not checks:
         return []
-    vs_random = {(c.finder, c.sparsity): c for c in compare_to_random(trials) if c.metric == "final_test_acc"}
+    vs_random = {(c.finder, c.sparsity): c for c in compare_to_random(trials, family=family) if c.metric == "final_test_acc"}
     vs_check = {(c.finder, c.control.split("~")[1], c.sparsity): c for c in compare_to_checks(trials)}
     rows = []
     for cell in cells:
@@ -54,8 +60,9 @@ def glance(trials: Sequence[TrialRecord], cells: Sequence[Cell], label: str) -> 
     return [
         ("h2", "Finders at a glance"),
         ("p", "Final test accuracy (%, mean ± sd across seeds) and paired differences in pp: the finder minus the "
-              "random control, and the finder minus each of its sanity checks (* Holm-adjusted p < 0.05; details in "
-              "the tables below). Random control: " + ", ".join(f"{s:g}: {a}" for s, a in sorted(random_acc.items())) + "."),
+              "random control, and the finder minus each of its sanity checks (* Holm-adjusted p < 0.05: against random "
+              f"adjusted {FAMILIES[family]}, against a check across the finder's sparsities; details in the tables "
+              "below). Random control: " + ", ".join(f"{s:g}: {a}" for s, a in sorted(random_acc.items())) + "."),
         ("table", ["finder", label, "test acc %", "Δ vs random", *[f"Δ vs {k}" for k in checks], "collapsed"], rows),
     ]
 

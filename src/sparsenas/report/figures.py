@@ -3,6 +3,9 @@
 Figures are built on `matplotlib.figure.Figure` directly and saved through the Agg canvas, never
 through pyplot: no global figure registry to leak, no GUI backend picked up from the environment,
 and safe to call from worker threads.
+
+Every string a figure draws from a name the user chose (finder, model, dataset) goes through
+`literal`: labels are text, never mathtext, so a finder called "$\\frac{a$" is drawn as typed.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Sequence
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
 
 from ..store.records import TrialRecord
@@ -23,8 +27,26 @@ from .tables import DENSE, Cell, finder_order
 DPI = 100
 
 
+def literal(name: str) -> str:
+    r"""A user-chosen name as a figure label that matplotlib draws exactly as written: every "$" is
+    escaped (a pair of unescaped ones starts mathtext, and "$\frac{a$" is then a parse error), and a
+    leading "_", which would hide the entry from the legend, is kept behind a zero-width space.
+
+    >>> literal(r"$\frac{a$"), literal("_mine")
+    ('\\$\\frac{a\\$', '\u200b_mine')
+    """
+    s = name.replace("$", "\\$")
+    return "\u200b" + s if s.startswith("_") else s
+
+
 def _png(fig: Figure) -> bytes:
     FigureCanvasAgg(fig)  # attach the Agg canvas explicitly, whatever the default backend is
+    # `literal` escapes for matplotlib's default text parsing; a matplotlibrc with text.usetex, or with
+    # text.parse_math off, would read the escaped labels differently: the labels, titles and legend
+    # entries drawn so far (tick labels are numbers) keep the default
+    for t in fig.findobj(Text):
+        t.set_usetex(False)
+        t.set_parse_math(True)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     return buf.getvalue()
@@ -78,7 +100,7 @@ def accuracy_vs_sparsity(cells: Sequence[Cell], xlabel: str = "node sparsity") -
                 ax.axhspan(s.ci_low * 100, s.ci_high * 100, color="black", alpha=0.1, lw=0)
             continue
         x = [c.sparsity for c in cs]
-        ax.plot(x, [c.final_acc.mean * 100 for c in cs], marker="o", color=colors[finder], label=finder)
+        ax.plot(x, [c.final_acc.mean * 100 for c in cs], marker="o", color=colors[finder], label=literal(finder))
         ax.fill_between(
             x, [c.final_acc.ci_low * 100 for c in cs], [c.final_acc.ci_high * 100 for c in cs],
             color=colors[finder], alpha=0.2, lw=0,
@@ -106,7 +128,7 @@ def convergence_vs_sparsity(cells: Sequence[Cell], xlabel: str = "node sparsity"
         hi = [_zero_nan(c.conv_epoch.ci_high - m) for m, c in zip(means, cs)]
         ax.errorbar(
             [c.sparsity + dx for c in cs], means, yerr=[lo, hi], marker="o", capsize=3,
-            color=colors[finder], label=finder,
+            color=colors[finder], label=literal(finder),
         )
     for c in cells:
         if c.finder == DENSE:
@@ -155,7 +177,7 @@ def val_curves(trials: Sequence[TrialRecord], xlabel: str = "node sparsity") -> 
             group = [t for t in trials if t.finder == finder and t.sparsity == level and finder != DENSE]
             epochs, mean, lo, hi = _mean_curve(group)
             if epochs:
-                ax.plot(epochs, mean, color=colors[finder], label=finder)
+                ax.plot(epochs, mean, color=colors[finder], label=literal(finder))
                 ax.fill_between(epochs, lo, hi, color=colors[finder], alpha=0.15, lw=0)
         ax.set_title("dense parent only" if level is None else f"{xlabel} {level:g}")
         ax.set_xlabel("epoch")
@@ -192,10 +214,10 @@ def accuracy_vs_search_cost(cells: Sequence[Cell], xlabel: str = "node sparsity"
             if math.isnan(c.final_acc.mean):
                 continue
             if c.search_flops <= 0:  # no search: a line across the panel
-                ax.axhline(c.final_acc.mean * 100, color=colors[c.finder], ls=":", label=f"{c.finder} (no search)")
+                ax.axhline(c.final_acc.mean * 100, color=colors[c.finder], ls=":", label=f"{literal(c.finder)} (no search)")
                 continue
             err = [[_zero_nan(c.final_acc.mean - c.final_acc.ci_low) * 100], [_zero_nan(c.final_acc.ci_high - c.final_acc.mean) * 100]]
-            ax.errorbar([c.search_flops], [c.final_acc.mean * 100], yerr=err, marker="o", capsize=3, color=colors[c.finder], label=c.finder)
+            ax.errorbar([c.search_flops], [c.final_acc.mean * 100], yerr=err, marker="o", capsize=3, color=colors[c.finder], label=literal(c.finder))
         if dense and not math.isnan(dense[0].final_acc.mean):
             ax.axhline(dense[0].final_acc.mean * 100, color="black", ls="--", label="dense")
         ax.set_xscale("log")
@@ -223,11 +245,11 @@ def checks_vs_sparsity(cells: Sequence[Cell], xlabel: str = "node sparsity") -> 
                 continue
             color = "grey" if arm == "random" else f"C{i}"
             x = [c.sparsity for c in cs]
-            ax.plot(x, [c.final_acc.mean * 100 for c in cs], marker="o", color=color, label=arm, ls="--" if arm == "random" else "-")
+            ax.plot(x, [c.final_acc.mean * 100 for c in cs], marker="o", color=color, label=literal(arm), ls="--" if arm == "random" else "-")
             lo = [(c.final_acc.mean if math.isnan(c.final_acc.ci_low) else c.final_acc.ci_low) * 100 for c in cs]
             hi = [(c.final_acc.mean if math.isnan(c.final_acc.ci_high) else c.final_acc.ci_high) * 100 for c in cs]
             ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
-        ax.set_title(finder)
+        ax.set_title(literal(finder))
         ax.set_xlabel(xlabel)
         ax.set_ylabel("final test accuracy (%)")
         ax.grid(alpha=0.3)

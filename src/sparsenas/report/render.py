@@ -6,10 +6,7 @@ rendered twice, to markdown and to HTML, so the two can never disagree. It reads
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,26 +15,13 @@ from ..errors import SparsenasError
 from ..store.records import TrialRecord
 from ..store.sqlite import Store
 from . import checks, exports as export_section, figures, pareto
+from .compare import Comparison, check_family, compare_to_random, gap_to_dense
+from .csvfile import trials_csv
 from .derive import Derived, derive_all
 from .markup import Block, to_html, to_markdown
 from .methods import METHODS
-from .tables import (
-    CONTROL, DENSE, Cell, Comparison, compare_to_random, fmt, fmt_ci, fmt_mean_sd, fmt_p, fmt_si,
-    gap_to_dense, summary_cells,
-)
-
-_PHRASES = {
-    "final_test_acc": {
-        "better": "better than random", "worse": "worse than random",
-        "no significant difference": "no significant difference from random",
-        "too few seeds": "too few seeds to compare with random",
-    },
-    "min_val_loss_epoch": {
-        "better": "converges faster than random", "worse": "converges slower than random",
-        "no significant difference": "no significant difference from random",
-        "too few seeds": "too few seeds to compare with random",
-    },
-}
+from .tables import DENSE, Cell, fmt, fmt_ci, fmt_mean_sd, fmt_p, fmt_si, summary_cells
+from .verdict import answer, family_note, fmt_delta, verdict_rows
 
 
 def load_trials(run_dir: str | Path) -> tuple[dict[str, Any] | None, list[TrialRecord]]:
@@ -52,58 +36,15 @@ def load_trials(run_dir: str | Path) -> tuple[dict[str, Any] | None, list[TrialR
     return spec, trials
 
 
-def _delta(c: Comparison) -> tuple[str, str]:
-    # Differences in percentage points for accuracy, in epochs for convergence.
-    spec, scale, unit = (".2f", 100, " pp") if c.metric == "final_test_acc" else (".1f", 1, " epochs")
-    d = fmt(c.result.mean_diff, "+" + spec, scale)
-    return (d if d == "n/a" else d + unit), fmt_ci(c.result, "+" + spec, scale)
-
-
-def _seeds(c: Comparison) -> str:
-    excluded = f"; {c.n_excluded} excluded: diverged" if c.n_excluded else ""
-    return f"n = {c.result.n} seed{'s' if c.result.n != 1 else ''}{excluded}"
-
-
 def sparsity_label(trials: Sequence[TrialRecord]) -> str:
     """ "weight sparsity" for a weight-space run, "node sparsity" otherwise: what the sparsities mean."""
     return "weight sparsity" if any(t.space == "weight" for t in trials) else "node sparsity"
 
 
-def verdict_line(c: Comparison, label: str = "node sparsity") -> str:
-    """One plain-words sentence for a comparison against random.
-
-    >>> verdict_line(comparison)  # doctest: +SKIP
-    'random-search at node sparsity 0.8: no significant difference from random (Δ = -0.12 pp, 95% CI [-0.50, +0.30], Holm p = 0.61, n = 5 seeds)'
-    """
-    d, ci = _delta(c)
-    what = "" if c.metric == "final_test_acc" else ", convergence epoch"
-    within = ""
-    if c.controls > 1 and not math.isnan(c.beats):
-        within = f"; it does better than {c.beats * 100:.0f}% of its seed's {c.controls:.3g} random controls"
-    return (
-        f"{c.finder} at {label} {c.sparsity:g}{what}: {_PHRASES[c.metric][c.verdict]} "
-        f"(Δ = {d}, 95% CI {ci}, Holm p = {fmt_p(c.p_holm)}, {_seeds(c)}){within}"
-    )
-
-
-def verdict_rows(comps: Sequence[Comparison], label: str = "node sparsity") -> tuple[list[str], list[list[str]]]:
-    """Headers and rows of the verdict table (finder minus random, paired by seed)."""
-    headers = ["finder", label, "metric", "Δ vs random", "95% CI", "p", "Holm p", "n", "excluded",
-               "controls/seed", "beats controls", "verdict"]
-    rows = []
-    for c in comps:
-        d, ci = _delta(c)
-        metric = "final test acc" if c.metric == "final_test_acc" else "convergence epoch"
-        beats = "n/a" if math.isnan(c.beats) else f"{c.beats * 100:.0f}%"
-        rows.append([c.finder, f"{c.sparsity:g}", metric, d, ci, fmt_p(c.result.p),
-                     fmt_p(c.p_holm), str(c.result.n), str(c.n_excluded), fmt(c.controls, ".3g"), beats, c.verdict])
-    return headers, rows
-
-
 def _gap_rows(gaps: Sequence[Comparison], label: str) -> tuple[list[str], list[list[str]]]:
     headers = ["finder", label, "Δ test acc vs dense", "95% CI", "Holm p", "n", "excluded"]
     return headers, [
-        [g.finder, f"{g.sparsity:g}", *_delta(g), fmt_p(g.p_holm),
+        [g.finder, f"{g.sparsity:g}", *fmt_delta(g), fmt_p(g.p_holm),
          str(g.result.n), str(g.n_excluded)] for g in gaps
     ]
 
@@ -140,43 +81,29 @@ def _device_warning(trials: Sequence[TrialRecord]) -> list[Block]:
                   "paired differences then include device noise. Re-run on one device for a clean comparison.")]
 
 
-def _answer(trials: Sequence[TrialRecord], comps: Sequence[Comparison], label: str = "node sparsity") -> list[Block]:
-    finders = {t.finder for t in trials}
-    if CONTROL not in finders:
-        return [("p", "This run has no 'random' trials, so no finder can be compared with the random "
-                      "control; add 'random' to the run's finders and run it again (finished trials are reused).")]
-    if not comps:
-        held = ", ".join(sorted(finders))
-        return [("p", f"This run holds only {held}; there is no finder to compare with random.")]
-    # the answer names the finders; how their sanity checks fare is in the verdict and checks tables
-    acc = [verdict_line(c, label) for c in comps if c.metric == "final_test_acc" and "~" not in c.finder]
-    conv = [verdict_line(c, label) for c in comps if c.metric == "min_val_loss_epoch" and "~" not in c.finder]
-    return [("p", "Final test accuracy, each finder against random sparse sub-networks of the same sparsity "
-                  "and seed:"), ("ul", acc),
-            ("p", "Convergence (epoch of minimum validation loss; fewer is better):"), ("ul", conv)]
-
-
-
-
 def _blocks(run_dir: Path, spec: dict[str, Any] | None, trials: list[TrialRecord],
             derived: dict[str, Derived], sessions: Sequence[dict[str, Any]] = (),
-            exports: Sequence[dict[str, Any]] = ()) -> list[Block]:
+            exports: Sequence[dict[str, Any]] = (), family: str = "finder") -> list[Block]:
     everything = trials
     # front slots (nsga2 and their same-size random twins) have no target sparsity: their own section
     trials = [t for t in trials if t.slot < 0]
     cells = summary_cells(trials, derived)
-    comps = compare_to_random(trials)
+    comps = compare_to_random(trials, family=family)
     gaps = gap_to_dense(trials)
     label = sparsity_label(trials)
     title = " / ".join(str(spec[k]) for k in ("dataset", "model") if spec and k in spec) or run_dir.name
+    context = f"On {spec['dataset']} with the {spec['model']} parent" if spec and {"dataset", "model"} <= set(spec) else "In this run"
     acc_table, cost_table = _summary_rows(cells, label)
     # the figures show the finders; their sanity checks get a figure of their own
     finder_cells = [c for c in cells if "~" not in c.finder]
     finder_trials = [t for t in trials if not t.check]
-    blocks: list[Block] = [("h1", f"sparsenas report: {title}"), ("h2", "Answer"), *_device_warning(trials),
-                           *_answer(trials, comps, label), *checks.glance(trials, cells, label)]
+    # the headline sentence first, then the warning that qualifies it, then the details
+    said = answer(trials, comps, label, context)
+    blocks: list[Block] = [("h1", f"sparsenas report: {title}"), ("h2", "Answer"), said[0], *_device_warning(trials),
+                           *said[1:], *checks.glance(trials, cells, label, family)]
     if comps:
-        blocks += [("h2", "Verdict table (finder − random, paired by seed)"), ("table", *verdict_rows(comps, label))]
+        blocks += [("h2", "Verdict table (finder − random, paired by seed)"), ("table", *verdict_rows(comps, label)),
+                   ("p", family_note(comps))]
     blocks += checks.blocks(trials, cells, label)
     blocks.append(("h2", "Gap to dense (finder − dense parent, paired by seed)"))
     if gaps:
@@ -236,27 +163,6 @@ def fmt_bytes(n: Any) -> str:
     return f"{int(n)} B"
 
 
-def trials_csv(trials: Sequence[TrialRecord], derived: dict[str, Derived]) -> str:
-    """One CSV row per trial: TrialRecord.to_row() plus epochs_to_95, epochs_to_99, auc_val_acc.
-
-    An epochs-to column holds the epoch, "never" if the target was not reached, or is empty when the
-    seed has no finished dense trial to define the target.
-    """
-    def epochs(e: int | None, d: Derived) -> str:
-        return "" if d.reference_val_acc != d.reference_val_acc else ("never" if e is None else str(e))
-
-    rows = []
-    for t in trials:
-        d = derived[t.key]
-        rows.append({**t.to_row(), "epochs_to_95": epochs(d.epochs_to_95, d),
-                     "epochs_to_99": epochs(d.epochs_to_99, d), "auc_val_acc": d.auc_val_acc})
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
 def _write(path: Path, data: bytes) -> None:
     # Write beside the target and rename, so a reader never sees half a report.
     tmp = path.with_name(path.name + ".tmp")
@@ -264,21 +170,24 @@ def _write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_report(run_dir: str | Path) -> dict[str, Path]:
+def write_report(run_dir: str | Path, family: str = "finder") -> dict[str, Path]:
     """Write report.md, report.html, trials.csv and figures/*.png into the run directory.
 
+    `family` names the Holm family the verdicts follow: "finder" (each finder and metric across its
+    sparsities) or "table" (every row of the verdict table); the table shows both adjusted p's.
     Returns the written paths under the keys "md", "html", "csv" and "figures/<name>".
 
-    >>> paths = write_report("runs/x")  # doctest: +SKIP
+    >>> paths = write_report("runs/x", family="table")  # doctest: +SKIP
     >>> paths["html"]  # doctest: +SKIP
     PosixPath('runs/x/report.html')
     """
     run_dir = Path(run_dir)
+    check_family(family)  # before any work: a misspelt family is the caller's error
     spec, trials = load_trials(run_dir)
     derived = derive_all(trials)
     with Store(run_dir, create=False) as store:
         sessions, exports = store.sessions(), store.exports()
-    blocks = _blocks(run_dir, spec, trials, derived, sessions, exports)
+    blocks = _blocks(run_dir, spec, trials, derived, sessions, exports, family)
     (run_dir / "figures").mkdir(exist_ok=True)
     paths: dict[str, Path] = {}
     for b in blocks:
@@ -292,15 +201,17 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     return paths
 
 
-def render_verdict_markdown(run_dir: str | Path) -> str:
-    """Just the verdict table of a run as markdown, e.g. to paste into a README.
+def render_verdict_markdown(run_dir: str | Path, family: str = "finder") -> str:
+    """Just the verdict table of a run as markdown, and the sentence naming its Holm families, e.g. to
+    paste into a README; `family` as in write_report.
 
     >>> print(render_verdict_markdown("runs/x"))  # doctest: +SKIP
     | finder | node sparsity | metric | Δ vs random | ...
     """
     _, trials = load_trials(run_dir)
-    comps = compare_to_random(trials)
+    trials = [t for t in trials if t.slot < 0]  # the report's verdict table leaves front slots out too
+    comps = compare_to_random(trials, family=family)
+    label = sparsity_label(trials)
     if not comps:
-        block: Block = _answer(trials, comps)[0]
-        return to_markdown([block])
-    return to_markdown([("table", *verdict_rows(comps))])
+        return to_markdown(answer(trials, comps, label)[:1])
+    return to_markdown([("table", *verdict_rows(comps, label)), ("p", family_note(comps))])
