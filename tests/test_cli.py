@@ -32,6 +32,22 @@ def test_report_verdict_prints_the_table(tmp_path):
     r = _cli("report", str(tmp_path), "--verdict")
     assert r.returncode == 0 and r.stdout.startswith("| finder | node sparsity | metric |")
     assert not (tmp_path / "report.md").exists()
+    # --holm-family table: verdicts follow the family over every row, and the output says so
+    r = _cli("report", str(tmp_path), "--verdict", "--holm-family", "table")
+    assert r.returncode == 0 and "The verdict column follows Holm p (table)" in r.stdout
+    r = _cli("report", str(tmp_path), "--holm-family", "rows")
+    assert r.returncode == 2 and "invalid choice: 'rows'" in r.stderr
+
+
+def test_a_finder_name_with_a_tilde_is_refused():
+    from sparsenas.errors import SparsenasError
+    from sparsenas.finders.base import Finder, register
+
+    class Tilde(Finder):
+        name, help = "mine~v2", "test: a name the report would read as a sanity check"
+
+    with pytest.raises(SparsenasError, match="holds '~'"):
+        register(Tilde)
 
 
 def test_run_then_report_writes_the_three_files(tmp_path):

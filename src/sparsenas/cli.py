@@ -86,9 +86,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report import render_verdict_markdown, write_report
 
     if args.verdict:
-        print(render_verdict_markdown(Path(args.run_dir)))
+        print(render_verdict_markdown(Path(args.run_dir), family=args.holm_family))
         return 0
-    paths = write_report(Path(args.run_dir))
+    paths = write_report(Path(args.run_dir), family=args.holm_family)
     for kind in ("html", "md", "csv"):
         print(paths[kind])
     return 0
@@ -144,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="write report.html, report.md and trials.csv for a run directory")
     rp.add_argument("run_dir", metavar="RUN_DIR")
     rp.add_argument("--verdict", action="store_true", help="print only the verdict table (markdown) to stdout; write nothing")
+    rp.add_argument(
+        "--holm-family", choices=("finder", "table"), default="finder",
+        help="the Holm family verdicts follow: finder (each finder and metric across its sparsities) or table "
+        "(every row of the verdict table at once, for reading across finders); both adjusted p's are shown (default: finder)",
+    )
     sub.add_parser("list", help="list the registered datasets, models and finders")
     ep = sub.add_parser(
         "export", help="write a trial's trained sub-network as a standalone torch.export program, checked and timed",

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Union
 import torch
 
 from ..data import Dataset
+from ..errors import SparsenasError
 from ..masks import NodeMask, WeightMask
 from ..models import Parent
 from ..registry import Registry
@@ -89,7 +90,12 @@ FINDERS: Registry = Registry("finder")
 
 
 def register(cls: type[Finder]) -> type[Finder]:
-    """Class decorator: register a finder under its `name` with its `help` line."""
+    """Class decorator: register a finder under its `name` with its `help` line.
+
+    A name may not hold "~": the report names a finder under a sanity check "finder~check".
+    """
+    if "~" in cls.name or not cls.name.strip():
+        raise SparsenasError(f"finder name {cls.name!r} is empty or holds '~' (which marks a sanity check in reports); rename it")
     FINDERS.register(cls.name, help=cls.help)(cls)
     return cls
 
