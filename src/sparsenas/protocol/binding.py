@@ -8,11 +8,13 @@ names what differs, so nothing already stored is mixed with incomparable trials.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from ..errors import SparsenasError
 from ..finders import FINDERS, get_finder
 from ..store import Store
+from ..store.records import identity
+from .plan import PlannedTrial
 from .spec import RunSpec
 
 GROWABLE = ("finders", "sparsities", "seeds", "controls", "checks")  # a run may grow along these; trials are reused
@@ -90,3 +92,19 @@ def bind_run_dir(store: Store, spec: RunSpec, data_fingerprint: str, widths: tup
             merged[k] = new[k]
     if merged != stored:
         store.set_spec(merged)
+
+
+def supersede_older_versions(store: Store, plan: Sequence[PlannedTrial]) -> int:
+    """Mark stored trials that a planned trial replaces: the same trial (finder, sparsity, seed, arm)
+    under another key, which only a change of the code's keying makes (a run directory binds one
+    spec; a finder whose masks change gets a new key, e.g. `topk: floor`). Their rows stay; the
+    report and `load_run` read the current version only. Returns how many were marked.
+
+    >>> import tempfile; from sparsenas.protocol import make_plan
+    >>> supersede_older_versions(Store(tempfile.mkdtemp()), make_plan(RunSpec(seeds=(0,)), (256, 128)))
+    0
+    """
+    planned = {identity({**t.spec, "control": t.control, "check": t.check, "slot": t.slot}): t.key for t in plan}
+    replaced = {key: planned[ident] for key, ident in store.identities().items() if ident in planned and planned[ident] != key}
+    store.supersede(replaced)
+    return len(replaced)

@@ -38,7 +38,7 @@ from ..models import Parent, build_parent
 from ..store import EpochRecord, Store, TrialRecord, run_lock
 from ..store.weights import pack_weights
 from ..train import peak_memory, population_size, reset_peak_memory, train_population, tune_malloc
-from .binding import bind_run_dir
+from .binding import bind_run_dir, supersede_older_versions
 from .checks import derive
 from .trial import build_net, record_of
 from .plan import PlannedTrial, finder_seed, make_plan
@@ -341,6 +341,7 @@ def run(
         torch.set_num_threads(spec.threads)  # restored below: an API caller's process keeps its setting
     with Store(out) as store, run_lock(out):
         bind_run_dir(store, spec, data_id, widths)
+        supersede_older_versions(store, plan)  # a trial keyed by older code gives way to its new key
         done = store.done_keys()
         pending = [t for t in plan if t.key not in done]
         skipped, ran, diverged, n_pops = len(plan) - len(pending), 0, 0, 0

@@ -7,7 +7,9 @@ differences) are computed by the report, not stored, so the store holds only wha
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..finders.cost import SearchCost
@@ -70,3 +72,52 @@ class TrialRecord:
         d["kept_nodes"] = "-".join(str(n) for n in self.kept_nodes)
         d["kept_weights"] = "-".join(str(n) for n in self.kept_weights)
         return d
+
+
+# -- how a record is stored: JSON (NaN as null) and curve rows --------------------------------
+
+
+def identity(record: dict[str, Any]) -> tuple:
+    """What a trial is within its run, from its record or its canonical spec: (finder, sparsity, seed,
+    control, check, slot, match). Two stored trials of one run with the same identity and different
+    keys were keyed by two versions of the code (a run directory binds one spec).
+
+    >>> identity({"finder": "snip", "sparsity": 0.9, "seed": 1, "check": "shuffle"})
+    ('snip', 0.9, 1, 0, 'shuffle', -1, '')
+    """
+    spec = record.get("spec") or {}
+    return (
+        record["finder"], float(spec.get("sparsity", record.get("sparsity", 0.0))), int(record["seed"]), int(record.get("control", 0)),
+        record.get("check", ""), int(record.get("slot", -1)), spec.get("match", record.get("match", "")),
+    )
+
+
+def _nan_to_none(x: Any) -> Any:
+    # JSON has no NaN: a diverged trial's accuracy is stored as null, readable by any JSON tool
+    return None if isinstance(x, float) and math.isnan(x) else x
+
+
+def record_to_json(t: TrialRecord) -> str:
+    d = {k: _nan_to_none(v) for k, v in asdict(t).items() if k != "curve"}
+    return json.dumps(d, sort_keys=True, allow_nan=False)
+
+
+_FLOAT_FIELDS = {f.name for f in fields(TrialRecord) if f.type in ("float", float)}
+
+
+def record_from_json(text: str, curve: tuple[EpochRecord, ...]) -> TrialRecord:
+    d = json.loads(text)
+    for k in _FLOAT_FIELDS:
+        if d.get(k) is None:
+            d[k] = math.nan
+    d["search"] = SearchCost(**d["search"])
+    d["kept_nodes"] = tuple(d["kept_nodes"])
+    d["kept_weights"] = tuple(d.get("kept_weights", ()))
+    d["node_mask"] = tuple(tuple(m) for m in d["node_mask"])
+    return TrialRecord(**d, curve=curve)
+
+
+def epoch_from_row(row: tuple[Any, ...]) -> EpochRecord:
+    # SQLite stores NaN in a REAL column as NULL; read it back as NaN
+    epoch, *vals = row
+    return EpochRecord(epoch, *(math.nan if v is None else v for v in vals))

@@ -9,14 +9,13 @@ trials'`` works.
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
-from dataclasses import asdict, fields
+
 from pathlib import Path
 from typing import Any
 
 from ..errors import SparsenasError
-from .records import EpochRecord, SearchCost, TrialRecord
+from .records import EpochRecord, TrialRecord, epoch_from_row, identity, record_from_json, record_to_json
 
 DB_NAME = "sparsenas.db"
 SCHEMA_VERSION = 1
@@ -44,6 +43,10 @@ create table if not exists exports (
     path text not null,           -- where `sparsenas export` wrote the module
     result text not null,         -- JSON: output check and latency (export.ExportResult)
     primary key (key, path)
+);
+create table if not exists superseded (
+    key text primary key references trials(key),
+    by_key text not null          -- the key that replaced it: same finder, sparsity, seed and arm, newer code
 );
 create table if not exists curves (
     key text not null references trials(key),
@@ -177,7 +180,7 @@ class Store:
             for trial in trials:
                 cur = self._db.execute(
                     "insert or ignore into trials values (?, ?, ?, ?, ?, ?)",
-                    (trial.key, trial.finder, trial.sparsity, trial.seed, trial.status, _to_json(trial)),
+                    (trial.key, trial.finder, trial.sparsity, trial.seed, trial.status, record_to_json(trial)),
                 )
                 if cur.rowcount == 0:
                     continue
@@ -253,16 +256,49 @@ class Store:
             return []
         return [x for x in items if isinstance(x, dict)] if isinstance(items, list) else []
 
-    def trials(self) -> list[TrialRecord]:
-        """Every stored trial with its curve, ordered by (finder, sparsity, seed)."""
+    # -- superseded trials: made by older code for a trial the current code keys differently ------
+
+    def identities(self) -> dict[str, tuple]:
+        """{key: (finder, sparsity, seed, control, check, slot, match)} of every stored trial: what a
+        trial is within its run, whatever version of the code keyed it."""
+        out = {}
+        for key, rec in self._db.execute("select key, record from trials"):
+            try:
+                out[key] = identity(json.loads(rec))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # a damaged row is named by trials(), not here
+        return out
+
+    def supersede(self, replaced: dict[str, str]) -> None:
+        """Mark each stored trial `old` of `replaced` ({old key: new key}) as superseded: its rows stay
+        (users' data), but `trials()` leaves it out, so a report never mixes two versions' results."""
+        if not replaced:
+            return
+        self._db.executescript(_SCHEMA)  # a store made before the table existed
+        with self._db:
+            self._db.executemany("insert or replace into superseded values (?, ?)", sorted(replaced.items()))
+
+    def superseded(self) -> dict[str, str]:
+        """{old key: the key that replaced it} (empty for stores that predate the table)."""
+        try:
+            return dict(self._db.execute("select key, by_key from superseded"))
+        except sqlite3.OperationalError:
+            return {}
+
+    def trials(self, include_superseded: bool = False) -> list[TrialRecord]:
+        """Every stored trial with its curve, ordered by (finder, sparsity, seed); trials superseded
+        by a newer version of the code are left out unless `include_superseded`."""
         curves: dict[str, list[EpochRecord]] = {}
         for key, *vals in self._db.execute("select * from curves order by key, epoch"):
-            curves.setdefault(key, []).append(_epoch(tuple(vals)))
+            curves.setdefault(key, []).append(epoch_from_row(tuple(vals)))
         rows = self._db.execute("select key, record from trials order by finder, sparsity, seed")
+        hidden = set() if include_superseded else set(self.superseded())
         out = []
         for key, rec in rows:
+            if key in hidden:
+                continue
             try:
-                out.append(_from_json(rec, tuple(curves.get(key, []))))
+                out.append(record_from_json(rec, tuple(curves.get(key, []))))
             except (ValueError, KeyError, TypeError, AttributeError):  # JSONDecodeError is a ValueError
                 raise SparsenasError(
                     f"trial {key} in '{self.path}' is damaged (edited by hand?); delete its rows from the "
@@ -272,34 +308,3 @@ class Store:
 
     def __len__(self) -> int:
         return self._db.execute("select count(*) from trials").fetchone()[0]
-
-
-def _nan_to_none(x: Any) -> Any:
-    # JSON has no NaN: a diverged trial's accuracy is stored as null, readable by any JSON tool
-    return None if isinstance(x, float) and math.isnan(x) else x
-
-
-def _to_json(t: TrialRecord) -> str:
-    d = {k: _nan_to_none(v) for k, v in asdict(t).items() if k != "curve"}
-    return json.dumps(d, sort_keys=True, allow_nan=False)
-
-
-_FLOAT_FIELDS = {f.name for f in fields(TrialRecord) if f.type in ("float", float)}
-
-
-def _from_json(text: str, curve: tuple[EpochRecord, ...]) -> TrialRecord:
-    d = json.loads(text)
-    for k in _FLOAT_FIELDS:
-        if d.get(k) is None:
-            d[k] = math.nan
-    d["search"] = SearchCost(**d["search"])
-    d["kept_nodes"] = tuple(d["kept_nodes"])
-    d["kept_weights"] = tuple(d.get("kept_weights", ()))
-    d["node_mask"] = tuple(tuple(m) for m in d["node_mask"])
-    return TrialRecord(**d, curve=curve)
-
-
-def _epoch(row: tuple[Any, ...]) -> EpochRecord:
-    # SQLite stores NaN in a REAL column as NULL; read it back as NaN
-    epoch, *vals = row
-    return EpochRecord(epoch, *(math.nan if v is None else v for v in vals))
