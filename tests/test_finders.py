@@ -9,28 +9,32 @@ import torch
 
 from sparsenas.data import load_dataset
 from sparsenas.finders import FINDERS, SearchContext, get_finder
+from sparsenas.finders.options import FinderOptions
 from sparsenas.finders.scoring import prunable_params
 from sparsenas.masks import NodeMask, WeightMask, allocate, compact, layer_counts, random_mask
 from sparsenas.models import MODELS, build_parent
 from sparsenas.train import TrainSpec, evaluate
-
-OPTIONS = {
-    "candidates": 3, "proxy_steps": 2, "imp_rate": 0.5, "rewind_steps": 0, "score_samples": 16,
-    "synflow_iterations": 3, "evo_population": 3, "generations": 2, "halving_eta": 2, "halving_steps": 1,
-    "objectives": ("accuracy", "params"), "nsga_steps": 2, "front_size": 2,
-}
-
 
 @pytest.fixture(scope="module")
 def mnist_small():
     return load_dataset("mnist5k", limit=64)
 
 
-def _ctx(parent, data, sparsity, seed=0, space="node", allocation="per-layer", **opts):
+def _ctx(parent, data, sparsity, seed=0, space="node", allocation="per-layer", options=FinderOptions()):
     return SearchContext(
         parent, data, TrainSpec(epochs=1, batch_size=16), sparsity, seed, torch.Generator().manual_seed(seed),
-        {**OPTIONS, **opts}, space=space, allocation=allocation,
+        options, space=space, allocation=allocation,
     )
+
+
+def _halving_steps(o) -> int:
+    """Successive halving's candidate-steps, rung by rung: every survivor trains eta x the steps."""
+    alive, steps, total = o.candidates, o.halving_steps, 0
+    while True:
+        total += alive * steps
+        if -(-alive // o.halving_eta) == 1:
+            return total
+        alive, steps = -(-alive // o.halving_eta), steps * o.halving_eta
 
 
 def _cases():
@@ -45,7 +49,7 @@ def test_every_finder_on_every_parent_in_every_space(model, finder, space, mnist
     parent = build_parent(model, mnist_small.input_shape, 10, seed=0)
     before = {k: v.clone() for k, v in parent.state_dict().items()}
     f = get_finder(finder)
-    found = f.find(_ctx(parent, mnist_small, 0.8, space=space, **{k: OPTIONS[k] for k in f.options}))
+    found = f.find(_ctx(parent, mnist_small, 0.8, space=space, options=f.Options.tiny()))
     if space == "node":
         groups = parent.node_groups()
         found.mask.validate(groups)
@@ -66,20 +70,25 @@ def test_every_finder_on_every_parent_in_every_space(model, finder, space, mnist
     assert all(torch.equal(v, before[k]) for k, v in parent.state_dict().items())
     if f.scored:
         assert found.scores is not None
-    trains = {"random-search": 6, "evolution": None, "nsga2": None, "halving": 3 + 2 * 2, "magnitude": 4, "imp": None}
-    if finder in trains:
+    if f.has_search_cost:  # what the finder declares, so a new finder needs no entry here
         assert found.cost.flops > 0 and found.cost.seconds > 0
-        if trains[finder] is not None:
-            assert found.cost.steps == trains[finder]
-    elif finder in ("snip", "grasp", "synflow"):
-        assert found.cost.steps == 0 and found.cost.flops > 0
     else:
-        assert found.cost.candidates == 0 and found.cost.flops == 0
+        assert (found.cost.candidates, found.cost.steps, found.cost.flops) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("finder,steps", [
+    ("random-search", lambda o: o.candidates * o.proxy_steps),
+    ("halving", _halving_steps),
+])
+def test_search_steps_follow_the_options(finder, steps, mnist_small):
+    parent = build_parent("mlp", mnist_small.input_shape, 10, seed=0)
+    o = get_finder(finder).Options.tiny()
+    assert get_finder(finder).find(_ctx(parent, mnist_small, 0.8, options=o)).cost.steps == steps(o)
 
 
 def test_random_search_keeps_the_candidate_with_lowest_val_loss(digits_small):
     parent = build_parent("mlp", digits_small.input_shape, 10, seed=2, widths=(32, 16))
-    ctx = _ctx(parent, digits_small, 0.9, seed=5, candidates=6, proxy_steps=0)
+    ctx = _ctx(parent, digits_small, 0.9, seed=5, options=get_finder("random-search").Options(candidates=6, proxy_steps=0))
     found = get_finder("random-search").find(ctx)
     # redraw the same six candidates from the same generator seed and score them by hand
     gen = torch.Generator().manual_seed(5)

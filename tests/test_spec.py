@@ -217,3 +217,68 @@ def test_byte_order_mark_is_accepted_in_both_formats(tmp_path):
     (tmp_path / "s.toml").write_bytes("\ufeffepochs = 4\n".encode("utf-8"))
     (tmp_path / "s.yaml").write_bytes("\ufeffepochs: 4\n".encode("utf-8"))
     assert load_spec_file(tmp_path / "s.toml") == load_spec_file(tmp_path / "s.yaml") == {"epochs": 4}
+
+
+# -- finder options grouped by finder --------------------------------------------------------------
+
+
+def test_finder_options_may_be_grouped_by_finder(tmp_path):
+    (tmp_path / "s.toml").write_text('finders = ["dense", "random-search", "halving"]\n'
+                                     "[options.random-search]\ncandidates = 50\nproxy-steps = 2\n[options.halving]\nhalving_eta = 4\n")
+    (tmp_path / "s.yaml").write_text("finders: [dense, random-search, halving]\ncandidates: 50\n"
+                                     "options:\n  random-search: {candidates: 50, proxy_steps: 2}\n  halving: {halving-eta: 4}\n")
+    a, b = (build_spec(load_spec_file(tmp_path / f)) for f in ("s.toml", "s.yaml"))
+    assert a == b and a.options_for("halving") == type(a.options_for("halving"))(candidates=50, halving_eta=4)
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("candidates = 50\n[options.halving]\ncandidates = 5\n",
+         r"gives 'candidates' as 50 at the top level and as 5 under \[options.halving\]; one value sets every finder that "
+         r"declares it \(halving, random-search\): keep one"),
+        ("[options.random-search]\ncandidates = 5\n[options.halving]\ncandidates = 6\n", "as 5 under .*random-search.* as 6 under"),
+        ("[options.halving]\nproxy_steps = 5\n", r"unknown key 'proxy_steps' under \[options.halving\] .*; known keys: candidates, halving_eta"),
+        ("[options.lottery]\ncandidates = 5\n", r"\[options.lottery\] in spec file .* names no finder"),
+        ("[options.halving]\ncandidates = 5\nCandidates = 5\ncandidates-x = 1\n", "unknown key 'Candidates'"),
+        ("options = 3\n", "'options' in spec file .* must be a table of finders"),
+        ("[options.halving]\ncandidates = 'many'\n", "key 'candidates' in .* must be an integer, got 'many'"),
+    ],
+)
+def test_grouped_finder_options_are_refused_in_one_line(tmp_path, text, message):
+    (tmp_path / "s.toml").write_text(text)
+    with pytest.raises(SparsenasError, match=message) as e:
+        build_spec(load_spec_file(tmp_path / "s.toml"))
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "name,text,message",
+    [
+        ("s.yaml", "epochs: !!int abc\n", "is not valid YAML"),
+        ("s.yaml", "epochs: !!float abc\n", "is not valid YAML"),
+        ("s.yaml", "epochs: 2001-13-45\n", "is not valid YAML"),
+        ("s.yaml", "epochs: " + "9" * 5000 + "\n", "is not valid YAML"),
+        ("s.toml", "epochs = " + "9" * 5000 + "\n", "is not valid TOML"),
+        ("s.yaml", "base: &b {epochs: 1}\n", "unknown key 'base'"),
+        ("s.yaml", "<<: {epochs: 1}\nepochs: 7\n", r"uses a YAML merge key \(<<, line 1\)"),
+    ],
+)
+def test_values_yaml_or_toml_cannot_build_are_one_line(tmp_path, name, text, message):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(SparsenasError, match=message) as e:
+        load_spec_file(tmp_path / name)
+    assert len(str(e.value)) <= 600 and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "name,raw,message",
+    [
+        ("limit", "1e30", r"--limit must be at most 1,000,000,000, got 1000000000000000019884624838656"),
+        ("population", "1e30", r"--population must be at most 100,000"),
+        ("widths", "300,99999999999999999999", r"--widths must be at most 1,048,576, got 99999999999999999999;"),
+    ],
+)
+def test_whole_numbers_in_scientific_notation_meet_their_bound(name, raw, message):
+    with pytest.raises(SparsenasError, match=message):
+        build_spec({name: parse_value(OPT[name], raw)})

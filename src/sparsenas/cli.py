@@ -6,6 +6,7 @@ Every user error ends as one line ``error: ...`` on stderr and exit status 2; no
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sqlite3
 import sys
@@ -13,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import SparsenasError, one_line
+from .errors import SparsenasError, one_line, quote
 
 
 def _add_run_parser(sub: argparse._SubParsersAction) -> None:
@@ -98,14 +99,29 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_trial
     from .report import write_report
 
-    if args.repeats < 1:
-        raise SparsenasError(f"--repeats must be positive, got {args.repeats}")
+    if not 1 <= args.repeats <= 100_000:
+        raise SparsenasError(f"--repeats must be from 1 to 100,000, got {quote(args.repeats)}; the default 50 gives a tight CI")
     result = export_trial(args.run_dir, args.trial, args.output, args.data_dir, args.device, repeats=args.repeats)
     print(f"exported trial {result.key} -> {result.path} ({result.file_bytes / 1024:.0f} KiB); "
           f"load it with torch.export.load(open({result.path!r}, 'rb')).module()")
     print(result.summary())
     if not args.no_report:
         print(f"report: {write_report(Path(args.run_dir))['html']}")
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from .store import Store
+
+    with Store(args.run_dir, create=False) as store:
+        keys = [k for k in store.identities() if k == args.trial] or [k for k in store.identities() if k.startswith(args.trial)]
+        if not args.trial or len(keys) != 1:
+            raise SparsenasError(
+                f"{'no' if not keys else len(keys)} trial keys in '{args.run_dir}' match {quote(args.trial)}; "
+                "give a whole key from the 'key' column of trials.csv"
+            )
+        store.forget(keys[0])
+    print(f"forgot trial {keys[0]}: re-run the run's own 'sparsenas run' command to train it again")
     return 0
 
 
@@ -163,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="where to check and time (default: cpu)")
     ep.add_argument("--repeats", type=int, default=50, metavar="N", help="timed repeats at batch 128 (4x at batch 1; default 50)")
     ep.add_argument("--no-report", action="store_true", help="do not rewrite the run's report afterwards")
+    fp = sub.add_parser("forget", help="delete one stored trial (a damaged one), so the run's own command trains it again")
+    fp.add_argument("run_dir", metavar="RUN_DIR")
+    fp.add_argument("--trial", required=True, metavar="KEY", help="the trial's key (a unique prefix is enough)")
     from .bench import add_parser as add_bench_parser
 
     add_bench_parser(sub)
@@ -190,15 +209,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     try:
         # inside the try: building the parser imports torch, and Ctrl-C may land there
-        args = build_parser().parse_args(argv)
         from .plugins import load_plugins
 
-        load_plugins(args.imports)
-        handler = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "bench": cmd_bench, "export": cmd_export}[args.command]
-        return handler(args)
+        # the user's code first: a finder registered there declares options that are flags of `run`
+        pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+        pre.add_argument("--import", dest="imports", action="append", default=[])
+        load_plugins(pre.parse_known_args(argv)[0].imports)
+        args = build_parser().parse_args(argv)
+        handler = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "bench": cmd_bench, "export": cmd_export,
+                   "forget": cmd_forget}[args.command]
+        code = handler(args)
+        sys.stdout.flush()  # here, not at exit: a reader that went away is answered below
+        return code
     except SparsenasError as e:
         print(f"error: {e}", file=sys.stderr)  # one line: SparsenasError folds and cuts its message
         return 2
+    except BrokenPipeError:
+        # the reader went away (`sparsenas report DIR --verdict | head`): not an error of ours; point
+        # stdout at /dev/null so the interpreter's final flush does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (MemoryError, RuntimeError) as e:
         # torch reports allocation failures as RuntimeError; any other RuntimeError is a bug to show
         if isinstance(e, RuntimeError) and "out of memory" not in str(e) and "can't allocate memory" not in str(e):

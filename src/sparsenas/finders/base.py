@@ -10,17 +10,20 @@ sub-network: the runner does that, through the same loop and budget as the contr
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union
+from types import SimpleNamespace
+from typing import Any, ClassVar, Mapping, Union
 
 import torch
 
 from ..data import Dataset
 from ..errors import SparsenasError
-from ..masks import NodeMask, WeightMask
+from ..masks import NodeMask, WeightMask, global_count
 from ..models import Parent
 from ..registry import Registry
 from .cost import SearchCost
+from .options import Declaration, FinderOptions, merge
 from ..train import TrainSpec
 
 
@@ -32,13 +35,19 @@ class SearchContext:
     sparsity: float  # target sparsity in `space`: of hidden nodes, or of prunable weights
     seed: int  # the trial seed: it fixes θ0 and the data order
     generator: torch.Generator  # the finder's own randomness, seeded from (seed, sparsity, finder)
-    options: dict[str, Any]  # the finder's options (the RunSpec fields it declares in `options`)
+    options: FinderOptions  # the finder's own options (an instance of its `Options`), read as attributes
     space: str = "node"  # "node" or "weight"
     allocation: str = "per-layer"  # "per-layer" or "global": how a sparsity becomes per-layer counts
     # shared by every finder of one seed: work two finders (or two sparsities) would repeat, such as
     # the trained dense parent or IMP's chain of rounds, is done once per seed
     memo: dict[str, Any] = field(default_factory=dict)
     slot: int = -1  # a front finder's member (nsga2: 0 = cheapest); -1 for every other finder
+
+    def __post_init__(self) -> None:
+        # a context built by hand (a test, a notebook, a benchmark) may pass {name: value}: its
+        # values read as attributes like a finder's typed options do
+        if isinstance(self.options, Mapping):
+            object.__setattr__(self, "options", SimpleNamespace(**self.options))
 
 
 Mask = Union[NodeMask, WeightMask]
@@ -58,13 +67,17 @@ class Found:
 
 
 class Finder:
-    """Base class: subclasses set `name`, `help`, `options` and implement `find`."""
+    """Base class: subclasses set `name`, `help`, optionally `Options`, and implement `find`."""
 
     name: ClassVar[str]
     help: ClassVar[str]
-    # RunSpec fields this finder reads; they (and only they) enter its trials' hash, so changing
-    # `candidates` re-runs random-search trials but leaves dense and random trials done.
-    options: ClassVar[tuple[str, ...]] = ()
+    # the finder's options, declared in its own file; they (and only they) enter its trials' hash,
+    # so changing `candidates` re-runs random-search trials but leaves dense and random trials done
+    Options: ClassVar[type[FinderOptions]] = FinderOptions
+    options: ClassVar[tuple[str, ...]] = ()  # the names `Options` declares; `register` fills it in
+    # whether its search spends anything (candidates, steps, FLOPs) before the final training: dense
+    # and random do not, and the tests hold every finder to what it declares here
+    has_search_cost: ClassVar[bool] = False
     # dense is trained once per seed at sparsity 0, whatever sparsities the run sweeps
     sparsity_free: ClassVar[bool] = False
     # a control (random) is drawn `--controls` times per sparsity and seed: a distribution to compare with
@@ -85,6 +98,30 @@ class Finder:
     def find(self, ctx: SearchContext) -> Found:
         raise NotImplementedError
 
+    def topk_changes_mask(self, prunable: int, sparsity: float, options: Any) -> bool:
+        """Whether `global_topk` keeps another number of `prunable` weights at `sparsity` than the
+        rounding every finder used before: only then do this finder's global weight masks, and so its
+        trial keys, differ from those of stored runs (one-shot finders rank once; SynFlow overrides
+        this to look at every round).
+
+        >>> from sparsenas.finders import get_finder
+        >>> get_finder("snip").topk_changes_mask(10, 0.36, None), get_finder("snip").topk_changes_mask(10, 0.5, None)
+        (True, False)
+        """
+        return global_count((prunable,), sparsity, "round") != global_count((prunable,), sparsity, self.global_topk)
+
+    # A front finder searches once per seed and answers every slot from that one search, which it
+    # keeps in the seed's memo under its own name. Where a search is not repeatable (a latency
+    # objective), the runner stores that state before the first slot trains and hands it back on
+    # resume, so every stored slot and its random twin come from one search: these two say how.
+    def dump_state(self, state: Any) -> str:
+        """The memo entry `memo[self.name]` as text the run stores (front finders only)."""
+        raise NotImplementedError(f"front finder '{self.name}' must define dump_state and load_state")
+
+    def load_state(self, text: str) -> Any:
+        """The memo entry back from `dump_state`'s text."""
+        raise NotImplementedError(f"front finder '{self.name}' must define dump_state and load_state")
+
 
 FINDERS: Registry = Registry("finder")
 
@@ -93,11 +130,32 @@ def register(cls: type[Finder]) -> type[Finder]:
     """Class decorator: register a finder under its `name` with its `help` line.
 
     A name may not hold "~": the report names a finder under a sanity check "finder~check".
+    Its `Options` must agree with every other finder's declaration of a shared option name (one
+    flag sets them all): a disagreement is refused here, before any run is planned.
     """
     if "~" in cls.name or not cls.name.strip():
         raise SparsenasError(f"finder name {cls.name!r} is empty or holds '~' (which marks a sanity check in reports); rename it")
+    others = [(e.name, e.obj.Options) for e in FINDERS.entries() if e.name != cls.name]
+    merge([*others, (cls.name, cls.Options)])  # raises on a disagreement
+    cls.options = tuple(f.name for f in dataclasses.fields(cls.Options))
     FINDERS.register(cls.name, help=cls.help)(cls)
     return cls
+
+
+def declared_options() -> dict[str, Declaration]:
+    """Every registered finder's options, one declaration per name (the flat flags and keys).
+
+    >>> declared_options()["candidates"].finders
+    ('halving', 'random-search')
+    """
+    entries = tuple((e.name, e.obj.Options) for e in FINDERS.entries())
+    if entries not in _DECLARED:  # every RunSpec asks: merge once per set of registered finders
+        _DECLARED.clear()
+        _DECLARED[entries] = merge(entries)
+    return dict(_DECLARED[entries])
+
+
+_DECLARED: dict[tuple, dict[str, Declaration]] = {}
 
 
 def get_finder(name: str) -> Finder:

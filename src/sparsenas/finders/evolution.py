@@ -12,10 +12,12 @@ mask is charged to the search cost; the fittest mask ever seen is returned.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
 from ..masks import NodeMask, allocate, random_mask
-from .base import Finder, Found, SearchContext, register
+from .base import Finder, Found, FinderOptions, SearchContext, register
 from .scoring import add_costs, loss_rank, proxy_losses
 
 
@@ -58,21 +60,41 @@ def mutate(mask: NodeMask, sizes: list[int], gen: torch.Generator) -> NodeMask:
     return NodeMask(tuple(groups))
 
 
+@dataclass(frozen=True)
+class EvolutionOptions(FinderOptions):
+    """Evolution's options: population, generations and the proxy's training steps.
+
+    >>> EvolutionOptions().evo_population, EvolutionOptions.tiny().generations
+    (16, 2)
+    """
+
+    # declared in this order because the trial keys hash the options in it
+    evo_population: int = field(default=16, metadata={"help": "masks per generation", "range": (1, 10_000)})
+    generations: int = field(default=10, metadata={"help": "generations", "range": (0, 10_000)})
+    proxy_steps: int = field(default=0, metadata={"help": "training steps before scoring (0 = validation loss at init)", "range": (0, 10**7)})
+
+    @classmethod
+    def tiny(cls) -> EvolutionOptions:
+        return cls(evo_population=3, generations=2, proxy_steps=2)
+
+
 @register
 class Evolution(Finder):
     name = "evolution"
     help = "genetic search over node masks: --evo-population masks, --generations rounds of tournament, crossover, mutation"
-    options = ("evo_population", "generations", "proxy_steps")
+    Options = EvolutionOptions
+    has_search_cost = True
 
     def find(self, ctx: SearchContext) -> Found:
+        o: EvolutionOptions = ctx.options
         gen = ctx.generator
         groups = ctx.parent.node_groups()
         sizes = [g.size for g in groups]
-        n, steps = int(ctx.options["evo_population"]), int(ctx.options["proxy_steps"])
+        n, steps = o.evo_population, o.proxy_steps
         pop = [random_mask(groups, allocate(groups, ctx.sparsity), gen) for _ in range(n)]
         fit, cost = proxy_losses(ctx, pop, steps)
         seen = {m.kept: f for m, f in zip(pop, fit)}
-        for _ in range(int(ctx.options["generations"])):
+        for _ in range(o.generations):
             def parent() -> NodeMask:
                 i, j = _pick(gen, len(pop)), _pick(gen, len(pop))
                 return pop[i] if loss_rank(fit[i], 0) <= loss_rank(fit[j], 1) else pop[j]

@@ -10,11 +10,12 @@ a node's score (sum of its incoming weights' scores) can be too. One batch of `s
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
 
 import torch
 from torch.nn import functional as F
 
-from .base import Finder, Found, SearchContext, register
+from .base import Finder, Found, FinderOptions, SearchContext, register
 from .scoring import GLOBAL_TOPK, find_on_batch, prunable_params
 
 TEMPERATURE = 200.0
@@ -40,15 +41,31 @@ def grasp_scores(parent: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, temp
     return {n: (w * h).detach() for (n, w), h in zip(weights.items(), hg)}
 
 
+@dataclass(frozen=True)
+class GraspOptions(FinderOptions):
+    """GraSP's options: the size of its one scoring batch.
+
+    >>> GraspOptions().score_samples, GraspOptions.tiny().score_samples
+    (256, 16)
+    """
+
+    score_samples: int = field(default=256, metadata={"help": "training samples in the scoring batch", "range": (1, 10**6)})
+
+    @classmethod
+    def tiny(cls) -> GraspOptions:
+        return cls(score_samples=16)
+
+
 @register
 class Grasp(Finder):
     name = "grasp"
     help = "GraSP: keep the weights whose removal would most reduce gradient flow (θ ⊙ Hg at init, one batch)"
-    options = ("score_samples",)
+    Options = GraspOptions
+    has_search_cost = True
     spaces = ("node", "weight")
     scored = True
     global_topk = GLOBAL_TOPK  # it ranks through `to_mask`
 
     def find(self, ctx: SearchContext) -> Found:
         # one gradient pass (3 forwards) and a Hessian-vector product (about twice that again)
-        return find_on_batch(ctx, grasp_scores, passes=9.0)
+        return find_on_batch(ctx, ctx.options.score_samples, grasp_scores, passes=9.0, topk=self.global_topk)

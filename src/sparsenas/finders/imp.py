@@ -28,7 +28,8 @@ from ..masks import (
     weight_mask_from_counts,
 )
 from ..models import Parent
-from .base import Finder, Found, Mask, SearchContext, register
+from ..errors import SparsenasError
+from .base import Finder, Found, FinderOptions, Mask, SearchContext, register
 from .cost import SearchCost
 from .scoring import add_costs, found, prunable_params, train_masked, trained_dense
 
@@ -70,7 +71,7 @@ def _select(ctx: SearchContext, scores, counts: tuple[int, ...] | int) -> Mask:
 
 def _round_counts(ctx: SearchContext, kept: tuple[int, ...], scale: float) -> tuple[int, ...] | int:
     """Counts after one round at `scale` x the rates (scale 1: a canonical round)."""
-    rate = float(ctx.options["imp_rate"]) * scale
+    rate = ctx.options.imp_rate * scale
     if ctx.allocation == "global":
         return max(1, _half_up(sum(kept) * (1.0 - rate)))
     rates = [rate] * len(kept)
@@ -98,7 +99,7 @@ def _target_counts(ctx: SearchContext, kept: tuple[int, ...]) -> tuple[int, ...]
     if ctx.allocation == "global":
         return target
     # per-layer rates differ (the classifier's is half): scale them all until the total lands on target
-    lo, hi = 0.0, 1.0 / float(ctx.options["imp_rate"])
+    lo, hi = 0.0, 1.0 / ctx.options.imp_rate
     for _ in range(60):
         mid = (lo + hi) / 2
         lo, hi = (lo, mid) if sum(_round_counts(ctx, kept, mid)) <= target else (mid, hi)
@@ -106,9 +107,9 @@ def _target_counts(ctx: SearchContext, kept: tuple[int, ...]) -> tuple[int, ...]
 
 
 def _chain(ctx: SearchContext) -> Chain:
-    key = ("imp", ctx.space, ctx.allocation, float(ctx.options["imp_rate"]), int(ctx.options["rewind_steps"]))
+    key = ("imp", ctx.space, ctx.allocation, ctx.options.imp_rate, ctx.options.rewind_steps)
     if key not in ctx.memo:
-        k = int(ctx.options["rewind_steps"])
+        k = ctx.options.rewind_steps
         if k > 0:
             theta_k, _, rewind_cost = train_masked(ctx, None, max_steps=k)
             chain = Chain({n: t.detach().clone() for n, t in theta_k.state_dict().items()})
@@ -128,11 +129,33 @@ def _chain(ctx: SearchContext) -> Chain:
     return ctx.memo[key]
 
 
+@dataclass(frozen=True)
+class ImpOptions(FinderOptions):
+    """IMP's options: the pruning rate per round and the rewind point.
+
+    >>> ImpOptions(imp_rate=1.5).validate()
+    Traceback (most recent call last):
+    sparsenas.errors.SparsenasError: --imp-rate must be in (0, 1), got 1.5; e.g. --imp-rate 0.2
+    """
+
+    imp_rate: float = field(default=0.2, metadata={"help": "fraction of the remaining weights (nodes) pruned per round (the classifier layer: half)"})
+    rewind_steps: int = field(default=0, metadata={"help": "rewind survivors to the dense parent after this many steps (0 = to init)", "range": (0, 10**7)})
+
+    def validate(self, in_run: bool = True) -> None:
+        if not 0.0 < self.imp_rate < 1.0:
+            raise SparsenasError(f"--imp-rate must be in (0, 1), got {self.imp_rate}; e.g. --imp-rate 0.2")
+
+    @classmethod
+    def tiny(cls) -> ImpOptions:
+        return cls(imp_rate=0.5, rewind_steps=0)  # half per round: a couple of rounds reach any test sparsity
+
+
 @register
 class IMP(Finder):
     name = "imp"
     help = "iterative magnitude pruning: --imp-rate per round (classifier half), rewind to init or --rewind-steps; one chain per seed"
-    options = ("imp_rate", "rewind_steps")
+    Options = ImpOptions
+    has_search_cost = True
     spaces = ("node", "weight")
     scored = True
 

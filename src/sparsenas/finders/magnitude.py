@@ -19,6 +19,7 @@ class Magnitude(Finder):
     help = "one-shot lottery ticket: train the dense parent, keep the largest |weights| (nodes: weight norm), rewind to init"
     spaces = ("node", "weight")
     scored = True
+    has_search_cost = True  # it trains the dense parent
     global_topk = GLOBAL_TOPK  # it ranks through `to_mask`
 
     def find(self, ctx: SearchContext) -> Found:
@@ -26,5 +27,5 @@ class Magnitude(Finder):
         weights = prunable_params(net)
         # node space ranks by squared L2 norm (same order as the norm); weights by |θ|
         scores = {n: (w.detach() ** 2 if ctx.space == "node" else w.detach().abs()) for n, w in weights.items()}
-        mask, ranked = to_mask(ctx, scores)
+        mask, ranked = to_mask(ctx, scores, topk=self.global_topk)
         return found(mask, cost, ranked)

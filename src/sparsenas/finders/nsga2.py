@@ -31,14 +31,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from ..masks import NodeMask, compact, count_flops, count_params
 from ..timing import measure_latency
-from .base import Finder, Found, SearchContext, register
+from ..errors import SparsenasError
+from .base import Finder, Found, FinderOptions, SearchContext, register
 from .cost import SearchCost
 from .scoring import proxy_scores
 
@@ -55,13 +56,48 @@ class Candidate:
     cost: float  # in the cost objective's unit: ms, parameters or FLOPs per sample
 
 
-def objectives_of(options: dict) -> tuple[str, str]:
+@dataclass(frozen=True)
+class NSGA2Options(FinderOptions):
+    """NSGA-II's options: objectives, population, generations, proxy steps and the front's size.
+
+    >>> NSGA2Options(front_size=9, evo_population=8).validate()
+    Traceback (most recent call last):
+    sparsenas.errors.SparsenasError: --front-size 9 is more than --evo-population 8; raise --evo-population or lower --front-size
+    """
+
+    # declared in this order because the trial keys hash the options in it
+    objectives: tuple[str, ...] = field(default=(), metadata={
+        "help": "accuracy and one cost to trade it against: latency, params or flops; giving it adds the nsga2 finder "
+                "(nsga2 without it trades accuracy against latency)",
+        "metavar": "accuracy,COST", "implies_finder": True})  # the hardware-aware search, asked for by its objectives
+    evo_population: int = field(default=16, metadata={"help": "candidates per generation", "range": (1, 10_000)})
+    generations: int = field(default=10, metadata={"help": "generations", "range": (0, 10_000)})
+    nsga_steps: int = field(default=50, metadata={"help": "training steps of every candidate before its proxy accuracy is read", "range": (1, 10**6)})
+    front_size: int = field(default=6, metadata={
+        "help": "sub-networks of the found front trained in full, each beside a random one of its size", "range": (1, 1000)})
+
+    def validate(self, in_run: bool = True) -> None:
+        objs = tuple(self.objectives)
+        if objs and (len(objs) != 2 or objs[0] != "accuracy" or objs[1] not in COSTS):
+            raise SparsenasError(
+                f"--objectives {','.join(objs)} is not accuracy and one cost; use accuracy,latency or accuracy,params or accuracy,flops"
+            )
+        if in_run and self.front_size > self.evo_population:
+            raise SparsenasError(f"--front-size {self.front_size} is more than --evo-population {self.evo_population}; "
+                                 "raise --evo-population or lower --front-size")
+
+    @classmethod
+    def tiny(cls) -> NSGA2Options:
+        return cls(objectives=("accuracy", "params"), evo_population=3, generations=2, nsga_steps=2, front_size=2)
+
+
+def objectives_of(options: NSGA2Options) -> tuple[str, str]:
     """The (accuracy, cost) objectives a spec asks for; accuracy,latency by default.
 
-    >>> objectives_of({"objectives": ()}), objectives_of({"objectives": ("accuracy", "params")})
+    >>> objectives_of(NSGA2Options()), objectives_of(NSGA2Options(objectives=("accuracy", "params")))
     (('accuracy', 'latency'), ('accuracy', 'params'))
     """
-    objs = tuple(options.get("objectives") or ("accuracy", "latency"))
+    objs = tuple(options.objectives or ("accuracy", "latency"))
     return objs[0], objs[1]
 
 
@@ -116,7 +152,7 @@ def search_front(ctx: SearchContext) -> tuple[list[Candidate], SearchCost]:
     sizes = [g.size for g in groups]
     gen = ctx.generator
     orders = [torch.randperm(n, generator=gen) for n in sizes]
-    steps = int(ctx.options["nsga_steps"])
+    steps = ctx.options.nsga_steps
     x1 = ctx.data.val.x[:1]
     seen: dict[tuple[int, ...], Candidate] = {}
     spent: list[SearchCost] = []
@@ -147,7 +183,7 @@ def search_front(ctx: SearchContext) -> tuple[list[Candidate], SearchCost]:
             evaluate(rows)
             out["F"] = np.array([[1.0 - seen[w].proxy_acc, seen[w].cost] for w in rows])
 
-    n = int(ctx.options["evo_population"])
+    n = ctx.options.evo_population
     algorithm = NSGA2(
         pop_size=n, sampling=IntegerRandomSampling(),
         crossover=SBX(prob=1.0, eta=3.0, vtype=float, repair=RoundingRepair()),
@@ -157,17 +193,17 @@ def search_front(ctx: SearchContext) -> tuple[list[Candidate], SearchCost]:
     seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
     state = np.random.get_state()  # pymoo seeds NumPy's global generator: leave the caller's alone
     try:
-        minimize(Widths(), algorithm, ("n_gen", max(1, int(ctx.options["generations"]))), seed=seed, verbose=False)
+        minimize(Widths(), algorithm, ("n_gen", max(1, ctx.options.generations)), seed=seed, verbose=False)
     finally:
         np.random.set_state(state)
     everything = list(seen.values())
     points = np.array([[1.0 - c.proxy_acc, c.cost] for c in everything])
-    front = [everything[i] for i in pick_front(points, int(ctx.options["front_size"]))]
+    front = [everything[i] for i in pick_front(points, ctx.options.front_size)]
     cost = SearchCost(
         candidates=len(everything), steps=sum(c.steps for c in spent), flops=sum(c.flops for c in spent),
         seconds=time.perf_counter() - start,
     )
-    ctx.memo["nsga2"] = (front, cost)
+    ctx.memo["nsga2"] = (front, cost)  # a front finder keeps its state under its own name (Finder.dump_state)
     return front, cost
 
 
@@ -196,10 +232,17 @@ def front_from_json(text: str) -> tuple[list[Candidate], SearchCost]:
 class NSGA2Finder(Finder):
     name = "nsga2"
     help = "hardware-aware NSGA-II over per-layer widths (pymoo): --objectives accuracy,latency|params|flops; trains a front of --front-size"
-    options = ("objectives", "evo_population", "generations", "nsga_steps", "front_size")
+    Options = NSGA2Options
+    has_search_cost = True
     front = True  # planned per front slot (not per sparsity), each beside a random net of its size
 
     def find(self, ctx: SearchContext) -> Found:
         front, cost = search_front(ctx)
         slot = min(max(ctx.slot, 0), len(front) - 1)  # fewer distinct candidates than slots: repeat the last
         return Found(front[slot].mask, cost)
+
+    def dump_state(self, state: tuple[list[Candidate], SearchCost]) -> str:
+        return front_to_json(*state)
+
+    def load_state(self, text: str) -> tuple[list[Candidate], SearchCost]:
+        return front_from_json(text)

@@ -10,23 +10,42 @@ the selection step.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 from ..masks import allocate, random_mask
-from .base import Finder, Found, SearchContext, register
+from .base import Finder, Found, FinderOptions, SearchContext, register
 from .scoring import proxy_losses
+
+
+@dataclass(frozen=True)
+class RandomSearchOptions(FinderOptions):
+    """Random search's options: how many candidates, and the proxy's training steps.
+
+    >>> RandomSearchOptions().candidates, RandomSearchOptions.tiny().proxy_steps
+    (20, 2)
+    """
+
+    candidates: int = field(default=20, metadata={"help": "random masks sampled and scored", "range": (1, 100_000)})
+    proxy_steps: int = field(default=0, metadata={"help": "training steps before scoring (0 = validation loss at init)", "range": (0, 10**7)})
+
+    @classmethod
+    def tiny(cls) -> RandomSearchOptions:
+        return cls(candidates=3, proxy_steps=2)
 
 
 @register
 class RandomSearch(Finder):
     name = "random-search"
     help = "N random node masks (--candidates) scored by validation loss at init or after --proxy-steps; best kept"
-    options = ("candidates", "proxy_steps")
+    Options = RandomSearchOptions
+    has_search_cost = True
 
     def find(self, ctx: SearchContext) -> Found:
+        o: RandomSearchOptions = ctx.options
         groups = ctx.parent.node_groups()
         counts = allocate(groups, ctx.sparsity)
-        cands = [random_mask(groups, counts, ctx.generator) for _ in range(int(ctx.options["candidates"]))]
-        losses, cost = proxy_losses(ctx, cands, int(ctx.options["proxy_steps"]))
+        cands = [random_mask(groups, counts, ctx.generator) for _ in range(o.candidates)]
+        losses, cost = proxy_losses(ctx, cands, o.proxy_steps)
         return Found(cands[best_candidate(losses)], cost)
 
 

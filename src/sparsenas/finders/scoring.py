@@ -26,17 +26,21 @@ from .base import Found, Mask, SearchContext
 from .cost import SearchCost
 
 CANDIDATE_BATCH = 32  # node-mask candidates scored (and proxy-trained) together; part of the protocol
-# How `to_mask` counts a global weight-space top-k: prune int(s*N), as Tanaka et al.'s code does for
+# The global weight-space count of the papers' code: prune int(s*N), as Tanaka et al.'s code does for
 # SynFlow and for the SNIP, GraSP and magnitude baselines it compares with (GraSP's own code too).
-# Every finder that ranks through `to_mask` declares it as its `Finder.global_topk`, which enters its
-# global weight trials' keys. The node space keeps its own rounding (`global_node_count`).
+# Those four finders declare it as their `Finder.global_topk` and pass it to `to_mask`; it enters
+# their global weight trials' keys where it changes the count. The node space keeps its own rounding.
 GLOBAL_TOPK = "floor"
 
 
 def to_mask(
-    ctx: SearchContext, scores: dict[str, torch.Tensor], alive: Mask | None = None
+    ctx: SearchContext, scores: dict[str, torch.Tensor], alive: Mask | None = None, topk: str = "round"
 ) -> tuple[Mask, dict[str, torch.Tensor] | list[torch.Tensor]]:
     """The mask at `ctx.sparsity` in `ctx.space` from weight scores; also the scores it ranked.
+
+    `topk` is the calling finder's global weight-space count (its `Finder.global_topk`, which its
+    trial keys carry): a finder of a user's that never declared one keeps the count, the masks and
+    the keys it always had.
 
     `alive` (an earlier round's mask, for iterative finders) ranks every unit it has removed last,
     at the unit's own level: a pruned weight in the weight space, a pruned node in the node space
@@ -44,9 +48,9 @@ def to_mask(
     the pruned nodes it reads from).
 
     >>> from sparsenas.data import load_dataset; from sparsenas.models import build_parent
-    >>> from sparsenas.train import TrainSpec
+    >>> from sparsenas.train import TrainSpec; from sparsenas.finders.options import FinderOptions
     >>> ds = load_dataset("digits", limit=32); p = build_parent("mlp", ds.input_shape, 10, 0, (8, 4))
-    >>> ctx = SearchContext(p, ds, TrainSpec(), 0.5, 0, torch.Generator(), {})
+    >>> ctx = SearchContext(p, ds, TrainSpec(), 0.5, 0, torch.Generator(), FinderOptions())
     >>> mask, _ = to_mask(ctx, {n: w.abs() for n, w in p.named_parameters() if n in p.prunable_weights()})
     >>> mask.kept_counts()
     (4, 2)
@@ -54,8 +58,7 @@ def to_mask(
     if ctx.space == "weight":
         if isinstance(alive, WeightMask):
             scores = {n: torch.where(alive.tensors[n].to(s.device), s, torch.full_like(s, -math.inf)) for n, s in scores.items()}
-        # a global top-k counts like the papers' code (`GLOBAL_TOPK`); per-layer counts round
-        return weight_mask_from_scores(scores, ctx.sparsity, ctx.allocation, GLOBAL_TOPK), scores
+        return weight_mask_from_scores(scores, ctx.sparsity, ctx.allocation, topk), scores
     groups = ctx.parent.node_groups()
     ns = node_scores(groups, scores)
     if isinstance(alive, NodeMask):
@@ -74,9 +77,9 @@ def score_batch(ctx: SearchContext, n: int) -> tuple[torch.Tensor, torch.Tensor]
     """`n` training samples drawn by the trial seed: SNIP and GraSP of one seed score the same batch.
 
     >>> from sparsenas.data import load_dataset; from sparsenas.models import build_parent
-    >>> from sparsenas.train import TrainSpec
+    >>> from sparsenas.train import TrainSpec; from sparsenas.finders.options import FinderOptions
     >>> ds = load_dataset("digits", limit=64); p = build_parent("mlp", ds.input_shape, 10, 0)
-    >>> x, y = score_batch(SearchContext(p, ds, TrainSpec(), 0.5, 0, torch.Generator(), {}), 16); tuple(x.shape)
+    >>> x, y = score_batch(SearchContext(p, ds, TrainSpec(), 0.5, 0, torch.Generator(), FinderOptions()), 16); tuple(x.shape)
     (16, 1, 8, 8)
     """
     train = ctx.data.train
@@ -180,13 +183,13 @@ def proxy_scores(ctx: SearchContext, candidates: Sequence[NodeMask], steps: int)
     return losses, accs, SearchCost(candidates=len(candidates), steps=spent, flops=flops, seconds=time.perf_counter() - start)
 
 
-def find_on_batch(ctx: SearchContext, score: Callable[[Parent, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]],
-                  passes: float) -> Found:
-    """A pruning-at-init finder's whole search: `score` θ0 on the seed's scoring batch, rank, charge
-    `passes` forward-equivalents per sample (a gradient: 3; a Hessian-vector product on top: 9)."""
+def find_on_batch(ctx: SearchContext, samples: int, score: Callable[[Parent, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]],
+                  passes: float, topk: str = "round") -> Found:
+    """A pruning-at-init finder's whole search: `score` θ0 on the seed's scoring batch of `samples`,
+    rank, charge `passes` forward-equivalents per sample (a gradient: 3; a Hessian-vector product on top: 9)."""
     start = time.perf_counter()
-    x, y = score_batch(ctx, int(ctx.options["score_samples"]))
-    mask, ranked = to_mask(ctx, score(ctx.parent, x, y))
+    x, y = score_batch(ctx, samples)
+    mask, ranked = to_mask(ctx, score(ctx.parent, x, y), topk=topk)
     cost = SearchCost(flops=passes * flops_per_sample(ctx) * len(y), seconds=time.perf_counter() - start)
     return found(mask, cost, ranked)
 

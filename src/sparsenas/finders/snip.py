@@ -8,11 +8,12 @@ Node space: a node scores the sum of its incoming weights' scores.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
 
 import torch
 from torch.nn import functional as F
 
-from .base import Finder, Found, SearchContext, register
+from .base import Finder, Found, FinderOptions, SearchContext, register
 from .scoring import GLOBAL_TOPK, find_on_batch, prunable_params
 
 
@@ -32,14 +33,30 @@ def snip_scores(parent: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> di
     return {n: (g * w).abs().detach() for (n, w), g in zip(weights.items(), grads)}
 
 
+@dataclass(frozen=True)
+class SnipOptions(FinderOptions):
+    """SNIP's options: the size of its one scoring batch.
+
+    >>> SnipOptions().score_samples, SnipOptions.tiny().score_samples
+    (256, 16)
+    """
+
+    score_samples: int = field(default=256, metadata={"help": "training samples in the scoring batch", "range": (1, 10**6)})
+
+    @classmethod
+    def tiny(cls) -> SnipOptions:
+        return cls(score_samples=16)
+
+
 @register
 class Snip(Finder):
     name = "snip"
     help = "SNIP: keep the largest |gradient x weight| at init on one batch (--score-samples)"
-    options = ("score_samples",)
+    Options = SnipOptions
+    has_search_cost = True
     spaces = ("node", "weight")
     scored = True
     global_topk = GLOBAL_TOPK  # it ranks through `to_mask`
 
     def find(self, ctx: SearchContext) -> Found:
-        return find_on_batch(ctx, snip_scores, passes=3.0)
+        return find_on_batch(ctx, ctx.options.score_samples, snip_scores, passes=3.0, topk=self.global_topk)

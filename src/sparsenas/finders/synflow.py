@@ -19,10 +19,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+from dataclasses import dataclass, field
 
 import torch
 
-from .base import Finder, Found, Mask, SearchContext, register
+from .base import Finder, Found, FinderOptions, Mask, SearchContext, register
+from ..masks import global_count
 from .cost import SearchCost
 from .scoring import GLOBAL_TOPK, flops_per_sample, found, prunable_params, to_mask, weight_masks_of
 
@@ -48,18 +50,35 @@ def synflow_scores(parent: torch.nn.Module, input_shape: tuple[int, ...], masks:
     return {n: (g * w).abs().detach() for (n, w), g in zip(weights.items(), grads)}
 
 
+@dataclass(frozen=True)
+class SynflowOptions(FinderOptions):
+    """SynFlow's options: the number of pruning rounds.
+
+    >>> SynflowOptions().synflow_iterations, SynflowOptions.tiny().synflow_iterations
+    (100, 3)
+    """
+
+    synflow_iterations: int = field(default=100, metadata={
+        "help": "pruning rounds (exponential schedule)", "range": (1, 10_000), "above": "the paper uses 100 rounds"})
+
+    @classmethod
+    def tiny(cls) -> SynflowOptions:
+        return cls(synflow_iterations=3)
+
+
 @register
 class Synflow(Finder):
     name = "synflow"
     help = "SynFlow: iterative, data-free; keep the weights carrying the most synaptic flow (|θ ⊙ ∂R/∂θ|, 100 rounds)"
-    options = ("synflow_iterations",)
+    Options = SynflowOptions
+    has_search_cost = True
     spaces = ("node", "weight")
     scored = True
     global_topk = GLOBAL_TOPK  # it ranks through `to_mask`
 
     def find(self, ctx: SearchContext) -> Found:
         start = time.perf_counter()
-        n = int(ctx.options["synflow_iterations"])
+        n = ctx.options.synflow_iterations
         mask: Mask | None = None
         first: dict[str, torch.Tensor] | list[torch.Tensor] | None = None
         for k in range(1, n + 1):
@@ -68,11 +87,22 @@ class Synflow(Finder):
             # what an earlier round pruned stays pruned, even where its score ties a kept unit's.
             # Round k's sparsity is the authors' float expression (`prune_loop`: density d ** (k/n),
             # pruning int((1 - d ** (k/n)) * N) with d = 1 - s), so every round keeps their count
-            mask, ranked = to_mask(_at_sparsity(ctx, 1.0 - (1.0 - ctx.sparsity) ** (k / n)), scores, alive=mask)
+            mask, ranked = to_mask(_at_sparsity(ctx, 1.0 - (1.0 - ctx.sparsity) ** (k / n)), scores, alive=mask, topk=self.global_topk)
             if first is None:
                 first = ranked  # the one-shot scores of the unpruned parent: what the inversion check ranks
         cost = SearchCost(steps=0, flops=3.0 * flops_per_sample(ctx) * n, seconds=time.perf_counter() - start)
         return found(mask, cost, first)
+
+    def topk_changes_mask(self, prunable: int, sparsity: float, options: SynflowOptions) -> bool:
+        """True if any of the rounds keeps another count under the authors' rule than under rounding:
+        one round's difference changes every later round's scores.
+
+        >>> Synflow().topk_changes_mask(50200, 0.99, SynflowOptions())
+        True
+        """
+        n = options.synflow_iterations
+        rounds = (1.0 - (1.0 - sparsity) ** (k / n) for k in range(1, n + 1))
+        return any(global_count((prunable,), s, "round") != global_count((prunable,), s, self.global_topk) for s in rounds)
 
 
 def _at_sparsity(ctx: SearchContext, sparsity: float) -> SearchContext:

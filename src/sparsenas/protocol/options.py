@@ -1,17 +1,20 @@
 """The flat view of a run spec: one option per field, a CLI flag and a spec-file key alike.
 
-`RunSpec` nests `TrainSpec`; users see one namespace (``--epochs`` beside ``--finders``). Each
-`Option` carries its type, default, help, bounds and choices, so the CLI's flags, their help and
-metavars, and the spec-file reader are all built from the dataclasses' declarations.
+`RunSpec` nests `TrainSpec` and holds the finders' options; users see one namespace (``--epochs``
+beside ``--finders`` beside ``--candidates``). Each `Option` carries its type, default, help, bounds
+and choices, so the CLI's flags, their help and metavars, and the spec-file reader are all built from
+the declarations: the dataclasses' fields, and each finder's own `Options` (`finders.options`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, get_args, get_origin, get_type_hints
 
 from ..errors import SparsenasError, quote
+from ..finders.base import declared_options
 from ..train import TrainSpec
 from .spec import MAX_SEEDS, RunSpec
 
@@ -26,6 +29,8 @@ class Option:
     help: str
     range: tuple[int, int] | None = None  # inclusive bounds of an integer (of each item of a tuple)
     choices: tuple[str, ...] | None = None
+    finders: tuple[str, ...] = ()  # the finders whose option this is (none: shared by every run)
+    declared_metavar: str | None = None
 
     @property
     def flag(self) -> str:
@@ -40,6 +45,8 @@ class Option:
         """
         if self.choices:
             return "{" + ",".join(self.choices) + "}"
+        if self.declared_metavar:
+            return self.declared_metavar
         if self.name in _METAVARS:
             return _METAVARS[self.name]
         tp = self.type
@@ -60,19 +67,36 @@ class Option:
         return self.help + (f" ({'; '.join(notes)})" if notes else "")
 
 
-_METAVARS = {"seeds": "N|S,S,...", "data_dir": "DIR", "address": "HOST:PORT", "objectives": "accuracy,COST"}
+_METAVARS = {"seeds": "N|S,S,...", "data_dir": "DIR", "address": "HOST:PORT"}
 
 
 def options() -> list[Option]:
-    """RunSpec's fields with TrainSpec's spliced in place of `train`: one flat namespace of options."""
+    """RunSpec's fields, the finders' options in place of `finder_options` and TrainSpec's fields
+    in place of `train`: one flat namespace of options.
+
+    >>> next(o for o in options() if o.name == "score_samples").help
+    'grasp, snip: training samples in the scoring batch'
+    """
     out = []
     for owner in (RunSpec, TrainSpec):
         hints = get_type_hints(owner)
         for f in dataclasses.fields(owner):
-            if f.name != "train":
+            if f.name == "finder_options":
+                out += finder_options()
+            elif f.name != "train":
                 md = f.metadata
                 out.append(Option(f.name, hints[f.name], f.default, md.get("help", ""), md.get("range"), md.get("choices")))
+    clash = {o.name for o in out if not o.finders} & {o.name for o in out if o.finders}
+    if clash:  # a finder's option would shadow a flag every run has
+        name = sorted(clash)[0]
+        owners = next(o.finders for o in out if o.name == name and o.finders)
+        raise SparsenasError(f"finder {', '.join(owners)} declares option '{name}', a name every run already has; rename the option")
     return out
+
+
+def finder_options() -> list[Option]:
+    """The registered finders' options, one per name (a name shared by finders is one flag)."""
+    return [Option(d.name, d.type, d.default, d.help, d.range, d.choices, d.finders, d.metavar) for d in declared_options().values()]
 
 
 def parse_value(opt: Option, value: Any, source: str | None = None) -> Any:
@@ -123,7 +147,16 @@ def _scalar(tp: type, v: Any) -> Any:
     if tp is int:
         if isinstance(v, float) and not v.is_integer():
             raise ValueError
-        return int(v) if not isinstance(v, str) else int(v.strip())
+        if not isinstance(v, str):
+            return int(v)
+        try:
+            return int(v.strip())
+        except ValueError:
+            # "1e6" is a whole number a user may well type: read it, so a bound can be said of it
+            f = float(v)
+            if not (math.isfinite(f) and f.is_integer()):
+                raise
+            return int(f)
     if tp is float:
         return float(v)
     if tp is str:

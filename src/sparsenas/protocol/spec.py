@@ -1,7 +1,14 @@
 """The run spec: one typed, frozen dataclass; the CLI flags and spec files are built from it.
 
-Defaults live here and nowhere else. A spec file (TOML or YAML) holds the same keys as the flags
-(``epochs = 20``, ``sparsities = [0.5, 0.8]``); flags given on the command line override it.
+It holds what every run shares (data, parent, finders, sparsities, seeds, training) and the finders'
+option values; each finder declares its options, their defaults and bounds in its own file
+(`finders.options`). Those values sit in one mapping by option name, not one per finder, because a
+name is one flag: ``--candidates`` sets random-search and halving alike, so one value per name is
+what the spec can hold, and trial keys and the run directory's stored spec stay keyed by name as
+they always were. `options_for` hands a finder its typed options.
+
+A spec file (TOML or YAML) holds the same keys as the flags (``epochs = 20``, ``sparsities = [0.5,
+0.8]``); flags given on the command line override it.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from typing import Any
 from ..data import DATASETS
 from ..errors import SparsenasError, quote
 from ..finders import FINDERS
+from ..finders.base import declared_options
+from ..finders.options import FinderOptions
 from ..masks import check_sparsity
 from ..models import MODELS
 from ..train import TrainSpec
@@ -29,13 +38,8 @@ CHECKS = ("shuffle", "reinit", "invert")
 
 
 @dataclass(frozen=True)
-class RunSpec:
-    """Everything that defines a run: data, parent, finders, sparsities, seeds, training.
-
-    >>> spec = RunSpec(seeds=(0, 1), sparsities=(0.5,))
-    >>> spec.dataset, spec.model, spec.train.epochs
-    ('digits', 'mlp', 30)
-    """
+class RunFields:
+    """What every run shares, and the finders' option values by name; `RunSpec` builds it."""
 
     dataset: str = field(default="digits", metadata={"help": "dataset name (sparsenas list)"})
     data_dir: str | None = field(default=None, metadata={"help": "folder with the dataset's files (fashion-mnist: the four IDX files; default /usr/share/datasets/fashion-mnist)"})
@@ -48,19 +52,8 @@ class RunSpec:
     allocation: str = field(default="per-layer", metadata={"help": "how scoring finders spread a sparsity over layers: per-layer (each layer alike) or global (one ranking)", "choices": ("per-layer", "global")})
     checks: tuple[str, ...] = field(default=(), metadata={"help": "sanity checks of every finder's mask: shuffle (layerwise), reinit (fresh init), invert (lowest scores kept); default: none"})
     seeds: tuple[int, ...] = field(default=(0, 1, 2, 3, 4), metadata={"help": "a count N (seeds 0..N-1) or a comma-separated list of seeds"})
-    candidates: int = field(default=20, metadata={"help": "random-search: random masks sampled and scored", "range": (1, 100_000)})
-    proxy_steps: int = field(default=0, metadata={"help": "random-search: training steps before scoring (0 = validation loss at init)", "range": (0, 10**7)})
-    imp_rate: float = field(default=0.2, metadata={"help": "imp: fraction of the remaining weights (nodes) pruned per round (the classifier layer: half)"})
-    rewind_steps: int = field(default=0, metadata={"help": "imp: rewind survivors to the dense parent after this many steps (0 = to init)", "range": (0, 10**7)})
-    score_samples: int = field(default=256, metadata={"help": "snip, grasp: training samples in the scoring batch", "range": (1, 10**6)})
-    synflow_iterations: int = field(default=100, metadata={"help": "synflow: pruning rounds (exponential schedule)", "range": (1, 10_000)})
-    evo_population: int = field(default=16, metadata={"help": "evolution: masks per generation", "range": (1, 10_000)})
-    generations: int = field(default=10, metadata={"help": "evolution: generations", "range": (0, 10_000)})
-    halving_eta: int = field(default=3, metadata={"help": "halving: keep the best 1/eta at every rung, eta x the steps", "range": (2, 1000)})
-    halving_steps: int = field(default=8, metadata={"help": "halving: training steps of every candidate at the first rung", "range": (1, 10**6)})
-    objectives: tuple[str, ...] = field(default=(), metadata={"help": "nsga2: accuracy and one cost to trade it against: latency, params or flops; giving it adds the nsga2 finder (nsga2 without it trades accuracy against latency)"})
-    front_size: int = field(default=6, metadata={"help": "nsga2: sub-networks of the found front trained in full, each beside a random one of its size", "range": (1, 1000)})
-    nsga_steps: int = field(default=50, metadata={"help": "nsga2: training steps of every candidate before its proxy accuracy is read", "range": (1, 10**6)})
+    # every registered finder's options by name (`finders.options`); here, so the stored spec keeps its order
+    finder_options: dict[str, Any] = field(default_factory=dict)
     controls: int = field(default=1, metadata={"help": "random controls per sparsity and seed: the report compares a finder with their mean", "range": (1, 1000)})
     device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto", "choices": ("cpu", "cuda", "auto")})
     population: int = field(default=128, metadata={"help": "most same-shape sub-networks trained at once (fewer if memory is short); 1 trains one at a time", "range": (1, 100_000)})
@@ -70,9 +63,31 @@ class RunSpec:
     train: TrainSpec = field(default_factory=TrainSpec)
 
     def __post_init__(self) -> None:
-        # --objectives is the hardware-aware search: it runs the nsga2 finder without naming it
-        if self.objectives and "nsga2" not in self.finders:
-            object.__setattr__(self, "finders", (*self.finders, "nsga2"))
+        # an option declared "implies_finder" (nsga2's --objectives) runs its finder when it is set
+        for name, d in declared_options().items():
+            if d.implies and self.finder_options.get(name, d.default) != d.default:
+                missing = tuple(f for f in d.implies if f not in self.finders)
+                object.__setattr__(self, "finders", (*self.finders, *missing))
+
+    def __hash__(self) -> int:
+        # the options mapping is a dict: hash what it holds, so a spec stays usable as a key
+        return hash(json.dumps(dataclasses.asdict(self), sort_keys=True, default=str))
+
+    def __getattr__(self, name: str) -> Any:
+        # the flat view, as on the command line: spec.candidates is the value of --candidates
+        options = self.__dict__.get("finder_options")
+        if options is not None and name in options:
+            return options[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def options_for(self, finder: str) -> FinderOptions:
+        """Finder `finder`'s typed options in this run (what its `SearchContext` carries).
+
+        >>> RunSpec(candidates=7).options_for("halving")
+        HalvingOptions(candidates=7, halving_eta=3, halving_steps=8)
+        """
+        cls = FINDERS.get(finder).Options
+        return cls(**{k: self.finder_options[k] for k in FINDERS.get(finder).options if k in self.finder_options})
 
     def validate(self) -> "RunSpec":
         """Raise `SparsenasError` on the first bad value; return self so calls chain."""
@@ -100,8 +115,6 @@ class RunSpec:
                 raise SparsenasError(f"unknown check '{c}'; choose from {', '.join(CHECKS)}, e.g. --checks shuffle,reinit")
         if len(set(self.checks)) != len(self.checks):
             raise SparsenasError(f"checks listed twice in {','.join(self.checks)}; list each once")
-        if not 0.0 < self.imp_rate < 1.0:
-            raise SparsenasError(f"--imp-rate must be in (0, 1), got {self.imp_rate}; e.g. --imp-rate 0.2")
         if len({round(s, 6) for s in self.sparsities}) != len(self.sparsities):
             raise SparsenasError(f"sparsities listed twice in {','.join(map(str, self.sparsities))}; list each once")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0 or max(self.seeds) >= 2**63:
@@ -110,6 +123,13 @@ class RunSpec:
             raise SparsenasError(f"--controls {self.controls} is more than 1000 random controls per cell; a few to a few dozen is plenty")
         for owner in (self, self.train):
             _check_ranges(owner)
+        for name, d in declared_options().items():  # every value given, whichever finders run
+            if d.range is not None and name in self.finder_options:
+                _check_range(name, self.finder_options[name], d.range, d.above)
+            if d.choices is not None and self.finder_options.get(name, d.default) not in d.choices:
+                raise SparsenasError(f"--{name.replace('_', '-')} must be one of {', '.join(d.choices)}, got {quote(self.finder_options[name])}")
+        for f in FINDERS.names():  # every finder's values; checks that matter only when it runs, then
+            self.options_for(f).validate(in_run=f in self.finders)
         if not (math.isfinite(self.train.lr) and self.train.lr > 0):
             raise SparsenasError(f"--lr must be a positive number, got {self.train.lr}")
         if not 0.0 <= self.train.momentum < 1.0:
@@ -122,28 +142,43 @@ class RunSpec:
             _check_choice(name, getattr(self.train, name), TrainSpec)
         _check_choice("device", self.device, RunSpec)
         _check_choice("executor", self.executor, RunSpec)
-        if self.objectives:
-            from ..finders.nsga2 import COSTS
-
-            objs = tuple(self.objectives)
-            if len(objs) != 2 or objs[0] != "accuracy" or objs[1] not in COSTS:
-                raise SparsenasError(
-                    f"--objectives {','.join(objs)} is not accuracy and one cost; use accuracy,latency or accuracy,params or accuracy,flops"
-                )
-        if "nsga2" in self.finders:
-            if self.front_size > self.evo_population:
-                raise SparsenasError(f"--front-size {self.front_size} is more than --evo-population {self.evo_population}; "
-                                     "raise --evo-population or lower --front-size")
         if self.address is not None and self.executor != "ray":
             raise SparsenasError(f"--address {self.address} is for --executor ray; add --executor ray or drop --address")
         return self
 
     def identity(self) -> dict[str, Any]:
-        """The spec as JSON-able data without runtime fields: what a run directory is bound to."""
-        d = dataclasses.asdict(self)
-        for k in RUNTIME_FIELDS:
-            d.pop(k)
+        """The spec as JSON-able data without runtime fields: what a run directory is bound to.
+
+        Finder options are flat keys beside the shared ones, as they were before finders declared
+        them, so a run directory made then binds to the same spec now.
+
+        >>> RunSpec().identity()["candidates"], "finder_options" in RunSpec().identity()
+        (20, False)
+        """
+        d = {}
+        for k, v in dataclasses.asdict(self).items():
+            if k == "finder_options":
+                d.update(v)
+            elif k not in RUNTIME_FIELDS:
+                d[k] = v
         return json.loads(json.dumps(d))  # tuples -> lists, as they come back from the store
+
+
+class RunSpec(RunFields):
+    """Everything that defines a run: data, parent, finders, sparsities, seeds, training, and the
+    finders' options, which may be given flat by name as on the command line.
+
+    >>> spec = RunSpec(seeds=(0, 1), sparsities=(0.5,), candidates=5)
+    >>> spec.dataset, spec.model, spec.train.epochs, spec.options_for("random-search").candidates
+    ('digits', 'mlp', 30, 5)
+    """
+
+    def __init__(self, finder_options: dict[str, Any] | None = None, **values: Any) -> None:
+        declared = declared_options()
+        options = {name: d.default for name, d in declared.items()}
+        options.update(finder_options or {})
+        options.update({k: values.pop(k) for k in list(values) if k in declared})
+        super().__init__(finder_options=options, **values)
 
 
 def _short(xs: tuple) -> str:
@@ -157,17 +192,18 @@ def _check_ranges(owner: Any) -> None:
     otherwise overflow inside torch, and a --synflow-iterations of 2^64 would run until killed.
     """
     for f in dataclasses.fields(owner):
-        if "range" not in f.metadata:
-            continue
-        value = getattr(owner, f.name)
-        lo, hi = f.metadata["range"]
-        flag = "--" + f.name.replace("_", "-")
-        for v in (value if isinstance(value, tuple) else () if value is None else (value,)):
-            if v < lo:
-                raise SparsenasError(f"{flag} must be at least {lo}, got {quote(value)}")
-            if v > hi:
-                why = _ABOVE.get(f.name, "that is more than any run needs")
-                raise SparsenasError(f"{flag} must be at most {hi:,}, got {quote(value)}; {why}")
+        if "range" in f.metadata:
+            _check_range(f.name, getattr(owner, f.name), f.metadata["range"], _ABOVE.get(f.name))
+
+
+def _check_range(name: str, value: Any, bounds: tuple[int, int], above: str | None) -> None:
+    lo, hi = bounds
+    flag = "--" + name.replace("_", "-")
+    for v in (value if isinstance(value, tuple) else () if value is None else (value,)):
+        if v < lo:
+            raise SparsenasError(f"{flag} must be at least {lo}, got {quote(v)}")
+        if v > hi:
+            raise SparsenasError(f"{flag} must be at most {hi:,}, got {quote(v)}; {above or 'that is more than any run needs'}")
 
 
 # why each bound is where it is, said when a value passes it
@@ -176,7 +212,6 @@ _ABOVE = {
     "batch_size": "a batch larger than the training split is the whole split; e.g. --batch-size 128",
     "limit": "leave --limit out to use every sample",
     "population": "populations are capped by memory long before this; e.g. --population 128",
-    "synflow_iterations": "the paper uses 100 rounds",
     "widths": "a million units in one layer does not fit in memory; e.g. --widths 300,100",
 }
 

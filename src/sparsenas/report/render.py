@@ -6,7 +6,6 @@ rendered twice, to markdown and to HTML, so the two can never disagree. It reads
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,6 +19,7 @@ from .csvfile import trials_csv
 from .derive import Derived, derive_all
 from .markup import Block, to_html, to_markdown
 from .methods import METHODS
+from .runspec import spec_blocks
 from .tables import DENSE, Cell, fmt, fmt_ci, fmt_mean_sd, fmt_p, fmt_si, summary_cells
 from .verdict import answer, family_note, fmt_delta, verdict_rows
 
@@ -133,9 +133,7 @@ def _blocks(run_dir: Path, spec: dict[str, Any] | None, trials: list[TrialRecord
     if spec is None:
         blocks.append(("p", "No run spec is stored in this run."))
     else:
-        blocks.append(("p", "The options this directory was run with; finders, sparsities and seeds are the union over "
-                            "every 'sparsenas run' into it (the trials actually stored are counted per cell above)."))
-        blocks.append(("table", ["key", "value"], [[k, json.dumps(v)] for k, v in sorted(spec.items())]))
+        blocks += spec_blocks(spec)
     devices = sorted({t.device for t in trials if t.device})
     if devices:
         blocks.append(("p", f"Trained on: {', '.join(devices)}."))
