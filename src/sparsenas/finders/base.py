@@ -110,6 +110,10 @@ class Finder:
         """
         return global_count((prunable,), sparsity, "round") != global_count((prunable,), sparsity, self.global_topk)
 
+    def slots(self, options: Any) -> int:
+        """How many trials a front finder proposes per seed (its front's members); 0 for the others."""
+        return 0
+
     # A front finder searches once per seed and answers every slot from that one search, which it
     # keeps in the seed's memo under its own name. Where a search is not repeatable (a latency
     # objective), the runner stores that state before the first slot trains and hands it back on

@@ -241,6 +241,9 @@ class NSGA2Finder(Finder):
         slot = min(max(ctx.slot, 0), len(front) - 1)  # fewer distinct candidates than slots: repeat the last
         return Found(front[slot].mask, cost)
 
+    def slots(self, options: NSGA2Options) -> int:
+        return options.front_size
+
     def dump_state(self, state: tuple[list[Candidate], SearchCost]) -> str:
         return front_to_json(*state)
 

@@ -11,7 +11,7 @@ from .weight import (
 )
 
 __all__ = [
-    "ALLOCATIONS", "NodeMask", "TOPK_RULES", "WeightMask", "allocate", "apply_weight_mask", "apply_weight_masks", "check_sparsity",
+    "ALLOCATIONS", "NodeMask", "TOPK_RULES", "WeightMask", "allocate", "allocate_total", "apply_weight_mask", "apply_weight_masks", "check_sparsity",
     "compact", "connected", "expand", "count_flops", "count_params", "dense_mask", "global_count", "global_node_count",
     "layer_counts", "mask_from_scores", "node_scores", "pack_weight_mask", "unpack_weight_mask", "prunable_weight_count", "random_mask", "random_weight_mask",
     "shuffle_weight_mask", "weight_mask_from_counts", "weight_mask_from_scores", "weight_masks", "weight_sparsity",

@@ -2,7 +2,8 @@
 
 from .plan import PlannedTrial, make_plan, trial_key, trial_spec
 from .binding import bind_run_dir
-from .runner import RunSummary, run, run_trial
+from .members import run_trial
+from .runner import RunSummary, run
 from .options import options
 from .spec import RunSpec, build_spec
 from .specfile import load_spec_file

@@ -9,7 +9,7 @@ epoch and dropped from the stacks (with its optimizer state); the others go on u
 
 Members agree with the same network trained alone to fp32 rounding, not to the last bit: a GEMM over
 K stacked matrices may sum in another order than K separate GEMMs (the runner therefore forms
-populations deterministically; see `protocol.runner`). A network with dropout draws its own dropout
+populations deterministically; see `protocol.populations`). A network with dropout draws its own dropout
 masks per member, so its members follow other random draws than they would alone.
 
 The data order of a trial is fixed by its `data_seed` alone: epoch e's permutation is the e-th draw

@@ -1,6 +1,6 @@
-"""The Ray executor: a run's populations trained as Ray tasks, the driver the only writer.
+"""The Ray executor (`--executor ray`): a run's populations trained as Ray tasks, the driver the only writer.
 
-The driver plans the run and binds the store as the local executor does. Each seed's finds are one
+The driver plans the run and binds the store as for the local executor. Each seed's finds are one
 task (`seed_populations`: the seed's finders share work through one memo, and the pending trials
 are cut into populations by the same code as locally); each population is then one training task
 (`train_members`). A task returns plain data (records, packed masks, packed weights), and the driver
@@ -25,18 +25,22 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 
-from ..data import DATASETS, Dataset
-from ..errors import SparsenasError
-from ..finders import FINDERS
-from ..finders.base import Found
-from ..models import MODELS
-from ..registry import Registry
-from .plan import PlannedTrial
-from .spec import RunSpec
+from ...data import DATASETS, Dataset
+from ...errors import SparsenasError
+from ...finders import FINDERS
+from ...finders.base import Found
+from ...models import MODELS, build_parent
+from ...registry import Registry
+from ...runtime import resolve_device
+from ..members import EpochHook, Trained, train_members
+from ..plan import PlannedTrial
+from ..populations import seed_populations
+from ..spec import RunSpec
+from .base import Driver, Executor, register
 
 RETRIES = 3  # re-runs of a task whose worker died, before the run stops (what is stored stays)
 _REGISTRIES: dict[str, Registry] = {"dataset": DATASETS, "model": MODELS, "finder": FINDERS}
@@ -85,18 +89,13 @@ def _prepare(entries: Entries, threads: int) -> None:
 
 
 def _seed_task(entries: Entries, threads: int, spec: RunSpec, data: Dataset, seed: int, trials: list[PlannedTrial], memo: dict):
-    from .runner import resolve_device, seed_populations
-
     _prepare(entries, threads)
     device = resolve_device(spec.device)
     _, pops = seed_populations(spec, data.to(device), seed, trials, device, memo)
-    return pops, memo.get("nsga2")
+    return pops, memo  # the memo now holds the seed's front-finder state, for the driver to store
 
 
-def _train_task(entries: Entries, threads: int, spec: RunSpec, data: Dataset, members: list[tuple[PlannedTrial, Found]]):
-    from ..models import build_parent
-    from .runner import resolve_device, train_members
-
+def _train_task(entries: Entries, threads: int, spec: RunSpec, data: Dataset, members: list[tuple[PlannedTrial, Found]]) -> Trained:
     _prepare(entries, threads)
     device = resolve_device(spec.device)
     data = data.to(device)
@@ -171,19 +170,27 @@ def _check_feasible(cpus: int, gpus: int) -> None:
         raise SparsenasError(f"each task asks for {cpus} CPUs (--threads) but the largest Ray node has {most}; pass --threads {max(most, 1)}")
 
 
-def run_on_ray(
-    spec: RunSpec,
-    data: Dataset,
-    pending: Sequence[PlannedTrial],
-    started: Callable[[Sequence[PlannedTrial]], None],
-    commit: Callable[[Sequence[PlannedTrial], Any], None],
-    threads: int,
-    front: Callable[[int], dict] = lambda seed: {},
-    keep_front: Callable[[int, Any], None] = lambda seed, f: None,
-) -> None:
-    """Find and train `pending` on Ray; `commit` (in this process) stores each population as it ends.
+@register
+class RayExecutor(Executor):
+    name = "ray"
+    help = "Ray tasks: one per seed's finds, one per population; on a cluster (--address) or a Ray of the run's own"
+    epoch_progress = False  # workers report whole populations
 
-    >>> run_on_ray(RunSpec(executor="ray"), None, [], print, print, 1)  # doctest: +SKIP
+    def data_device(self, spec: RunSpec) -> torch.device:
+        return torch.device("cpu")  # the driver only ships the data; the workers place it
+
+    def execute(
+        self, spec: RunSpec, data: Dataset, pending: Sequence[PlannedTrial], driver: Driver, on_epoch: EpochHook | None = None,
+    ) -> None:
+        # the driver's thread count (set from --threads by the runner): a task must split its
+        # matrix products the same way for the same bits
+        run_on_ray(spec, data, pending, driver, threads=torch.get_num_threads())
+
+
+def run_on_ray(spec: RunSpec, data: Dataset, pending: Sequence[PlannedTrial], driver: Driver, threads: int) -> None:
+    """Find and train `pending` on Ray; `driver.commit` (in this process) stores each population as it ends.
+
+    >>> run_on_ray(RunSpec(executor="ray"), None, [], None, 1)  # nothing pending: Ray is not even started
     """
     if not pending:
         return
@@ -203,7 +210,7 @@ def run_on_ray(
         data_ref = ray.put(data.to("cpu"))
         for seed in dict.fromkeys(t.seed for t in pending):
             trials = [t for t in pending if t.seed == seed]
-            waiting[seed_task.remote(entries, threads, spec, data_ref, seed, trials, front(seed))] = ("find", seed)
+            waiting[seed_task.remote(entries, threads, spec, data_ref, seed, trials, driver.state(seed))] = ("find", seed)
         while waiting:
             [ref], _ = ray.wait(list(waiting), num_returns=1)
             kind, what = waiting.pop(ref)
@@ -220,13 +227,13 @@ def run_on_ray(
                 raise SparsenasError(f"a Ray task was lost after {RETRIES} retries ({type(e).__name__}); finished "
                                      "populations are stored, re-run the same command to resume") from None
             if kind == "find":
-                pops, found_front = result
-                keep_front(what, found_front)  # before any member trains (see runner.keep_front)
+                pops, memo = result
+                driver.keep_state(what, memo)  # before any of the seed's front slots trains
                 for members in pops:
-                    started([t for t, _ in members])
+                    driver.started([t for t, _ in members])
                     waiting[train_task.remote(entries, threads, spec, data_ref, members)] = ("train", [t for t, _ in members])
             else:
-                commit(what, result)
+                driver.commit(what, result)
     finally:
         if joined:
             ray.shutdown()  # our own Ray, or our connection: its tasks go with it

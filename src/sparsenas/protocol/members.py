@@ -1,0 +1,112 @@
+"""Training found trials: one population of same-shape trials of one seed, and what it leaves behind.
+
+Both executors call `train_members` (the Ray executor inside a task), so a population trains the
+same wherever it runs; what comes back (`Trained`) is plain data for the store, the only writer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from ..data import Dataset
+from ..finders import get_finder
+from ..finders.base import Found
+from ..masks import WeightMask, pack_weight_mask
+from ..models import Parent
+from ..runtime import seeded
+from ..store import EpochRecord, TrialRecord
+from ..store.weights import pack_weights
+from ..train import train_population
+from .find import find
+from .plan import PlannedTrial
+from .spec import RunSpec
+from .trial import build_net, record_of
+
+# on_epoch(trial, epoch record): each member's new curve point
+EpochHook = Callable[[PlannedTrial, EpochRecord], None]
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What one population leaves for the store: records, packed weight masks and trained weights
+    (by trial key). Plain data, so a Ray worker can hand it to the driver, the only writer."""
+
+    records: list[TrialRecord]
+    masks: dict[str, bytes]
+    weights: dict[str, bytes]
+
+
+def train_members(
+    parent: Parent,
+    data: Dataset,
+    spec: RunSpec,
+    trials: Sequence[tuple[PlannedTrial, Found]],
+    on_epoch: EpochHook | None = None,
+) -> Trained:
+    """Build and train same-shape trials of one seed together (one population): records, masks, weights.
+
+    >>> from sparsenas.data import load_dataset; from sparsenas.models import build_parent; from sparsenas.protocol import make_plan
+    >>> from sparsenas.train import TrainSpec
+    >>> spec = RunSpec(sparsities=(0.5,), seeds=(0,), finders=("random",), controls=2, train=TrainSpec(epochs=1))
+    >>> ds = load_dataset("digits"); p = build_parent("mlp", ds.input_shape, 10, seed=0)
+    >>> out = train_members(p, ds, spec, [(t, find(p, ds, spec, t)) for t in make_plan(spec, (256, 128))])
+    >>> [(r.control, r.population) for r in out.records], len(out.weights)
+    ([(0, 2), (1, 2)], 2)
+    """
+    seeds = {t.seed for t, _ in trials}
+    if len(seeds) != 1:
+        raise ValueError(f"a population trains trials of one seed (one data order), got seeds {sorted(seeds)}")
+    built = [build_net(parent, found) for _, found in trials]
+    nets = [net for net, _ in built]
+    masks = [m for _, m in built]
+    if any(m is None for m in masks) and any(m is not None for m in masks):
+        raise ValueError("a population holds node-space or weight-space trials, not both")
+    hook = (lambda m, rec: on_epoch(trials[m][0], rec)) if on_epoch else None
+    # dropout draws from torch's global generator: seed it from the population's first trial, so the
+    # draws do not depend on what this process (or a Ray worker) ran before
+    with seeded(int(trials[0][0].key[:15], 16), data.train.x.device):
+        results = train_population(
+            nets, data, spec.train, data_seed=trials[0][0].seed, on_epoch=hook,
+            masks=None if masks[0] is None else masks,  # type: ignore[arg-type]
+        )
+    timed = any(get_finder(f).front for f in spec.finders)  # hardware-aware runs time their nets
+    records = [record_of(parent, data, t, f, net, r, len(trials), spec.space, timed=timed)
+               for (t, f), net, r in zip(trials, nets, results)]
+    return Trained(
+        records,
+        {t.key: pack_weight_mask(f.mask) for t, f in trials if isinstance(f.mask, WeightMask)},
+        {t.key: pack_weights(net) for (t, _), net in zip(trials, nets)},
+    )
+
+
+def train_trials(
+    parent: Parent,
+    data: Dataset,
+    spec: RunSpec,
+    trials: Sequence[tuple[PlannedTrial, Found]],
+    on_epoch: EpochHook | None = None,
+) -> list[TrialRecord]:
+    """`train_members`' records only (one per trial, in order).
+
+    >>> from sparsenas.data import load_dataset; from sparsenas.models import build_parent; from sparsenas.protocol import make_plan
+    >>> from sparsenas.train import TrainSpec
+    >>> spec = RunSpec(sparsities=(0.5,), seeds=(0,), finders=("random",), controls=2, train=TrainSpec(epochs=1))
+    >>> ds = load_dataset("digits"); p = build_parent("mlp", ds.input_shape, 10, seed=0)
+    >>> [r.control for r in train_trials(p, ds, spec, [(t, find(p, ds, spec, t)) for t in make_plan(spec, (256, 128))])]
+    [0, 1]
+    """
+    return train_members(parent, data, spec, trials, on_epoch).records
+
+
+def run_trial(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTrial, on_epoch: EpochHook | None = None) -> TrialRecord:
+    """Find, compact and train one trial alone; `parent` is the seed's parent at θ0 and is not modified.
+
+    >>> from sparsenas.data import load_dataset; from sparsenas.models import build_parent; from sparsenas.protocol import make_plan
+    >>> from sparsenas.train import TrainSpec
+    >>> spec = RunSpec(sparsities=(0.5,), seeds=(0,), train=TrainSpec(epochs=1))
+    >>> ds = load_dataset("digits"); t = make_plan(spec, (256, 128))[1]
+    >>> r = run_trial(build_parent("mlp", ds.input_shape, 10, seed=0), ds, spec, t); r.finder, r.kept_nodes
+    ('random', (128, 64))
+    """
+    return train_trials(parent, data, spec, [(planned, find(parent, data, spec, planned))], on_epoch)[0]

@@ -1,0 +1,48 @@
+"""A front finder's per-seed state, kept in the run so a resumed run reuses it.
+
+A front finder (`Finder.front`, e.g. nsga2) searches once per seed and answers each of its slots
+from that search. Where the search is not repeatable (a latency objective), a resumed run that
+searched again would train the rest of a different front and size the random twins from it, so the
+state is stored before the first slot trains and read back on resume. The runner names no finder:
+it asks each front finder of the run to dump and load its own state (`Finder.dump_state`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from ..finders import get_finder
+from ..store import Store
+from .plan import PlannedTrial
+
+
+def _note_name(plan: Sequence[PlannedTrial], seed: int, finder: str) -> str | None:
+    # named by the finder's slot-0 trial of the seed, whose key holds everything its search depends on
+    key = next((t.key for t in plan if t.seed == seed and t.slot == 0 and t.finder == finder), None)
+    return None if key is None else f"front:{key}"
+
+
+def stored_state(store: Store, plan: Sequence[PlannedTrial], seed: int, finders: Sequence[str]) -> dict[str, Any]:
+    """A memo holding the seed's stored state of every front finder among `finders` that has one.
+
+    >>> import tempfile; from sparsenas.protocol import RunSpec, make_plan
+    >>> stored_state(Store(tempfile.mkdtemp()), make_plan(RunSpec(seeds=(0,)), (8,)), 0, ("dense",))
+    {}
+    """
+    memo = {}
+    for name in finders:
+        finder = get_finder(name)
+        note = _note_name(plan, seed, name) if finder.front else None
+        text = store.note(note) if note else None
+        if text:
+            memo[name] = finder.load_state(text)
+    return memo
+
+
+def keep_state(store: Store, plan: Sequence[PlannedTrial], seed: int, memo: dict[str, Any]) -> None:
+    """Store the seed's state of every front finder in `memo`, before any of its slots trains
+    (a note is written once: a stored state is never replaced)."""
+    for name, state in memo.items():
+        note = _note_name(plan, seed, name)
+        if note and get_finder(name).front:
+            store.put_note(note, get_finder(name).dump_state(state))

@@ -1,0 +1,44 @@
+"""Where and how reproducibly to compute: device choice and seeded global generators.
+
+One place every layer may use (the runner, the executors, export, a user's script). Randomness in
+sparsenas is passed as a `torch.Generator` wherever the code draws itself; `seeded` exists for the
+draws torch makes from its global generators (dropout), which must not depend on what else the
+process ran before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+
+from .errors import SparsenasError
+
+
+def resolve_device(name: str) -> torch.device:
+    """`cpu`, `cuda` (an error if no GPU is visible) or `auto` (cuda when available) as a device.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SparsenasError("--device cuda asked for, but this torch build sees no CUDA GPU; use --device cpu or auto")
+    return torch.device(name)
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """torch's global generators seeded with `seed` inside the block, restored after it.
+
+    >>> with seeded(3, torch.device("cpu")): a = torch.rand(1)
+    >>> with seeded(3, torch.device("cpu")): b = torch.rand(1)
+    >>> bool(a == b)
+    True
+    """
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
