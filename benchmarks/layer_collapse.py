@@ -28,7 +28,7 @@ import torch
 
 from sparsenas.data import Dataset, load_dataset
 from sparsenas.finders import SearchContext, get_finder
-from sparsenas.finders.scoring import prunable_params, to_mask
+from sparsenas.finders.scoring import GLOBAL_TOPK, prunable_params, to_mask
 from sparsenas.masks import WeightMask, connected
 from sparsenas.models import Parent, build_parent
 from sparsenas.protocol import RunSpec
@@ -62,9 +62,9 @@ def finder_mask(name: str, parent: Parent, data: Dataset, sparsity: float, seed:
     ctx = SearchContext(parent, data, TrainSpec(), sparsity, seed, generator, options, space="weight", allocation="global")
     weights = prunable_params(parent)
     if name == "magnitude":  # at init, as the paper's baseline: the finder itself would train first
-        return to_mask(ctx, {n: w.detach().abs() for n, w in weights.items()})[0]
+        return to_mask(ctx, {n: w.detach().abs() for n, w in weights.items()}, topk=GLOBAL_TOPK)[0]
     if name == "random":  # random scores ranked globally (the `random` finder keeps per-layer counts)
-        return to_mask(ctx, {n: torch.rand(w.shape, generator=generator) for n, w in weights.items()})[0]
+        return to_mask(ctx, {n: torch.rand(w.shape, generator=generator) for n, w in weights.items()}, topk=GLOBAL_TOPK)[0]
     mask = get_finder(name).find(ctx).mask
     assert isinstance(mask, WeightMask)
     return mask

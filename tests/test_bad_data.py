@@ -111,6 +111,11 @@ def test_from_tensors_refuses_bad_labels_and_inputs():
     nan_x[55, 0, 1, 1] = float("nan")
     with pytest.raises(SparsenasError, match=r"input 5 of the test split holds NaN; every input value must be finite: replace or drop"):
         from_tensors("mine", nan_x[:50], y[:50], nan_x[50:], y[50:])
+    # finite, but the train statistics overflow float32 (or every value is equal): trained as NaN before
+    with pytest.raises(SparsenasError, match=r"its train inputs cannot be normalized .* values too large for float32 or all equal; rescale"):
+        from_tensors("mine", x[:50].abs() * 1e37 + 1e37, y[:50], x[50:], y[50:])
+    with pytest.raises(SparsenasError, match=r"cannot be normalized \(mean 3, std 0\)"):
+        from_tensors("mine", torch.full_like(x[:50], 3.0), y[:50], x[50:], y[50:])
 
 
 def test_from_torch_dataset_and_own_loaders_get_the_same_check():

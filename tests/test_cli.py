@@ -172,3 +172,21 @@ def test_options_a_dataset_does_not_read_are_refused(tmp_path):
     assert r.returncode == 2 and "dataset 'digits' ships inside a Python package and reads no --data-dir" in r.stderr
     r = _cli("run", *TINY, "--config", str(tmp_path), "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "is a directory" in r.stderr
+
+
+def test_a_reader_that_goes_away_is_not_an_error():
+    # `sparsenas list | head -0`: the pipe closes before anything is read
+    p = subprocess.Popen([sys.executable, "-m", "sparsenas", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 0 and err == ""
+
+
+def test_export_repeats_are_bounded(tmp_path, capsys):
+    assert main(["export", str(tmp_path), "--trial", "x", "-o", str(tmp_path / "m.pt2"), "--repeats", "18446744073709551616"]) == 2
+    assert "--repeats must be from 1 to 100,000" in capsys.readouterr().err
+
+
+def test_bench_sizes_are_bounded(capsys):
+    assert main(["bench", "--steps", "18446744073709551616"]) == 2
+    assert "--steps must be integers from 1 to 100,000" in capsys.readouterr().err

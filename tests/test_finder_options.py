@@ -12,7 +12,7 @@ from helpers import shipped
 from sparsenas.errors import SparsenasError
 from sparsenas.finders import FINDERS, Finder, get_finder, register
 from sparsenas.finders.options import FinderOptions
-from sparsenas.protocol import RunSpec, build_spec, load_spec_file, options
+from sparsenas.protocol import RunSpec, build_spec, options
 from sparsenas.report.runspec import spec_blocks
 
 

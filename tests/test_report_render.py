@@ -42,16 +42,17 @@ def test_files_written(full_run: tuple[Path, dict[str, Path]]) -> None:
 def test_csv_has_one_row_per_trial_with_derived_columns(full_run: tuple[Path, dict[str, Path]]) -> None:
     rows = list(csv.DictReader(io.StringIO(full_run[1]["csv"].read_text())))
     assert len(rows) == 15
-    assert {"epochs_to_95", "epochs_to_99", "auc_val_acc", "search_candidates", "kept_nodes"} <= set(rows[0])
+    assert {"epochs_to_95", "reached_95", "epochs_to_99", "reached_99", "auc_val_acc_pct", "search_candidates", "kept_nodes"} <= set(rows[0])
     by_key = {r["key"]: r for r in rows}
     # Seed 0 dense final val acc is 0.97: the 99% target 0.9603 is first met at the last epoch (5);
     # random at 0.8 tops out at 0.85 and never gets there.
     assert by_key["dense-0.0-0"]["epochs_to_99"] == "5"
-    assert by_key["random-0.8-0"]["epochs_to_99"] == "never"
+    assert by_key["random-0.8-0"]["epochs_to_99"] == "" and by_key["random-0.8-0"]["reached_99"] == "no"
+    assert by_key["dense-0.0-0"]["reached_99"] == "yes"
     # Its 95% target 0.9215: epoch 3 gives 0.97 * (1 - 1/16) = 0.9094, epoch 4 gives 0.97 * (1 - 1/32) = 0.9397.
     assert by_key["dense-0.0-0"]["epochs_to_95"] == "4"
     assert by_key["random-search-0.8-2"]["status"] == "diverged"
-    assert by_key["random-search-0.8-2"]["auc_val_acc"] == ""  # no value: an empty cell, not "nan"
+    assert by_key["random-search-0.8-2"]["auc_val_acc_pct"] == ""  # no value: an empty cell, not "nan"
     assert by_key["random-search-0.8-2"]["final_test_acc_pct"] == ""
 
 

@@ -119,6 +119,14 @@ def test_trials_csv_in_percent_with_empty_cells_for_no_value(tmp_path: Path) -> 
     done, diverged = sorted(rows, key=lambda r: r["seed"])
     assert done["finder"] == "'=HYPERLINK(\"http://x\")" and diverged["finder"] == "'@cmd"
     assert float(done["final_test_acc_pct"]) == pytest.approx(91.25) and float(done["best_val_test_acc_pct"]) == pytest.approx(91.25)
-    assert diverged["final_test_acc_pct"] == "" and diverged["auc_val_acc"] == ""
+    assert diverged["final_test_acc_pct"] == "" and diverged["auc_val_acc_pct"] == ""
     assert done["slot"] == "" and done["latency_ms"] == "" and done["effective_sparsity"] == ""
     assert not any(v in ("nan", "-1") for r in rows for v in r.values())
+
+
+def test_bidi_controls_in_user_strings_are_spelled_out():
+    from sparsenas.report.markup import md_escape, to_html
+
+    name = "evil\u202egpj.exe"  # shows as "evilexe.jpg" where the control acts
+    assert "\u202e" not in md_escape(name) and "\u202e" not in to_html([("p", name)])
+    assert "u202e" in md_escape(name) and "\\u202e" in to_html([("p", name)])

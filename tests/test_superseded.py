@@ -52,3 +52,15 @@ def test_a_resumed_run_replaces_trials_of_older_code_and_keeps_their_rows(tmp_pa
     assert main(["report", str(out)]) == 0
     csv = (out / "trials.csv").read_text()
     assert not any(old in csv for old in renamed)
+
+
+def test_export_of_a_superseded_key_names_its_successor(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", *ARGS, "--seeds", "1", "--out", str(out)]) == 0
+    renamed = _age(out / "sparsenas.db", "magnitude")
+    assert main(["run", *ARGS, "--seeds", "1", "--out", str(out)]) == 0
+    (old, new), = renamed.items()
+    capsys.readouterr()
+    assert main(["export", str(out), "--trial", old[:8], "-o", str(tmp_path / "m.pt2")]) == 2
+    err = capsys.readouterr().err
+    assert f"trial {old} was superseded by trial {new}" in err and err.count("\n") == 1

@@ -112,7 +112,7 @@ def test_synflow_global_weight_mask_is_the_authors(sparsity, digits_small, monke
     assert [int(t.sum()) for t in ours.values()] == [int(t.sum()) for t in theirs.values()]
     assert _jaccard(ours, theirs) == 1.0
     # the test can see the difference: the old rounding drifts from their mask
-    monkeypatch.setattr(scoring, "GLOBAL_TOPK", "round")
+    monkeypatch.setattr(type(get_finder("synflow")), "global_topk", "round")
     assert _jaccard(get_finder("synflow").find(ctx).mask.tensors, theirs) < 0.9
 
 
@@ -122,10 +122,23 @@ TRAIN = TrainSpec(epochs=10, batch_size=128, optimizer="sgd", lr=0.05, momentum=
 def test_only_global_weight_trials_of_scored_finders_get_new_keys():
     """Stored runs are users' data: the count change re-keys exactly the trials whose masks change."""
     glob = RunSpec(space="weight", allocation="global", train=TRAIN)
-    spec = trial_spec(glob, (300, 100), "synflow", 0.99, 0)
+    n = 64 * 300 + 300 * 100 + 100 * 10  # the digits mlp (300, 100)'s prunable weights
+    spec = trial_spec(glob, (300, 100), "synflow", 0.99, 0, prunable=n)
     assert spec["topk"] == "floor"
     assert trial_key(spec) == "e357fd1fcc8f05fb"  # before the change (no "topk"): a009e51504097c1b
-    assert trial_key(trial_spec(glob, (300, 100), "synflow", 0.99, 0, check="shuffle")) == "2fd9baa9b6cd6fa0"
+    assert trial_key(trial_spec(glob, (300, 100), "synflow", 0.99, 0, check="shuffle", prunable=n)) == "2fd9baa9b6cd6fa0"
+    # one-shot finders: a new key only where the count changed. At 0.123, 0.877 * 50200 = 44025.4
+    # keeps 44025 rounded and 44026 by the papers' rule; at 0.5, 0.9 and 0.95 both agree, and the
+    # keys are those the code before the change gave (computed at c3d3b18)
+    assert trial_spec(glob, (300, 100), "snip", 0.123, 0, prunable=n)["topk"] == "floor"
+    assert trial_key(trial_spec(glob, (300, 100), "snip", 0.123, 0, prunable=n)) != "5163f0feb1f9ebbb"
+    assert trial_key(trial_spec(glob, (300, 100), "snip", 0.5, 0, prunable=n)) == "fd81ddeb94e95405"
+    assert trial_key(trial_spec(glob, (300, 100), "grasp", 0.9, 0, prunable=n)) == "639dad9ba62b32bd"
+    assert trial_key(trial_spec(glob, (300, 100), "magnitude", 0.95, 0, prunable=n)) == "bed1919ae1e84572"
+    # SynFlow at 0.5: the final count agrees, but 47 of its 100 rounds do not, so its masks may differ
+    assert trial_spec(glob, (300, 100), "synflow", 0.5, 0, prunable=n)["topk"] == "floor"
+    with pytest.raises(ValueError, match="prunable weight count"):
+        trial_spec(glob, (300, 100), "snip", 0.5, 0)
     # keys computed with the code before the change, unchanged: per-layer weight trials, global
     # node-space trials, and global trials of finders that count their own way (imp) or rank nothing
     per_layer = RunSpec(space="weight", train=TRAIN)
@@ -134,3 +147,25 @@ def test_only_global_weight_trials_of_scored_finders_get_new_keys():
     assert trial_key(trial_spec(node, (300, 100), "synflow", 0.99, 0)) == "9b8b9564ef494949"
     assert trial_key(trial_spec(glob, (300, 100), "imp", 0.99, 0)) == "6fc4919f50b41a24"
     assert trial_key(trial_spec(glob, (300, 100), "random", 0.99, 0)) == "817a3beca323e498"
+
+
+def test_a_users_finder_keeps_its_count_masks_and_keys(digits_small):
+    """A finder of a user's that ranks through `to_mask` and never declared `global_topk` keeps the
+    rounding it always had: its masks and its keys stay those of its stored runs."""
+    from sparsenas.finders.base import Finder, Found, register
+
+    @register
+    class InitMagnitude(Finder):
+        name, help, spaces, scored = "test-topk-init-magnitude", "test: |θ0| ranked through to_mask", ("weight",), True
+
+        def find(self, ctx: SearchContext) -> Found:
+            return Found(scoring.to_mask(ctx, {n: w.detach().abs() for n, w in prunable_params(ctx.parent).items()})[0])
+
+    parent = build_parent("mlp", digits_small.input_shape, 10, 0, (300, 100))
+    n = sum(w.numel() for w in prunable_params(parent).values())
+    ctx = SearchContext(parent, digits_small, TrainSpec(), 0.123, 0, torch.Generator(), get_finder(InitMagnitude.name).Options(),
+                        space="weight", allocation="global")
+    kept = sum(int(t.sum()) for t in get_finder(InitMagnitude.name).find(ctx).mask.tensors.values())
+    assert kept == global_count((n,), 0.123, "round") == global_count((n,), 0.123, "floor") - 1
+    glob = RunSpec(space="weight", allocation="global", finders=(InitMagnitude.name,), train=TRAIN)
+    assert "topk" not in trial_spec(glob, (300, 100), InitMagnitude.name, 0.123, 0, prunable=n)

@@ -36,7 +36,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from .data import Dataset, Split, batches, load_dataset
-from .errors import SparsenasError
+from .errors import SparsenasError, quote
 from .masks import NodeMask, allocate, apply_weight_masks, compact, random_mask, weight_masks
 from .models import Parent, build_parent
 from .train import Population, TrainSpec, peak_memory, reset_peak_memory, tune_malloc
@@ -292,21 +292,21 @@ def to_markdown(result: dict[str, Any]) -> str:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="time K sub-networks trained four ways (masked+DataLoader ... population)",
                        description=__doc__.splitlines()[0])
-    p.add_argument("--sparsities", default="0.5,0.8,0.95", help="node sparsities (default: 0.5,0.8,0.95)")
-    p.add_argument("--populations", default="8,32,128", help="population sizes K (default: 8,32,128)")
-    p.add_argument("--steps", default="100", help="training steps per sub-network and method (default: 100)")
-    p.add_argument("--alone", default="4", help="sub-networks timed for each one-at-a-time method (default: 4)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--sparsities", default="0.5,0.8,0.95", metavar="S,S,...", help="node sparsities (default: 0.5,0.8,0.95)")
+    p.add_argument("--populations", default="8,32,128", metavar="K,K,...", help="population sizes K, 1 to 4,096 (default: 8,32,128)")
+    p.add_argument("--steps", default="100", metavar="N", help="training steps per sub-network and method, 1 to 100,000 (default: 100)")
+    p.add_argument("--alone", default="4", metavar="N", help="sub-networks timed for each one-at-a-time method (default: 4)")
+    p.add_argument("--device", default="cpu", metavar="{cpu,cuda}", help="cpu or cuda (default: cpu)")
     p.add_argument("--out", metavar="FILE", help="also write the table (.md) or all numbers (.json) to FILE")
 
 
-def _ints(flag: str, text: str, low: int) -> list[int]:
+def _ints(flag: str, text: str, low: int, high: int) -> list[int]:
     try:
         vals = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         vals = []
-    if not vals or min(vals) < low:
-        raise SparsenasError(f"{flag} must be integers >= {low}, comma-separated, got {text!r}")
+    if not vals or min(vals) < low or max(vals) > high:
+        raise SparsenasError(f"{flag} must be integers from {low} to {high:,}, comma-separated, got {quote(text)}")
     return vals
 
 
@@ -319,9 +319,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise SparsenasError(f"--sparsities must be numbers in [0, 1), got {args.sparsities!r}") from None
     if not sparsities:
         raise SparsenasError("--sparsities is empty; e.g. --sparsities 0.5,0.8,0.95")
-    ks = _ints("--populations", args.populations, 1)
-    steps = _ints("--steps", args.steps, 1)[0]
-    alone = _ints("--alone", args.alone, 1)[0]
+    ks = _ints("--populations", args.populations, 1, 4096)
+    steps = _ints("--steps", args.steps, 1, 100_000)[0]
+    alone = _ints("--alone", args.alone, 1, 4096)[0]
     if alone > min(ks):
         raise SparsenasError(f"--alone {alone} is more than the smallest population {min(ks)}; lower --alone")
     if args.device not in ("cpu", "cuda"):

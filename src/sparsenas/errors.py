@@ -55,7 +55,11 @@ def quote(value: Any, limit: int = MAX_QUOTE) -> str:
     r = reprlib.Repr()  # attributes, not keywords: Python 3.11's Repr takes none
     r.maxlevel, r.maxlist, r.maxtuple, r.maxdict, r.maxlong = 3, 12, 12, 8, 40
     r.maxstring = r.maxother = limit
-    return one_line(r.repr(value), limit)
+    try:
+        text = r.repr(value)
+    except ValueError:  # an int past Python's 4,300-digit str() limit
+        text = f"<an integer of {value.bit_length():,} bits>" if isinstance(value, int) else f"<a {type(value).__name__}>"
+    return one_line(text, limit)
 
 
 class SparsenasError(Exception):

@@ -9,6 +9,7 @@ row per (trial, epoch). pandas is an optional dependency: ``pip install 'sparsen
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,11 @@ def _pandas() -> Any:
     return pandas
 
 
+def _reached(d: Any, epoch: int | None) -> bool | None:
+    # None where the seed has no finished dense trial to set the target: unknown, not "no"
+    return None if math.isnan(d.reference_val_acc) else epoch is not None
+
+
 def _trial_rows(trials: list[TrialRecord]) -> list[dict[str, Any]]:
     derived = derive_all(trials)
     rows = []
@@ -65,6 +71,7 @@ def _trial_rows(trials: list[TrialRecord]) -> list[dict[str, Any]]:
         d = derived[t.key]
         row = {**t.to_row(), "arm": t.arm, "kept_nodes": t.kept_nodes, "kept_weights": t.kept_weights,
                "epochs_to_95": d.epochs_to_95, "epochs_to_99": d.epochs_to_99,
+               "reached_95": _reached(d, d.epochs_to_95), "reached_99": _reached(d, d.epochs_to_99),
                "reference_val_acc": d.reference_val_acc, "auc_val_acc": d.auc_val_acc}
         rows.append({k: row[k] for k in _FIRST} | {k: v for k, v in row.items() if k not in _FIRST})
     return rows
@@ -90,6 +97,8 @@ def load_run(run_dir: str | Path) -> RunFrames:
     frame = pd.DataFrame(_trial_rows(trials))
     for col in ("epochs_to_95", "epochs_to_99"):  # None (never / no reference) as <NA>, the rest as ints
         frame[col] = frame[col].astype("Int64")
+    for col in ("reached_95", "reached_99"):
+        frame[col] = frame[col].astype("boolean")
     curves = pd.DataFrame(
         [(t.key, t.arm, t.sparsity, t.seed, e.epoch, e.train_loss, e.val_loss, e.val_acc, e.test_acc)
          for t in trials for e in t.curve],

@@ -98,6 +98,14 @@ def split_and_normalize(
         mean, std = x_tr.mean(0), x_tr.std(0).clamp_min(1e-8)
     else:
         mean, std = x_tr.mean(), x_tr.std()  # one scalar each: pixel intensities share a scale
+    if not (bool(torch.isfinite(mean).all()) and bool(torch.isfinite(std).all()) and bool((std > 0).all())):
+        # finite inputs can still overflow float32 in the sum (|x| ~ 1e36), or all be equal (std 0):
+        # either trains as NaN, reported as "diverged" with exit 0, unless refused here
+        raise SparsenasError(
+            f"dataset '{name}': its train inputs cannot be normalized (mean {float(mean.flatten()[0]):.3g}, std "
+            f"{float(std.flatten().min()):.3g}): values too large for float32 or all equal; rescale them"
+            + f" in {source}"
+        )
     norm = lambda x: ((x.float() - mean) / std).contiguous()  # noqa: E731
     return Dataset(
         name=name,

@@ -36,11 +36,11 @@ from pathlib import Path
 import torch
 
 from ..data import Dataset, fingerprint, load_dataset
-from ..errors import SparsenasError
+from ..errors import SparsenasError, one_line
 from ..masks import NodeMask, compact, count_flops, count_params, dense_mask, expand
 from ..models import Parent, build_parent
-from ..protocol.runner import resolve_device
-from ..store import DB_NAME, Store, TrialRecord
+from ..runtime import resolve_device
+from ..store import Store, TrialRecord
 from ..store.weights import unpack_weights
 from ..timing import Latency, measure_latency, speedup
 
@@ -97,6 +97,12 @@ def resolve_key(store: Store, key: str) -> TrialRecord:
     """The stored trial whose key is `key` or starts with it (a unique prefix is enough)."""
     trials = store.trials()
     matches = [t for t in trials if t.key == key] or [t for t in trials if t.key.startswith(key)]
+    old = [(k, new) for k, new in store.superseded().items() if key and k.startswith(key)]
+    if not matches and len(old) == 1:
+        raise SparsenasError(
+            f"trial {old[0][0]} was superseded by trial {old[0][1]}, the same trial keyed by newer sparsenas code "
+            f"(its masks changed); export {old[0][1]}, or pass --trial {old[0][0]} to an older sparsenas"
+        )
     if not key or not matches:
         raise SparsenasError(
             f"no trial '{key}' in '{store.run_dir}'; trial keys are in the 'key' column of {store.run_dir / 'trials.csv'}"
@@ -200,12 +206,11 @@ def _unreadable(run_dir: Path, key: str, e: Exception) -> str:
         reason = "they do not fit the trial's sub-network: " + (lines[-1] if lines else "")[:160]
     else:
         reason = lines[0] if lines else type(e).__name__
-    # re-running the run trains exactly the missing trials again, and writes the same weights
-    sql = "; ".join(f"delete from {t} where key='{key}'" for t in ("weights", "masks", "curves", "trials"))
+    # re-running the run trains exactly the forgotten trial again, and writes the same weights; the
+    # command goes first, so a message cut to length (a long path) keeps it whole
     return (
-        f"stored weights of trial {key} are unreadable ({reason}); re-run the trial: delete it with "
-        f"sqlite3 {shlex.quote(str(run_dir / DB_NAME))} \"{sql}\" and re-run the run's 'sparsenas run' command, "
-        "or export from another run"
+        f"stored weights of trial {key} are unreadable; to train it again run: sparsenas forget "
+        f"{shlex.quote(str(run_dir))} --trial {key}, then the run's own 'sparsenas run' command ({one_line(reason, 160)})"
     )
 
 

@@ -58,15 +58,16 @@ class PlannedTrial:
 
 def trial_spec(
     run: RunSpec, widths: tuple[int, ...], finder: str, sparsity: float, seed: int, control: int = 0, check: str = "",
-    slot: int = -1, match: str = "",
+    slot: int = -1, match: str = "", prunable: int | None = None,
 ) -> dict[str, Any]:
     """The canonical description of one trial: what its numbers depend on, nothing else.
 
     Control 0 has no `control` key, and node-space trials no `space` key, so the keys of runs made
     before those existed still hold; `allocation` enters only where it is not per-layer and the
     finder ranks scores (the random control is per-layer in both allocations; dense has no mask);
-    `topk` only where that global ranking is in the weight space and the finder counts it its own way
-    (`Finder.global_topk`).
+    `topk` only where that global ranking is in the weight space, the finder counts it its own way
+    (`Finder.global_topk`) and that count differs from the old rounding for the parent's `prunable`
+    weights at this sparsity (`Finder.topk_changes_mask`): only there did the masks change.
 
     >>> ts = trial_spec(RunSpec(), (256, 128), "random", 0.8, seed=3)
     >>> ts["finder"], ts["sparsity"], ts["seed"], ts["options"], "control" in ts
@@ -80,16 +81,19 @@ def trial_spec(
         extra["space"] = run.space
     if run.allocation != "per-layer" and f.scored:
         extra["allocation"] = run.allocation
-        if run.space == "weight" and f.global_topk != "round":  # its masks changed count: new keys
-            extra["topk"] = f.global_topk
+        if run.space == "weight" and f.global_topk != "round":
+            if prunable is None:
+                raise ValueError(f"the key of a global weight-space {finder} trial needs the parent's prunable weight count")
+            if f.topk_changes_mask(prunable, sparsity, run.options_for(finder)):  # its masks changed: new keys
+                extra["topk"] = f.global_topk
     if check:
         extra["check"] = check
-    options = {k: getattr(run, k) for k in f.options}
+    options = run.options_for(finder).as_dict()  # in declaration order: the stored spec reads as before
     if slot >= 0:
         extra["slot"] = slot
     if match:  # a random net sized like front finder `match`'s member: it depends on that search
         extra["match"] = match
-        options = {k: getattr(run, k) for k in get_finder(match).options}
+        options = run.options_for(match).as_dict()
     return extra | {
         "v": HASH_VERSION,
         "dataset": run.dataset,
@@ -114,7 +118,7 @@ def trial_key(spec: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def make_plan(run: RunSpec, widths: tuple[int, ...]) -> list[PlannedTrial]:
+def make_plan(run: RunSpec, widths: tuple[int, ...], prunable: int | None = None) -> list[PlannedTrial]:
     """All trials of a run, seed-major (so each seed's parent is built once), dense first.
 
     A control finder (`random`) is planned `run.controls` times per sparsity and seed.
@@ -135,15 +139,15 @@ def make_plan(run: RunSpec, widths: tuple[int, ...]) -> list[PlannedTrial]:
             cells.extend((name, s) for name in run.finders if not (get_finder(name).sparsity_free or get_finder(name).front))
         for name, s in cells:
             for c in range(run.controls if get_finder(name).control else 1):
-                ts = trial_spec(run, widths, name, s, seed, c)
+                ts = trial_spec(run, widths, name, s, seed, c, prunable=prunable)
                 out.append(PlannedTrial(name, ts["sparsity"], seed, trial_key(ts), ts, c))
             for check in checks_of(run, name):
-                ts = trial_spec(run, widths, name, s, seed, check=check)
+                ts = trial_spec(run, widths, name, s, seed, check=check, prunable=prunable)
                 out.append(PlannedTrial(name, ts["sparsity"], seed, trial_key(ts), ts, check=check))
         for name in run.finders:
             if not get_finder(name).front:
                 continue
-            for slot in range(run.front_size):  # each member of the front, and a random net of its size
+            for slot in range(get_finder(name).slots(run.options_for(name))):  # each member, and a random net of its size
                 ts = trial_spec(run, widths, name, 0.0, seed, slot=slot)
                 out.append(PlannedTrial(name, 0.0, seed, trial_key(ts), ts, slot=slot))
                 ts = trial_spec(run, widths, "random", 0.0, seed, slot=slot, match=name)

@@ -34,8 +34,13 @@ def csv_cell(value: Any) -> Any:
 
 
 def _row(t: TrialRecord, d: Derived) -> dict[str, Any]:
-    def epochs(e: int | None) -> str:
-        return "" if math.isnan(d.reference_val_acc) else ("never" if e is None else str(e))
+    known = not math.isnan(d.reference_val_acc)  # the seed has a finished dense trial to set the target
+
+    def epochs(e: int | None) -> int | str:
+        return "" if e is None else e  # a number or nothing: a numeric column stays numeric
+
+    def reached(e: int | None) -> str:
+        return "" if not known else ("yes" if e is not None else "no")
 
     row: dict[str, Any] = {}
     for k, v in t.to_row().items():
@@ -45,17 +50,22 @@ def _row(t: TrialRecord, d: Derived) -> dict[str, Any]:
             row[k] = "" if v < 0 else v  # -1 marks "not a front slot": no value, not a number
         else:
             row[k] = v
-    row.update(epochs_to_95=epochs(d.epochs_to_95), epochs_to_99=epochs(d.epochs_to_99), auc_val_acc=d.auc_val_acc)
+    row.update(
+        epochs_to_95=epochs(d.epochs_to_95), reached_95=reached(d.epochs_to_95),
+        epochs_to_99=epochs(d.epochs_to_99), reached_99=reached(d.epochs_to_99),
+        auc_val_acc_pct=d.auc_val_acc * 100,  # the mean validation accuracy over epochs, in % like the others
+    )
     return {k: csv_cell(v) for k, v in row.items()}
 
 
 def trials_csv(trials: Sequence[TrialRecord], derived: dict[str, Derived]) -> str:
-    """One CSV row per trial: TrialRecord.to_row() plus epochs_to_95, epochs_to_99, auc_val_acc.
+    """One CSV row per trial: TrialRecord.to_row() plus epochs to 95%/99% of dense and the AUC.
 
-    Accuracies are in % (`final_test_acc_pct`, `best_val_test_acc_pct`), as in the report. A cell
-    without a value (a diverged trial's accuracy, a latency never measured, `slot` outside a
-    hardware-aware run) is empty. An epochs-to column holds the epoch, "never" if the target was not
-    reached, or is empty when the seed has no finished dense trial to define the target.
+    Accuracies are in % (`final_test_acc_pct`, `best_val_test_acc_pct`, `auc_val_acc_pct`), as in the
+    report. A cell without a value (a diverged trial's accuracy, a latency never measured, `slot`
+    outside a hardware-aware run) is empty. `epochs_to_95` holds the first epoch at 95% of the seed's
+    dense validation accuracy, empty if none; `reached_95` says yes or no, and is empty when the seed
+    has no finished dense trial to define the target (likewise for 99%).
 
     >>> print(trials_csv(trials, derive_all(trials)))  # doctest: +SKIP
     key,finder,sparsity,seed,status,...,final_test_acc_pct,...

@@ -19,6 +19,20 @@ _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}li{margin:0.3em 0}"""
 
 
+# bidirectional controls reorder the text around them on screen (U+202E shows "gpj.exe" as "exe.jpg"):
+# a user string carrying one is shown with the control spelled out
+_BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """`text` with bidirectional control characters spelled out, so it reads in the order it is stored.
+
+    >>> print(visible("a\u202eb"))
+    a\u202eb
+    """
+    return _BIDI.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 # markdown punctuation that changes rendering wherever it stands (code, emphasis, strikethrough,
 # GitHub math, table cells); the backslash first, so later escapes are not escaped again
 _MD_ALWAYS = re.compile(r"([\\`*~|$])")
@@ -45,7 +59,7 @@ def md_escape(text: str, block: bool = False) -> str:
     >>> print(md_escape("1. # x", block=True))
     1\\. \\# x
     """
-    s = re.sub(r"[\r\n]+", " ", text)
+    s = re.sub(r"[\r\n]+", " ", visible(text))
     s = _MD_ALWAYS.sub(r"\\\1", s)
     s = _MD_UNDERSCORE.sub(r"\\_", s)
     s = _MD_LINK.sub(r"\\]", s)
@@ -92,7 +106,9 @@ def to_html(blocks: Sequence[Block]) -> str:
     >>> "<h1>R &amp; D</h1>" in to_html([("h1", "R & D")])
     True
     """
-    e = html.escape
+    def e(text: str) -> str:
+        return html.escape(visible(text))
+
     out: list[str] = []
     for b in blocks:
         kind = b[0]

@@ -108,6 +108,8 @@ def _blocks(run_dir: Path, spec: dict[str, Any] | None, trials: list[TrialRecord
     blocks.append(("h2", "Gap to dense (finder − dense parent, paired by seed)"))
     if gaps:
         blocks.append(("table", *_gap_rows(gaps, label)))
+        blocks.append(("p", "Holm p here: adjusted within each finder across its sparsities (the finder family), "
+                            "against the dense parent."))
     elif any(t.finder == DENSE for t in trials):
         blocks.append(("p", "This run has no sparse trials to compare with the dense parent."))
     else:

@@ -256,6 +256,15 @@ class Store:
             return []
         return [x for x in items if isinstance(x, dict)] if isinstance(items, list) else []
 
+    def forget(self, key: str) -> bool:
+        """Delete trial `key` with its curve, mask, weights and exports, in one transaction, so the
+        run's own command trains it again (a damaged trial). False if no such trial is stored."""
+        self._db.executescript(_SCHEMA)  # tables a store made by an older sparsenas may lack
+        with self._db:
+            for table in ("weights", "masks", "curves", "exports", "superseded"):
+                self._db.execute(f"delete from {table} where key = ?", (key,))
+            return self._db.execute("delete from trials where key = ?", (key,)).rowcount > 0
+
     # -- superseded trials: made by older code for a trial the current code keys differently ------
 
     def identities(self) -> dict[str, tuple]:
