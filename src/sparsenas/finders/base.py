@@ -22,7 +22,7 @@ from ..errors import SparsenasError
 from ..masks import NodeMask, WeightMask, global_count
 from ..models import Parent
 from ..registry import Registry
-from .cost import SearchCost
+from ..measures import SearchCost
 from .options import Declaration, FinderOptions, merge
 from ..train import TrainSpec
 

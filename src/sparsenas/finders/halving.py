@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ..masks import allocate, random_mask
 from .base import Finder, Found, FinderOptions, SearchContext, register
-from .cost import SearchCost
+from ..measures import SearchCost
 from .scoring import add_costs, loss_rank, proxy_losses
 
 

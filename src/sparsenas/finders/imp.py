@@ -30,7 +30,7 @@ from ..masks import (
 from ..models import Parent
 from ..errors import SparsenasError
 from .base import Finder, Found, FinderOptions, Mask, SearchContext, register
-from .cost import SearchCost
+from ..measures import SearchCost
 from .scoring import add_costs, found, prunable_params, train_masked, trained_dense
 
 

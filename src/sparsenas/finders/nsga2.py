@@ -40,7 +40,7 @@ from ..masks import NodeMask, compact, count_flops, count_params
 from ..timing import measure_latency
 from ..errors import SparsenasError
 from .base import Finder, Found, FinderOptions, SearchContext, register
-from .cost import SearchCost
+from ..measures import SearchCost
 from .scoring import proxy_scores
 
 OBJECTIVES = ("accuracy", "latency", "params", "flops")

@@ -23,7 +23,7 @@ from ..masks import (
 from ..models import Parent
 from ..train import Population, TrainResult, train_population
 from .base import Found, Mask, SearchContext
-from .cost import SearchCost
+from ..measures import SearchCost
 
 CANDIDATE_BATCH = 32  # node-mask candidates scored (and proxy-trained) together; part of the protocol
 # The global weight-space count of the papers' code: prune int(s*N), as Tanaka et al.'s code does for

@@ -25,7 +25,7 @@ import torch
 
 from .base import Finder, Found, FinderOptions, Mask, SearchContext, register
 from ..masks import global_count
-from .cost import SearchCost
+from ..measures import SearchCost
 from .scoring import GLOBAL_TOPK, flops_per_sample, found, prunable_params, to_mask, weight_masks_of
 
 

@@ -12,8 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from ..finders.cost import SearchCost
-from ..train.records import EpochRecord
+from ..measures import EpochRecord, SearchCost
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from .loop import evaluate, train
 from .memory import peak_memory, population_size, release_memory, reset_peak_memory, tune_malloc
 from .population import Population, TrainResult, train_population
-from .records import EpochRecord
+from ..measures import EpochRecord
 from .spec import TrainSpec
 
 __all__ = [

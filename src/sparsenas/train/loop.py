@@ -14,7 +14,7 @@ from torch import nn
 
 from ..data import Dataset, Split
 from .population import Population, TrainResult, train_population
-from .records import EpochRecord
+from ..measures import EpochRecord
 from .spec import TrainSpec
 
 

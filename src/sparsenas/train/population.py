@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from ..data import Dataset, Split, batches
 from ..models.base import vmapped_forward
 from .memory import eval_rows
-from .records import EpochRecord
+from ..measures import EpochRecord
 from .spec import TrainSpec
 
 # on_epoch(member index, the member's new curve point)
