@@ -45,8 +45,8 @@ def test_training_flops_count_what_backward_computes():
 @pytest.mark.parametrize("args,message", [
     (["--sparsities", "1.5"], r"sparsity must be in \[0, 1\)"),
     (["--sparsities", "x"], "--sparsities must be numbers"),
-    (["--populations", "0,8"], "--populations must be integers >= 1"),
-    (["--steps", "many"], "--steps must be integers >= 1"),
+    (["--populations", "0,8"], "--populations must be integers from 1 to 4,096"),
+    (["--steps", "many"], "--steps must be integers from 1 to 100,000"),
     (["--alone", "9", "--populations", "8"], "--alone 9 is more than the smallest population 8"),
     (["--device", "tpu"], "--device must be cpu or cuda"),
     (["--out", "/nonexistent/dir/bench.md"], "--out must be a .md or .json file in an existing folder"),

@@ -119,7 +119,7 @@ def test_cli_export_writes_report_section(node_run, tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--trial", "nope"], "no trial 'nope'"),
     (["--trial", ""], "no trial ''"),
-    (["--trial", "x", "--repeats", "0"], "--repeats must be positive"),
+    (["--trial", "x", "--repeats", "0"], "--repeats must be from 1 to 100,000"),
 ])
 def test_cli_export_errors(node_run, tmp_path, capsys, args, message):
     assert main(["export", str(node_run), *args, "-o", str(tmp_path / "m.pt2")]) == 2
