@@ -6,12 +6,13 @@ import pytest
 
 from helpers import shipped
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from sparsenas.masks import (
     NodeMask, allocate, apply_weight_masks, compact, count_flops, count_params, dense_mask, mask_from_scores,
     random_mask, weight_masks, weight_sparsity,
 )
-from sparsenas.models import MODELS, build_parent
+from sparsenas.models import MODELS, as_parent, build_parent
 from sparsenas.errors import SparsenasError
 
 SHAPES = {"mlp": (1, 8, 8), "lenet-300-100": (1, 28, 28), "lenet5": (1, 28, 28)}
@@ -90,6 +91,27 @@ def test_weight_sparsity_params_and_flops_by_hand():
     lenet = build_parent("lenet5", (1, 28, 28), 10, 0)
     macs = 6 * 28 * 28 * 25 + 16 * 10 * 10 * 6 * 25 + 400 * 120 + 120 * 84 + 84 * 10
     assert count_flops(lenet, (1, 28, 28)) == 2 * macs
+
+
+def _library_flops(net: torch.nn.Module, shape: tuple[int, ...]) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        net(torch.zeros(1, *shape))
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("model", shipped(MODELS))
+def test_flops_agree_with_torchs_flop_counter(model: str):
+    # our convention is torch's on every net a run can build (docs/library_choices.md): a
+    # multiply-add is 2, biases, activations and pooling are 0; so the library checks our counter
+    shape = SHAPES.get(model, (1, 28, 28))
+    p = build_parent(model, shape, 10, 0)
+    g = p.node_groups()
+    for s in (0.0, 0.5, 0.9):
+        net = compact(p, random_mask(g, allocate(g, s), torch.Generator().manual_seed(0)))
+        assert count_flops(net, shape) == _library_flops(net, shape)
+    seq = as_parent(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(13, 16), torch.nn.SiLU(), torch.nn.Linear(16, 3)), (13,))
+    assert count_flops(seq, (13,)) == _library_flops(seq, (13,)) == 2 * (13 * 16 + 16 * 3)
 
 
 def test_weight_masks_store_what_compaction_keeps():

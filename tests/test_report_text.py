@@ -22,6 +22,7 @@ from sparsenas.protocol import run
 from sparsenas.report import summary_cells, write_report
 from sparsenas.report import figures
 from sparsenas.report.csvfile import csv_cell
+from sparsenas.report.markup import to_html, to_markdown
 from sparsenas.report.derive import derive_all
 from sparsenas.store import Store
 
@@ -130,3 +131,15 @@ def test_bidi_controls_in_user_strings_are_spelled_out():
     name = "evil\u202egpj.exe"  # shows as "evilexe.jpg" where the control acts
     assert "\u202e" not in md_escape(name) and "\u202e" not in to_html([("p", name)])
     assert "u202e" in md_escape(name) and "\\u202e" in to_html([("p", name)])
+
+
+def test_every_text_slot_of_every_block_kind_is_escaped() -> None:
+    # to_html escapes by hand (no template autoescape, see markup.py): each slot is checked here
+    evil = "<img src=x onerror=alert(1)>\"'&\u202e"
+    blocks = [("h1", evil), ("h2", evil), ("p", evil), ("ul", [evil, evil]), ("table", [evil, "b"], [[evil, evil]]),
+              ("fig", "f.png", b"\x89PNG", evil)]
+    page = to_html(blocks)
+    assert "<img src=x" not in page and "\u202e" not in page and "&quot;&#x27;&amp;\\u202e" in page
+    assert page.count("&lt;img src=x onerror=alert(1)&gt;") == 11  # title, h1, h2, p, 2 li, th, 2 td, alt, caption
+    md = to_markdown(blocks)
+    assert "<img" not in md and "\u202e" not in md

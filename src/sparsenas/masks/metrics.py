@@ -24,8 +24,14 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...], kept_weights: di
     """Forward FLOPs per sample of Linear and Conv2d layers, a multiply-add counted as 2.
 
     Activations, pooling and bias additions are left out: they are a rounding error next to the
-    matrix products and every tool counts them differently. `kept_weights` ({weight name: nonzero
-    count}) counts a weight-masked layer's multiply-adds as a sparse kernel would: only kept weights.
+    matrix products. `kept_weights` ({weight name: nonzero count}) counts a weight-masked layer's
+    multiply-adds as a sparse kernel would: only kept weights.
+
+    Why not `torch.utils.flop_counter.FlopCounterMode`: on every net a run builds (shipped parents,
+    compacted, discovered nn.Sequential) it gives these very numbers (tests/test_masks.py checks),
+    but it is 2-14x slower per call, counts a masked layer as dense, and on a user's declared parent
+    it also counts what this never did (F.linear, Conv1d, a Linear over a sequence: once here, per
+    position there), which would put two conventions in one run's trials (docs/library_choices.md).
 
     >>> from sparsenas.models import build_parent
     >>> count_flops(build_parent("lenet-300-100", (1, 28, 28), 10, 0), (1, 28, 28))

@@ -2,6 +2,12 @@
 
 A report is a list of blocks, built once and rendered twice, so the markdown and the HTML can never
 disagree.
+
+Written by hand rather than as a jinja2 template (docs/library_choices.md): a template with
+autoescape renders the same page (equal after unescaping) in 16 lines against `to_html`'s 28, but
+1.9x slower, with jinja2 imported though not declared (it comes with torch), and for markdown no
+library helps: jinja2 does not escape markdown and renderers turn markdown into HTML, not text into
+literal markdown. Every text slot of every block kind is checked escaped (tests/test_report_text.py).
 """
 
 from __future__ import annotations
