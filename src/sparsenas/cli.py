@@ -182,9 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     fp = sub.add_parser("forget", help="delete one stored trial (a damaged one), so the run's own command trains it again")
     fp.add_argument("run_dir", metavar="RUN_DIR")
     fp.add_argument("--trial", required=True, metavar="KEY", help="the trial's key (a unique prefix is enough)")
-    from .bench import add_parser as add_bench_parser
-
-    add_bench_parser(sub)
+    _add_bench_parser(sub)
     for command in sub.choices.values():  # every command may need the user's registrations
         command.add_argument(
             "--import", dest="imports", action="append", default=[], metavar="FILE.py|MODULE",
@@ -193,10 +191,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import cmd_bench as run_bench_command
+def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="time K sub-networks trained four ways (masked+DataLoader ... population)",
+                       description="`sparsenas bench`: how fast K sub-networks train four ways, side by side in one process.")
+    p.add_argument("--sparsities", default="0.5,0.8,0.95", metavar="S,S,...", help="node sparsities (default: 0.5,0.8,0.95)")
+    p.add_argument("--populations", default="8,32,128", metavar="K,K,...", help="population sizes K, 1 to 4,096 (default: 8,32,128)")
+    p.add_argument("--steps", default="100", metavar="N", help="training steps per sub-network and method, 1 to 100,000 (default: 100)")
+    p.add_argument("--alone", default="4", metavar="N", help="sub-networks timed for each one-at-a-time method (default: 4)")
+    p.add_argument("--device", default="cpu", metavar="{cpu,cuda}", help="cpu or cuda (default: cpu)")
+    p.add_argument("--out", metavar="FILE", help="also write the table (.md) or all numbers (.json) to FILE")
 
-    return run_bench_command(args)
+
+def _ints(flag: str, text: str, low: int, high: int) -> list[int]:
+    # checked here, not by argparse's type=: its errors are a usage block, ours are one line
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        vals = []
+    if not vals or min(vals) < low or max(vals) > high:
+        raise SparsenasError(f"{flag} must be integers from {low} to {high:,}, comma-separated, got {quote(text)}")
+    return vals
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from .bench import run_bench, to_markdown
+    from .masks import check_sparsity
+
+    try:
+        sparsities = [check_sparsity(float(v)) for v in args.sparsities.split(",") if v.strip()]
+    except ValueError:
+        raise SparsenasError(f"--sparsities must be numbers in [0, 1), got {args.sparsities!r}") from None
+    if not sparsities:
+        raise SparsenasError("--sparsities is empty; e.g. --sparsities 0.5,0.8,0.95")
+    populations = _ints("--populations", args.populations, 1, 4096)
+    steps = _ints("--steps", args.steps, 1, 100_000)[0]
+    alone = _ints("--alone", args.alone, 1, 4096)[0]
+    if alone > min(populations):
+        raise SparsenasError(f"--alone {alone} is more than the smallest population {min(populations)}; lower --alone")
+    if args.device not in ("cpu", "cuda"):
+        raise SparsenasError(f"--device must be cpu or cuda, got {args.device!r}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SparsenasError("--device cuda asked for, but this torch build sees no CUDA GPU; use --device cpu")
+    out = Path(args.out) if args.out else None
+    if out is not None and (out.suffix not in (".md", ".json") or not out.parent.is_dir()):
+        raise SparsenasError(f"--out must be a .md or .json file in an existing folder, got '{out}'")
+    result = run_bench(sparsities, populations, steps, alone, args.device)
+    if out is not None:
+        out.write_text(json.dumps(result, indent=1) if out.suffix == ".json" else to_markdown(result))
+        print(f"written: {out}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
