@@ -1,16 +1,10 @@
 """The one training loop: K same-shape networks trained together, as stacked weights, on the same
 minibatches. K = 1 is an ordinary trial.
 
-Every member has its own weights, optimizer state, learning curve and divergence check. Members
-never exchange numbers: the loss is the sum of the members' mean losses, so each member's gradient
-is its own, and SGD and Adam act element by element, so one optimizer over the stacked tensors is K
-optimizers. A member whose loss or weights turn non-finite is marked diverged at the end of that
+Every member has its own weights, optimizer state, learning curve and divergence check; how K
+networks train as one set of stacked tensors, and why that equals K separate trainings, is
+`stacked.py`. A member whose loss or weights turn non-finite is marked diverged at the end of that
 epoch and dropped from the stacks (with its optimizer state); the others go on undisturbed.
-
-Members agree with the same network trained alone to fp32 rounding, not to the last bit: a GEMM over
-K stacked matrices may sum in another order than K separate GEMMs (the runner therefore forms
-populations deterministically; see `protocol.populations`). A network with dropout draws its own dropout
-masks per member, so its members follow other random draws than they would alone.
 
 The data order of a trial is fixed by its `data_seed` alone: epoch e's permutation is the e-th draw
 of a generator seeded with `data_seed`, so every trial of a seed sees the same minibatches.
@@ -25,13 +19,17 @@ from typing import Callable, Sequence
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from ..data import Dataset, Split, batches
-from ..models.base import vmapped_forward
-from .memory import eval_rows
+from ..data import Dataset, batches
 from ..measures import EpochRecord
 from .spec import TrainSpec
+# defined in stacked.py; importable from here as before
+from .stacked import Forward, Population, make_stacked_optimizer, member_losses, stacked_forward_of
+
+__all__ = [
+    "Forward", "MemberHook", "Population", "TrainResult", "lr_factor", "make_stacked_optimizer", "member_losses",
+    "stacked_forward_of", "train_population",
+]
 
 # on_epoch(member index, the member's new curve point)
 MemberHook = Callable[[int, EpochRecord], None]
@@ -46,38 +44,6 @@ class TrainResult:
     samples: int = 0  # training samples those steps processed
 
 
-Forward = Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
-
-
-def stacked_forward_of(base: nn.Module) -> Forward:
-    """The function (stacked params, x) -> logits (K, B, C) for networks shaped like `base`.
-
-    Parents provide `stacked_forward`; any other module is vmapped over its own forward.
-
-    >>> f = stacked_forward_of(nn.Linear(4, 3))
-    >>> p = {"weight": torch.zeros(2, 3, 4), "bias": torch.ones(2, 3)}
-    >>> tuple(f(p, torch.zeros(5, 4)).shape)
-    (2, 5, 3)
-    """
-    own = getattr(base, "stacked_forward", None)
-    return own if own is not None else vmapped_forward(base)
-
-
-def make_stacked_optimizer(params: list[torch.Tensor], spec: TrainSpec) -> torch.optim.Optimizer:
-    """The optimizer `spec` names over stacked tensors (fused kernels where torch has them).
-
-    >>> type(make_stacked_optimizer([torch.zeros(2, 3, requires_grad=True)], TrainSpec())).__name__
-    'SGD'
-    """
-    # fused: one kernel per tensor for the whole update, instead of one pass per arithmetic op
-    fused = {"fused": True} if params and params[0].device.type in ("cpu", "cuda") else {}
-    if spec.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay, **fused)
-    if spec.optimizer == "adam":
-        return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay, **fused)
-    raise ValueError(f"unknown optimizer {spec.optimizer!r}")
-
-
 def lr_factor(spec: TrainSpec, step: int, total: int) -> float:
     """The schedule's multiplier of the learning rate at `step` of `total`.
 
@@ -87,147 +53,6 @@ def lr_factor(spec: TrainSpec, step: int, total: int) -> float:
     if spec.schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * step / max(1, total)))
     return 1.0
-
-
-def member_losses(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy of each member: logits (K, B, C), labels (B,) -> (K,) (mean or sum over B).
-
-    >>> [round(v, 4) for v in member_losses(torch.zeros(2, 3, 4), torch.tensor([0, 1, 2])).tolist()]
-    [1.3863, 1.3863]
-    """
-    k, b, c = logits.shape
-    per_sample = F.cross_entropy(logits.reshape(k * b, c), y.repeat(k), reduction="none").view(k, b)
-    return per_sample.mean(1) if reduction == "mean" else per_sample.sum(1)
-
-
-class Population:
-    """K networks of one shape as stacked tensors (K, ...), with one optimizer over them.
-
-    A population of one trains its network's own tensors with the network's own forward: a trial
-    alone is the classic PyTorch loop, with no stacking overhead.
-
-    `masks` (one {tensor name: 0/1 tensor} per net) holds weight-masked members at zero: masked
-    entries are zeroed at the start and after every optimizer step. SGD and Adam update element by
-    element, so the kept weights follow exactly the trajectory of a net whose masked weights are
-    absent (the masked entries' own momentum never reaches a kept weight).
-
-    >>> nets = [nn.Linear(4, 3) for _ in range(2)]
-    >>> pop = Population(nets, TrainSpec()); pop.size, tuple(pop.params["weight"].shape)
-    (2, (2, 3, 4))
-    """
-
-    def __init__(self, nets: Sequence[nn.Module], spec: TrainSpec, masks: Sequence[dict[str, torch.Tensor]] | None = None) -> None:
-        if not nets:
-            raise ValueError("a population needs at least one network")
-        self.spec = spec
-        self.base = nets[0]
-        shapes = [{n: tuple(t.shape) for n, t in net.state_dict().items()} for net in nets]
-        if any(s != shapes[0] for s in shapes[1:]):
-            raise ValueError("population members must share one shape (the same compacted widths)")
-        self.solo = len(nets) == 1
-        if self.solo:
-            self.params = dict(self.base.named_parameters()) | dict(self.base.named_buffers())
-            self.forward: Forward = lambda _params, x: self.base(x).unsqueeze(0)
-        else:
-            self.forward = stacked_forward_of(self.base)
-            tensors = [dict(net.named_parameters()) | dict(net.named_buffers()) for net in nets]
-            trainable = {n for n, p in self.base.named_parameters() if p.requires_grad}
-            self.params = {
-                n: torch.stack([t[n].detach() for t in tensors]).requires_grad_(n in trainable)
-                for n in tensors[0]
-            }
-        self.members = list(range(len(nets)))  # row r of every stack holds member self.members[r]
-        self.masks: dict[str, torch.Tensor] = {}
-        if masks is not None:
-            if len(masks) != len(nets) or any(set(m) != set(masks[0]) for m in masks):
-                raise ValueError("give one weight mask per net, all masking the same tensors")
-            for name in masks[0]:
-                t = self.params[name]
-                stacked = masks[0][name] if self.solo else torch.stack([m[name] for m in masks])
-                self.masks[name] = stacked.to(t.device) != 0  # bool: True = kept
-            self._apply_masks()
-        self.optimizer = make_stacked_optimizer(self._trainable(), spec)
-
-    @torch.no_grad()
-    def _apply_masks(self) -> None:
-        for name, m in self.masks.items():
-            # a fill, not a product: a masked entry whose update overflowed (inf * 0 = nan) is zero too
-            self.params[name].masked_fill_(~m, 0.0)
-
-    @property
-    def size(self) -> int:
-        return len(self.members)
-
-    def _trainable(self) -> list[torch.Tensor]:
-        return [t for t in self.params.values() if t.requires_grad]
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward(self.params, x)
-
-    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
-        """One optimizer step of every member on the batch (x, y); returns the members' losses (K,)."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.base.train()
-        losses = member_losses(self.logits(x), y)
-        self.optimizer.zero_grad(set_to_none=True)
-        losses.sum().backward()  # d(sum)/d(member k's weights) = d(loss k)/d(member k's weights)
-        self.optimizer.step()
-        self._apply_masks()
-        return losses.detach()
-
-    @torch.no_grad()
-    def evaluate(self, split: Split) -> tuple[list[float], list[float]]:
-        """Each member's (mean loss, accuracy) on `split`, as two lists in row order."""
-        k, n = self.size, len(split)
-        device = next(iter(self.params.values())).device
-        loss_sum = torch.zeros(k, dtype=torch.float64, device=device)
-        correct = torch.zeros(k, dtype=torch.int64, device=device)
-        was_training = self.base.training
-        self.base.eval()  # dropout off, batch norm on its running statistics
-        try:
-            for xb, yb in batches(split, eval_rows(k)):
-                logits = self.logits(xb)
-                loss_sum += member_losses(logits, yb, reduction="sum").double()
-                correct += (logits.argmax(2) == yb).sum(1)
-        finally:
-            self.base.train(was_training)
-        return (loss_sum / n).tolist(), (correct.double() / n).tolist()
-
-    @torch.no_grad()
-    def write_back(self, nets: Sequence[nn.Module], rows: Sequence[int] | None = None) -> None:
-        """Copy the weights of the members at `rows` (default all) into their networks."""
-        if self.solo:
-            return  # a population of one trains its network in place
-        for r in range(self.size) if rows is None else rows:
-            own = dict(nets[self.members[r]].named_parameters()) | dict(nets[self.members[r]].named_buffers())
-            for name, stack in self.params.items():
-                own[name].copy_(stack[r])
-
-    def keep(self, rows: Sequence[int]) -> None:
-        """Keep only the members at `rows`: stacks and optimizer state are sliced, nothing else changes."""
-        if self.solo:
-            self.members = [self.members[r] for r in rows]  # kept, or gone: nothing to slice
-            return
-        old = self._trainable()
-        index = torch.tensor(list(rows), dtype=torch.long, device=old[0].device if old else "cpu")
-        k = self.size
-        self.params = {
-            n: t.detach().index_select(0, index).requires_grad_(t.requires_grad) for n, t in self.params.items()
-        }
-        self.masks = {n: m.index_select(0, index) for n, m in self.masks.items()}
-        new = self._trainable()
-        state = self.optimizer.state
-        self.optimizer = make_stacked_optimizer(new, self.spec)
-        for o, p in zip(old, new):
-            if o in state:
-                # per-member state (momentum, Adam moments) is sliced; shared scalars (Adam's step) copied
-                self.optimizer.state[p] = {
-                    key: v.index_select(0, index) if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == k
-                    else (v.clone() if torch.is_tensor(v) else v)
-                    for key, v in state[o].items()
-                }
-        self.members = [self.members[r] for r in rows]
 
 
 def train_population(
