@@ -3,7 +3,7 @@
 A trial is written in one transaction (its row and its curve together), keyed by the hash of its
 canonical spec, so a process killed at any moment leaves either the whole trial or none of it, and a
 re-run skips what is done. The file is plain SQLite: ``sqlite3 runs/x/sparsenas.db 'select * from
-trials'`` works.
+trials'`` works. The file's tables, and how it is opened safely, are in `schema.py`.
 """
 
 from __future__ import annotations
@@ -16,45 +16,10 @@ from typing import Any
 
 from ..errors import SparsenasError
 from .records import EpochRecord, TrialRecord, epoch_from_row, identity, record_from_json, record_to_json
+from .schema import DB_NAME, SCHEMA, SCHEMA_VERSION, open_db
 
-DB_NAME = "sparsenas.db"
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-create table if not exists meta (name text primary key, value text not null);
-create table if not exists trials (
-    key text primary key,
-    finder text not null,
-    sparsity real not null,
-    seed integer not null,
-    status text not null,
-    record text not null          -- the TrialRecord as JSON, curve excluded
-);
-create table if not exists masks (
-    key text primary key references trials(key),
-    bits blob not null            -- a weight trial's mask, packed (masks.pack_weight_mask)
-);
-create table if not exists weights (
-    key text primary key references trials(key),
-    state blob not null           -- the trained sub-network's state dict (store.weights.pack_weights)
-);
-create table if not exists exports (
-    key text not null references trials(key),
-    path text not null,           -- where `sparsenas export` wrote the module
-    result text not null,         -- JSON: output check and latency (export.ExportResult)
-    primary key (key, path)
-);
-create table if not exists superseded (
-    key text primary key references trials(key),
-    by_key text not null          -- the key that replaced it: same finder, sparsity, seed and arm, newer code
-);
-create table if not exists curves (
-    key text not null references trials(key),
-    epoch integer not null,
-    train_loss real, val_loss real, val_acc real, test_acc real,
-    primary key (key, epoch)
-);
-"""
+# DB_NAME and SCHEMA_VERSION live in schema.py with the tables; importable from here as before
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "Store"]
 
 
 class Store:
@@ -68,45 +33,7 @@ class Store:
     def __init__(self, run_dir: str | Path, create: bool = True) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / DB_NAME
-        if not self.path.exists():
-            if not create:
-                raise SparsenasError(
-                    f"no sparsenas run in '{self.run_dir}' (missing {DB_NAME}); "
-                    "pass the --out directory of a 'sparsenas run'"
-                )
-            if self.run_dir.exists() and not self.run_dir.is_dir():
-                raise SparsenasError(f"'{self.run_dir}' is a file, not a directory; pass a directory to --out")
-            if self.run_dir.is_dir() and any(self.run_dir.iterdir()):
-                # the report would overwrite report.md & co.: never write into someone's folder
-                raise SparsenasError(
-                    f"'{self.run_dir}' holds other files but no sparsenas run; pass a new or empty --out directory"
-                )
-            try:
-                self.run_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise SparsenasError(f"cannot create run directory '{self.run_dir}' ({e.strerror}); pass another --out") from None
-        try:
-            self._db = sqlite3.connect(self.path, timeout=30.0)
-            # FULL sync: a trial the store said it wrote survives a power cut, not just kill -9.
-            self._db.execute("pragma synchronous = full")
-            tables = {r[0] for r in self._db.execute("select name from sqlite_master where type = 'table'")}
-            if (tables or not create) and not {"meta", "trials", "curves"} <= tables:
-                # an SQLite file of something else (or an empty one): never write our tables into it
-                raise SparsenasError(
-                    f"'{self.path}' is not a sparsenas store (it lacks the sparsenas tables); "
-                    "pass another --out directory"
-                )
-            if create:
-                self._db.executescript(_SCHEMA)
-                # fail now, not after the first trial has trained, if the store cannot be written
-                self._db.execute("begin immediate")
-                self._db.execute("rollback")
-        except sqlite3.OperationalError as e:
-            raise SparsenasError(f"cannot write to '{self.path}' ({e}); check its permissions or pass another --out") from None
-        except sqlite3.DatabaseError as e:
-            raise SparsenasError(
-                f"'{self.path}' is not a readable sparsenas store ({e}); pass another --out directory"
-            ) from None
+        self._db = open_db(self.run_dir, create)
         version = self._meta("schema_version")
         if version is not None and int(version) > SCHEMA_VERSION:
             raise SparsenasError(
@@ -220,7 +147,7 @@ class Store:
 
     def put_export(self, key: str, path: str, result: dict[str, Any]) -> None:
         # a store opened without `create` (export reads an existing run) may predate this table
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(SCHEMA)
         with self._db:
             self._db.execute("insert or replace into exports values (?, ?, ?)", (key, path, json.dumps(result, sort_keys=True)))
 
@@ -259,7 +186,7 @@ class Store:
     def forget(self, key: str) -> bool:
         """Delete trial `key` with its curve, mask, weights and exports, in one transaction, so the
         run's own command trains it again (a damaged trial). False if no such trial is stored."""
-        self._db.executescript(_SCHEMA)  # tables a store made by an older sparsenas may lack
+        self._db.executescript(SCHEMA)  # tables a store made by an older sparsenas may lack
         with self._db:
             for table in ("weights", "masks", "curves", "exports", "superseded"):
                 self._db.execute(f"delete from {table} where key = ?", (key,))
@@ -283,7 +210,7 @@ class Store:
         (users' data), but `trials()` leaves it out, so a report never mixes two versions' results."""
         if not replaced:
             return
-        self._db.executescript(_SCHEMA)  # a store made before the table existed
+        self._db.executescript(SCHEMA)  # a store made before the table existed
         with self._db:
             self._db.executemany("insert or replace into superseded values (?, ?)", sorted(replaced.items()))
 
