@@ -11,7 +11,6 @@ import time
 from typing import Any, Callable
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -48,7 +47,7 @@ def _minibatches(data: Split, loader: bool) -> Any:
             yield from batches(data, BATCH, gen)
 
 
-def _masked_alone(parent: Parent, mask: NodeMask, data: Split, steps: int, spec: TrainSpec, loader: bool) -> tuple[nn.Module, float]:
+def _masked_alone(parent: Parent, mask: NodeMask, data: Split, steps: int, spec: TrainSpec, loader: bool) -> tuple[Parent, float]:
     """Train the full-size masked parent for `steps` steps; returns it and the seconds it took."""
     masks = weight_masks(parent, mask)
     net = apply_weight_masks(parent, masks)

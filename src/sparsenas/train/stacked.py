@@ -14,7 +14,7 @@ masks per member, so its members follow other random draws than they would alone
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -49,7 +49,7 @@ def make_stacked_optimizer(params: list[torch.Tensor], spec: TrainSpec) -> torch
     'SGD'
     """
     # fused: one kernel per tensor for the whole update, instead of one pass per arithmetic op
-    fused = {"fused": True} if params and params[0].device.type in ("cpu", "cuda") else {}
+    fused: dict[str, Any] = {"fused": True} if params and params[0].device.type in ("cpu", "cuda") else {}
     if spec.optimizer == "sgd":
         return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay, **fused)
     if spec.optimizer == "adam":
