@@ -64,7 +64,7 @@ class InitMagnitude(Finder):
     spaces = ("node", "weight")
     scored = True  # returns its scores: --allocation applies, and the invert check can rank them
 
-    def find(self, ctx: SearchContext) -> Found:
+    def find(self, ctx: SearchContext[InitMagnitudeOptions]) -> Found:  # ctx.options is typed
         start = time.perf_counter()
         fan_in = ctx.options.layer_scale == "fan-in"
         # w[0].numel(): the inputs of one output unit (a Linear row, a Conv filter)

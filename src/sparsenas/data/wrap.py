@@ -70,7 +70,7 @@ def from_tensors(
     ytr, yte = _labels(name, "train", y_train, len(xtr)), _labels(name, "test", y_test, len(xte))
     if xtr.shape[1:] != xte.shape[1:]:
         raise SparsenasError(f"dataset '{name}': train inputs are {tuple(xtr.shape[1:])} but test inputs {tuple(xte.shape[1:])}; give both one sample shape")
-    seen = int(max(ytr.max(), yte.max(), 0)) + 1  # floor 0: negative labels are named by check_data
+    seen = max(int(ytr.max()), int(yte.max()), 0) + 1  # floor 0: negative labels are named by check_data
     k = seen if num_classes is None else num_classes
     if k < seen:
         raise SparsenasError(f"dataset '{name}': num_classes={num_classes} but a label is {seen - 1}; use num_classes={seen} or fix the labels")

@@ -250,8 +250,8 @@ def export_trial(
     tmp = out.with_name(out.name + ".partial")
     with open(tmp, "wb") as f:  # a file object: torch.export's own suffix check wants .pt2 names
         torch.export.save(program, f, extra_files={INFO_FILE: json.dumps(info)})
-    with open(tmp, "rb") as f:
-        loaded = torch.export.load(f).module()
+    with open(tmp, "rb") as saved:
+        loaded = torch.export.load(saved).module()
     with torch.inference_mode():
         want, got = masked(x), loaded(x)
     diff = float((want - got).abs().max())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, ClassVar, Mapping, Union
+from typing import Any, ClassVar, Generic, Hashable, Mapping, TypeVar, Union
 
 import torch
 
@@ -27,20 +27,26 @@ from .options import Declaration, FinderOptions, merge
 from ..train import TrainSpec
 
 
+# the options type a context carries: a finder annotates `find(self, ctx: SearchContext[ItsOptions])`
+# (and its helpers likewise) to read `ctx.options.<field>` typed; a bare `SearchContext` holds any options
+OptionsT = TypeVar("OptionsT", bound=FinderOptions)
+
+
 @dataclass(frozen=True)
-class SearchContext:
+class SearchContext(Generic[OptionsT]):
     parent: Parent  # the dense parent at its init θ0 (never modified by a finder)
     data: Dataset
     train: TrainSpec
     sparsity: float  # target sparsity in `space`: of hidden nodes, or of prunable weights
     seed: int  # the trial seed: it fixes θ0 and the data order
     generator: torch.Generator  # the finder's own randomness, seeded from (seed, sparsity, finder)
-    options: FinderOptions  # the finder's own options (an instance of its `Options`), read as attributes
+    options: OptionsT  # the finder's own options (an instance of its `Options`), read as attributes
     space: str = "node"  # "node" or "weight"
     allocation: str = "per-layer"  # "per-layer" or "global": how a sparsity becomes per-layer counts
     # shared by every finder of one seed: work two finders (or two sparsities) would repeat, such as
-    # the trained dense parent or IMP's chain of rounds, is done once per seed
-    memo: dict[str, Any] = field(default_factory=dict)
+    # the trained dense parent or IMP's chain of rounds, is done once per seed. Keys are a finder's
+    # name (its front state), a name ("trained_dense") or a tuple naming the work and its options
+    memo: dict[Hashable, Any] = field(default_factory=dict)
     slot: int = -1  # a front finder's member (nsga2: 0 = cheapest); -1 for every other finder
 
     def __post_init__(self) -> None:

@@ -85,8 +85,8 @@ class Evolution(Finder):
     Options = EvolutionOptions
     has_search_cost = True
 
-    def find(self, ctx: SearchContext) -> Found:
-        o: EvolutionOptions = ctx.options
+    def find(self, ctx: SearchContext[EvolutionOptions]) -> Found:
+        o = ctx.options
         gen = ctx.generator
         groups = ctx.parent.node_groups()
         sizes = [g.size for g in groups]

@@ -10,18 +10,21 @@ a node's score (sum of its incoming weights' scores) can be too. One batch of `s
 from __future__ import annotations
 
 import copy
+import functools
+import operator
 from dataclasses import dataclass, field
 
 import torch
 from torch.nn import functional as F
 
+from ..models import Parent
 from .base import Finder, Found, FinderOptions, SearchContext, register
 from .scoring import GLOBAL_TOPK, find_on_batch, prunable_params
 
 TEMPERATURE = 200.0
 
 
-def grasp_scores(parent: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, temperature: float = TEMPERATURE) -> dict[str, torch.Tensor]:
+def grasp_scores(parent: Parent, x: torch.Tensor, y: torch.Tensor, temperature: float = TEMPERATURE) -> dict[str, torch.Tensor]:
     """θ ⊙ Hg for every prunable weight (higher = keep), by a Hessian-vector product.
 
     >>> from sparsenas.models import build_parent
@@ -36,7 +39,7 @@ def grasp_scores(parent: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, temp
     g = [t.detach() for t in torch.autograd.grad(F.cross_entropy(net(x) / temperature, y), ws)]
     # Hg = ∂/∂θ (gᵀ ∇L(θ)) with g held fixed
     grad = torch.autograd.grad(F.cross_entropy(net(x) / temperature, y), ws, create_graph=True)
-    z = sum((gi * ti).sum() for gi, ti in zip(g, grad))
+    z = functools.reduce(operator.add, ((gi * ti).sum() for gi, ti in zip(g, grad)))  # sum() without its 0
     hg = torch.autograd.grad(z, ws)
     return {n: (w * h).detach() for (n, w), h in zip(weights.items(), hg)}
 
@@ -66,6 +69,6 @@ class Grasp(Finder):
     scored = True
     global_topk = GLOBAL_TOPK  # it ranks through `to_mask`
 
-    def find(self, ctx: SearchContext) -> Found:
+    def find(self, ctx: SearchContext[GraspOptions]) -> Found:
         # one gradient pass (3 forwards) and a Hessian-vector product (about twice that again)
         return find_on_batch(ctx, ctx.options.score_samples, grasp_scores, passes=9.0, topk=self.global_topk)

@@ -42,8 +42,8 @@ class Halving(Finder):
     Options = HalvingOptions
     has_search_cost = True
 
-    def find(self, ctx: SearchContext) -> Found:
-        o: HalvingOptions = ctx.options
+    def find(self, ctx: SearchContext[HalvingOptions]) -> Found:
+        o = ctx.options
         groups = ctx.parent.node_groups()
         eta, steps = o.halving_eta, o.halving_steps
         alive = [random_mask(groups, allocate(groups, ctx.sparsity), ctx.generator) for _ in range(o.candidates)]

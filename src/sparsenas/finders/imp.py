@@ -53,6 +53,7 @@ def _scores(ctx: SearchContext, net: Parent, mask: Mask | None) -> dict[str, tor
     `mask` has removed ranked last (-inf)."""
     weights = {n: w.detach().cpu() for n, w in prunable_params(net).items()}
     if ctx.space == "weight":
+        assert mask is None or isinstance(mask, WeightMask)  # a chain's masks are of its space
         return {
             n: w.abs() if mask is None else torch.where(mask.tensors[n], w.abs(), torch.full_like(w, -math.inf))
             for n, w in weights.items()
@@ -60,6 +61,7 @@ def _scores(ctx: SearchContext, net: Parent, mask: Mask | None) -> dict[str, tor
     ns = node_scores(ctx.parent.node_groups(), {n: w**2 for n, w in weights.items()})
     if mask is None:
         return ns
+    assert isinstance(mask, NodeMask)
     return [torch.full_like(s, -math.inf).index_copy(0, torch.tensor(k), s[list(k)]) for s, k in zip(ns, mask.kept)]
 
 
@@ -69,11 +71,16 @@ def _select(ctx: SearchContext, scores, counts: tuple[int, ...] | int) -> Mask:
     return mask_from_scores(ctx.parent.node_groups(), scores, counts)
 
 
-def _round_counts(ctx: SearchContext, kept: tuple[int, ...], scale: float) -> tuple[int, ...] | int:
+def _round_counts(ctx: SearchContext[ImpOptions], kept: tuple[int, ...], scale: float) -> tuple[int, ...] | int:
     """Counts after one round at `scale` x the rates (scale 1: a canonical round)."""
-    rate = ctx.options.imp_rate * scale
     if ctx.allocation == "global":
-        return max(1, _half_up(sum(kept) * (1.0 - rate)))
+        return max(1, _half_up(sum(kept) * (1.0 - ctx.options.imp_rate * scale)))
+    return _layer_round_counts(ctx, kept, scale)
+
+
+def _layer_round_counts(ctx: SearchContext[ImpOptions], kept: tuple[int, ...], scale: float) -> tuple[int, ...]:
+    """Per-layer counts after one round at `scale` x the rates."""
+    rate = ctx.options.imp_rate * scale
     rates = [rate] * len(kept)
     if ctx.space == "weight":
         rates[-1] = rate / 2  # the classifier layer is pruned at half the rate
@@ -85,7 +92,7 @@ def _half_up(x: float) -> int:
     return math.floor(round(x, 9) + 0.5)
 
 
-def _target_counts(ctx: SearchContext, kept: tuple[int, ...]) -> tuple[int, ...] | int:
+def _target_counts(ctx: SearchContext[ImpOptions], kept: tuple[int, ...]) -> tuple[int, ...] | int:
     """Counts that land exactly on the target sparsity from a round with counts `kept`."""
     groups = ctx.parent.node_groups()
     if ctx.space == "node":
@@ -102,11 +109,11 @@ def _target_counts(ctx: SearchContext, kept: tuple[int, ...]) -> tuple[int, ...]
     lo, hi = 0.0, 1.0 / ctx.options.imp_rate
     for _ in range(60):
         mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if sum(_round_counts(ctx, kept, mid)) <= target else (mid, hi)
-    return _round_counts(ctx, kept, hi)
+        lo, hi = (lo, mid) if sum(_layer_round_counts(ctx, kept, mid)) <= target else (mid, hi)
+    return _layer_round_counts(ctx, kept, hi)
 
 
-def _chain(ctx: SearchContext) -> Chain:
+def _chain(ctx: SearchContext[ImpOptions]) -> Chain:
     key = ("imp", ctx.space, ctx.allocation, ctx.options.imp_rate, ctx.options.rewind_steps)
     if key not in ctx.memo:
         k = ctx.options.rewind_steps
@@ -159,7 +166,7 @@ class IMP(Finder):
     spaces = ("node", "weight")
     scored = True
 
-    def find(self, ctx: SearchContext) -> Found:
+    def find(self, ctx: SearchContext[ImpOptions]) -> Found:
         chain = _chain(ctx)
         # extend the canonical chain until its next round would reach the target
         while True:

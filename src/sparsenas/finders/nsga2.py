@@ -134,7 +134,7 @@ def pick_front(points: np.ndarray, k: int) -> list[int]:
     return sorted(chosen, key=lambda i: (points[i, 1], points[i, 0], i))
 
 
-def search_front(ctx: SearchContext) -> tuple[list[Candidate], SearchCost]:
+def search_front(ctx: SearchContext[NSGA2Options]) -> tuple[list[Candidate], SearchCost]:
     """Run NSGA-II once per seed (memoized in `ctx.memo`) and return the chosen front and its cost."""
     if "nsga2" in ctx.memo:
         return ctx.memo["nsga2"]
@@ -236,7 +236,7 @@ class NSGA2Finder(Finder):
     has_search_cost = True
     front = True  # planned per front slot (not per sparsity), each beside a random net of its size
 
-    def find(self, ctx: SearchContext) -> Found:
+    def find(self, ctx: SearchContext[NSGA2Options]) -> Found:
         front, cost = search_front(ctx)
         slot = min(max(ctx.slot, 0), len(front) - 1)  # fewer distinct candidates than slots: repeat the last
         return Found(front[slot].mask, cost)

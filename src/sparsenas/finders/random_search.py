@@ -40,8 +40,8 @@ class RandomSearch(Finder):
     Options = RandomSearchOptions
     has_search_cost = True
 
-    def find(self, ctx: SearchContext) -> Found:
-        o: RandomSearchOptions = ctx.options
+    def find(self, ctx: SearchContext[RandomSearchOptions]) -> Found:
+        o = ctx.options
         groups = ctx.parent.node_groups()
         counts = allocate(groups, ctx.sparsity)
         cands = [random_mask(groups, counts, ctx.generator) for _ in range(o.candidates)]

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 import torch
 from torch.nn import functional as F
 
+from ..models import Parent
 from .base import Finder, Found, FinderOptions, SearchContext, register
 from .scoring import GLOBAL_TOPK, find_on_batch, prunable_params
 
 
-def snip_scores(parent: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+def snip_scores(parent: Parent, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
     """|g ⊙ θ| for every prunable weight, g the gradient of the mean cross-entropy on (x, y).
 
     >>> from sparsenas.models import build_parent
@@ -58,5 +59,5 @@ class Snip(Finder):
     scored = True
     global_topk = GLOBAL_TOPK  # it ranks through `to_mask`
 
-    def find(self, ctx: SearchContext) -> Found:
+    def find(self, ctx: SearchContext[SnipOptions]) -> Found:
         return find_on_batch(ctx, ctx.options.score_samples, snip_scores, passes=3.0, topk=self.global_topk)

@@ -23,13 +23,14 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..models import Parent
 from .base import Finder, Found, FinderOptions, Mask, SearchContext, register
 from ..masks import global_count
 from ..measures import SearchCost
 from .scoring import GLOBAL_TOPK, flops_per_sample, found, prunable_params, to_mask, weight_masks_of
 
 
-def synflow_scores(parent: torch.nn.Module, input_shape: tuple[int, ...], masks: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+def synflow_scores(parent: Parent, input_shape: tuple[int, ...], masks: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """|θ ⊙ ∂R/∂θ| for every prunable weight of the linearized network (|θ| times `masks`), in float64.
 
     >>> from sparsenas.models import build_parent
@@ -76,7 +77,7 @@ class Synflow(Finder):
     scored = True
     global_topk = GLOBAL_TOPK  # it ranks through `to_mask`
 
-    def find(self, ctx: SearchContext) -> Found:
+    def find(self, ctx: SearchContext[SynflowOptions]) -> Found:
         start = time.perf_counter()
         n = ctx.options.synflow_iterations
         mask: Mask | None = None
@@ -90,6 +91,7 @@ class Synflow(Finder):
             mask, ranked = to_mask(_at_sparsity(ctx, 1.0 - (1.0 - ctx.sparsity) ** (k / n)), scores, alive=mask, topk=self.global_topk)
             if first is None:
                 first = ranked  # the one-shot scores of the unpruned parent: what the inversion check ranks
+        assert mask is not None  # synflow_iterations >= 1 (its declared range)
         cost = SearchCost(steps=0, flops=3.0 * flops_per_sample(ctx) * n, seconds=time.perf_counter() - start)
         return found(mask, cost, first)
 

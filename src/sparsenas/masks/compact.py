@@ -69,7 +69,8 @@ def compact(parent: Parent, mask: NodeMask) -> Parent:
     _fix_shape_attributes(small)
     # a compacted net knows its new widths, so its own node_groups() describe it
     if hasattr(small, "widths"):
-        small.widths = mask.kept_counts()
+        # setattr: Module's stub types every attribute assignment as a Tensor or Module
+        setattr(small, "widths", mask.kept_counts())
     return small
 
 

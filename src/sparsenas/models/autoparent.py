@@ -15,7 +15,7 @@ from ..errors import SparsenasError
 from .base import NodeGroup, Parent
 from .discover import _check_input_shape, discover_node_groups
 
-_PARENT_CLASSES: dict[type, type] = {}
+_PARENT_CLASSES: dict[type, type[Parent]] = {}
 _CACHE_SIZE = 8  # shape signatures remembered per instance: a parent and a few compacted shapes
 
 
@@ -41,7 +41,8 @@ def _discovered_node_groups(self: nn.Module) -> list[NodeGroup]:
 def _reduce_ex(self: nn.Module, protocol: int) -> tuple[Any, ...]:
     # the dynamic class is in no module's namespace, so pickle names the original class instead and
     # `_rebuild_parent` recreates the subclass on load; the state is the module's own
-    return (_rebuild_parent, (type(self)._sparsenas_wraps,), self.__getstate__())
+    # `_sparsenas_wraps` is set in the namespace `_parent_class` builds, so no class declares it
+    return (_rebuild_parent, (getattr(type(self), "_sparsenas_wraps"),), self.__getstate__())
 
 
 def _rebuild_parent(cls: type) -> nn.Module:
@@ -54,10 +55,10 @@ def _rebuild_parent(cls: type) -> nn.Module:
     return pcls.__new__(pcls)
 
 
-def _parent_class(cls: type) -> type:
+def _parent_class(cls: type) -> type[Parent]:
     """The Parent subclass of `cls` with discovery as `node_groups` (one per class, made on demand)."""
     if cls not in _PARENT_CLASSES:
-        _PARENT_CLASSES[cls] = type(
+        made = type(
             cls.__name__,
             (cls, Parent),
             {
@@ -70,6 +71,8 @@ def _parent_class(cls: type) -> type:
                 "__reduce_ex__": _reduce_ex,
             },
         )
+        assert issubclass(made, Parent)
+        _PARENT_CLASSES[cls] = made
     return _PARENT_CLASSES[cls]
 
 

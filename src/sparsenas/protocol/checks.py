@@ -47,9 +47,11 @@ def derive(check: str, base: Found, parent: Parent, generator: torch.Generator, 
         if base.scores is None:
             raise ValueError("the invert check needs a finder that ranks scores")
         if isinstance(mask, WeightMask):
-            flipped = {n: -s for n, s in base.scores.items()}  # type: ignore[union-attr]
+            assert isinstance(base.scores, dict)  # weight scores by tensor name (`Found.scores`)
+            flipped = {n: -s for n, s in base.scores.items()}
             new = weight_mask_from_counts(flipped, mask.kept_counts())
         else:
-            new = mask_from_scores(parent.node_groups(), [-s for s in base.scores], mask.kept_counts())  # type: ignore[union-attr]
+            assert not isinstance(base.scores, dict)  # node scores, one tensor per group
+            new = mask_from_scores(parent.node_groups(), [-s for s in base.scores], mask.kept_counts())
         return Found(new, base.cost, None, base.init)
     raise ValueError(f"unknown check {check!r}")

@@ -17,7 +17,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from ..data import DATASETS
 from ..errors import SparsenasError, quote
@@ -89,7 +89,7 @@ class RunFields:
         cls = FINDERS.get(finder).Options
         return cls(**{k: self.finder_options[k] for k in FINDERS.get(finder).options if k in self.finder_options})
 
-    def validate(self) -> "RunSpec":
+    def validate(self) -> Self:
         """Raise `SparsenasError` on the first bad value; return self so calls chain."""
         DATASETS.get(self.dataset)
         MODELS.get(self.model)

@@ -8,6 +8,7 @@ same way for every finder and control (weight space: kept weights, sparse FLOPs,
 from __future__ import annotations
 
 import copy
+import functools
 import math
 
 import torch
@@ -64,7 +65,8 @@ def _size(parent: Parent, data: Dataset, found: Found, net: Parent) -> dict:
     alive = []
     for g in groups:
         rows = [sl for sl in g.producers if sl.tensor in effective.tensors]
-        alive.append(int(sum(effective.tensors[sl.tensor].movedim(sl.dim, 0).reshape(g.size, -1).any(1) for sl in rows).bool().sum()))
+        reached = [effective.tensors[sl.tensor].movedim(sl.dim, 0).reshape(g.size, -1).any(1) for sl in rows]
+        alive.append(int(functools.reduce(torch.logical_or, reached).sum()))
     prunable = sum(mask.sizes())
     return dict(
         node_sparsity=1.0 - sum(alive) / sum(g.size for g in groups), weight_sparsity=mask.sparsity(),

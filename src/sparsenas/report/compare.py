@@ -117,9 +117,9 @@ def _compare(
                 mine = [_mean_done(a, metric) for a, _ in pairs]
                 theirs = [_mean_done(b, metric) for _, b in pairs]
                 res = paired(mine, theirs)
-                beats = [share_beaten(m, [_metric(c, metric) for c in b], METRICS[metric]) for m, (_, b) in zip(mine, pairs)]
-                n_ctrl = [sum(c.status == "done" for c in b) for _, b in pairs]
-                rows.append((s, res, len(pairs), mean_or_nan(n_ctrl), mean_or_nan(x for x in beats if not math.isnan(x))))
+                shares = [share_beaten(m, [_metric(c, metric) for c in b], METRICS[metric]) for m, (_, b) in zip(mine, pairs)]
+                done = [sum(c.status == "done" for c in b) for _, b in pairs]
+                rows.append((s, res, len(pairs), mean_or_nan(done), mean_or_nan(x for x in shares if not math.isnan(x))))
             # Holm across the sparsities of one finder, metric and control: one family of tests.
             adjusted = holm([r[1].p for r in rows])
             for (s, res, n_seeds, n_ctrl, beats), p_adj in zip(rows, adjusted):

@@ -161,7 +161,7 @@ def val_curves(trials: Sequence[TrialRecord], xlabel: str = "node sparsity") -> 
     >>> png = val_curves(Store("runs/x", create=False).trials())  # doctest: +SKIP
     """
     colors = _colors([t.finder for t in trials])
-    levels = sorted({t.sparsity for t in trials if t.finder != DENSE}) or [None]
+    levels: list[float | None] = [*sorted({t.sparsity for t in trials if t.finder != DENSE})] or [None]
     ncols = min(3, len(levels))
     nrows = math.ceil(len(levels) / ncols)
     fig = Figure(figsize=(4.2 * ncols, 3.2 * nrows), layout="constrained")  # room for the suptitle

@@ -11,7 +11,7 @@ differences are all equal), as every other comparison in the report.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -92,8 +92,10 @@ def figure(trials: Sequence[TrialRecord]) -> bytes:
     name = cost_name(trials)
     fig = Figure(figsize=(7.5, 4.8), layout="constrained")
     ax = fig.add_subplot()
+    # Any: matplotlib's keyword arguments, not a mapping of str that could fill `plot`'s scalex
+    styles: dict[str, dict[str, Any]] = {"front": dict(color="C0", marker="o"), "random": dict(color="C1", marker="s", mfc="none")}
     for seed, arms in sorted(_sets(trials).items()):
-        for arm, style in (("front", dict(color="C0", marker="o")), ("random", dict(color="C1", marker="s", mfc="none"))):
+        for arm, style in styles.items():
             pts = sorted((cost_of(t, name), 100 * t.final_test_acc) for t in arms[arm] if t.status == "done")
             if not pts:
                 continue

@@ -22,6 +22,7 @@ pickled by value where they were defined in `__main__` (cloudpickle), and the wo
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -139,9 +140,9 @@ def connect(address: str | None) -> bool:
             # "local", not None: None would join whatever cluster a stale /tmp/ray/ray_current_cluster
             # names, and wait for it forever if that cluster is gone
             ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
-                     logging_level="WARNING", log_to_driver=False)
+                     logging_level=logging.WARNING, log_to_driver=False)
         else:
-            ray.init(address=address, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+            ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
         text = str(e)
         if "auth" in text.lower() or "token" in text.lower():
