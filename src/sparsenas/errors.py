@@ -36,7 +36,7 @@ def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
         return flat
     cut = " … "
     head = (limit - len(cut)) * 2 // 3
-    return flat[:head] + cut + flat[len(flat) - (limit - len(cut) - head):]
+    return flat[:head] + cut + flat[len(flat) - (limit - len(cut) - head) :]
 
 
 def quote(value: Any, limit: int = MAX_QUOTE) -> str:

@@ -8,8 +8,8 @@ row per (trial, epoch). pandas is an optional dependency: ``pip install 'sparsen
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,10 +69,18 @@ def _trial_rows(trials: list[TrialRecord]) -> list[dict[str, Any]]:
     rows = []
     for t in trials:
         d = derived[t.key]
-        row = {**t.to_row(), "arm": t.arm, "kept_nodes": t.kept_nodes, "kept_weights": t.kept_weights,
-               "epochs_to_95": d.epochs_to_95, "epochs_to_99": d.epochs_to_99,
-               "reached_95": _reached(d, d.epochs_to_95), "reached_99": _reached(d, d.epochs_to_99),
-               "reference_val_acc": d.reference_val_acc, "auc_val_acc": d.auc_val_acc}
+        row = {
+            **t.to_row(),
+            "arm": t.arm,
+            "kept_nodes": t.kept_nodes,
+            "kept_weights": t.kept_weights,
+            "epochs_to_95": d.epochs_to_95,
+            "epochs_to_99": d.epochs_to_99,
+            "reached_95": _reached(d, d.epochs_to_95),
+            "reached_99": _reached(d, d.epochs_to_99),
+            "reference_val_acc": d.reference_val_acc,
+            "auc_val_acc": d.auc_val_acc,
+        }
         rows.append({k: row[k] for k in _FIRST} | {k: v for k, v in row.items() if k not in _FIRST})
     return rows
 
@@ -100,8 +108,7 @@ def load_run(run_dir: str | Path) -> RunFrames:
     for col in ("reached_95", "reached_99"):
         frame[col] = frame[col].astype("boolean")
     curves = pd.DataFrame(
-        [(t.key, t.arm, t.sparsity, t.seed, e.epoch, e.train_loss, e.val_loss, e.val_acc, e.test_acc)
-         for t in trials for e in t.curve],
+        [(t.key, t.arm, t.sparsity, t.seed, e.epoch, e.train_loss, e.val_loss, e.val_acc, e.test_acc) for t in trials for e in t.curve],
         columns=["key", "arm", "sparsity", "seed", "epoch", *_CURVE],
     )
     return RunFrames(path=path, spec=spec or {}, trials=frame, curves=curves)

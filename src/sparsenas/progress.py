@@ -32,7 +32,7 @@ class RunProgress:
         self._epochs: Any = None
         self._starting: list[PlannedTrial] = []  # the members of the population about to train
 
-    def __enter__(self) -> "RunProgress":
+    def __enter__(self) -> RunProgress:
         self._progress.start()
         return self
 
@@ -59,7 +59,9 @@ class RunProgress:
             self._starting = []
             self._progress.update(self._trials, completed=done)
             if record.status == "diverged":
-                self._progress.console.print(f"[yellow]diverged[/yellow]: {trial.finder} s={trial.sparsity:g} seed={trial.seed} (recorded; the run goes on)")
+                self._progress.console.print(
+                    f"[yellow]diverged[/yellow]: {trial.finder} s={trial.sparsity:g} seed={trial.seed} (recorded; the run goes on)"
+                )
 
     def on_epoch(self, trial: PlannedTrial, rec: EpochRecord) -> None:
         if self._epochs is not None:

@@ -7,8 +7,9 @@ is one file plus one decorator line; ``sparsenas list`` prints every entry with 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from .errors import SparsenasError
 

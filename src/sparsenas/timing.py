@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import torch
 from scipy.stats import binom
@@ -64,9 +64,7 @@ def median_ci(samples: list[float], level: float = 0.95) -> tuple[float, float, 
     return med, xs[max(m, 0)], xs[n - 1 - max(m, 0)]
 
 
-def measure_latency(
-    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, warmup: int = 10, repeats: int = 50
-) -> Latency:
+def measure_latency(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, warmup: int = 10, repeats: int = 50) -> Latency:
     """Time `fn(x)` (no autograd) `repeats` times after `warmup` untimed calls.
 
     >>> lat = measure_latency(torch.nn.Linear(8, 4), torch.zeros(2, 8), warmup=2, repeats=20)

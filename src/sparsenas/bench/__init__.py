@@ -30,6 +30,13 @@ from .run import Row, bench_data, equality_check, run_bench
 from .table import to_markdown
 
 __all__ = [
-    "BATCH", "METHODS", "Row", "bench_data", "equality_check", "mm_peak_gflops", "run_bench", "to_markdown",
+    "BATCH",
+    "METHODS",
+    "Row",
+    "bench_data",
+    "equality_check",
+    "mm_peak_gflops",
+    "run_bench",
+    "to_markdown",
     "train_flops_per_sample",
 ]

@@ -3,7 +3,7 @@ FLOPs of a compacted sub-network, and torch.mm's best on this device."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -8,7 +8,8 @@ in-memory tensors); (c) and (d) train compacted networks through the library's o
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.nn import functional as F

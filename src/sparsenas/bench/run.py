@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -102,23 +103,37 @@ def run_bench(
             mem = {m: r[1:] for m, r in alone_rates.items()} | {"d": (pk, add)}
             for method in "abcd":
                 gf = rate[method] * flops / 1e9
-                rows.append(Row(s, k, method, rate[method] * steps / steps_per_epoch, rate[method] / rate["a"],
-                                gf, gf / peak, *mem[method]))
+                rows.append(
+                    Row(s, k, method, rate[method] * steps / steps_per_epoch, rate[method] / rate["a"], gf, gf / peak, *mem[method])
+                )
         check_masks[s] = masks[: min(max(populations), 8)]
         for r in rows:
             if r.sparsity == s:
-                log(f"  s={r.sparsity:g} K={r.k:<4} ({r.method}) {METHODS[r.method]:<21} {r.subnet_epochs_per_s:9.3f} subnet-epochs/s "
+                log(
+                    f"  s={r.sparsity:g} K={r.k:<4} ({r.method}) {METHODS[r.method]:<21} {r.subnet_epochs_per_s:9.3f} subnet-epochs/s "
                     f"{r.speedup_vs_a:7.1f}x  {r.useful_gflops:6.1f} GFLOP/s ({r.of_mm_peak:5.1%} of mm peak)  "
-                    f"peak {r.peak_mib:6.0f} MiB (+{r.added_mib:.0f})")
+                    f"peak {r.peak_mib:6.0f} MiB (+{r.added_mib:.0f})"
+                )
     # after every timing, so no check's float64 copies are in memory while a method is timed
     checks = [equality_check(parent, m, data, steps, spec, alone, s) for s, m in check_masks.items()]
     for c in checks:
         log(f"  equality s={c['sparsity']:g}: {check_words(c)}")
-    return {"device": str(dev), "data": data_note, "steps": steps, "batch": BATCH, "mm_peak_gflops": peak,
-            "mm_peak_size": peak_n, "rows": [asdict(r) for r in rows], "equality": checks, "torch": torch.__version__}
+    return {
+        "device": str(dev),
+        "data": data_note,
+        "steps": steps,
+        "batch": BATCH,
+        "mm_peak_gflops": peak,
+        "mm_peak_size": peak_n,
+        "rows": [asdict(r) for r in rows],
+        "equality": checks,
+        "torch": torch.__version__,
+    }
 
 
-def equality_check(parent: Parent, masks: list[NodeMask], data: Split, steps: int, spec: TrainSpec, compare: int, sparsity: float) -> dict[str, Any]:
+def equality_check(
+    parent: Parent, masks: list[NodeMask], data: Split, steps: int, spec: TrainSpec, compare: int, sparsity: float
+) -> dict[str, Any]:
     """Train (a) alone and (d) as one population of len(masks) in float64, same init and batches, for
     `steps` steps; compare the first `compare` members' kept weights.
 
@@ -140,6 +155,13 @@ def equality_check(parent: Parent, masks: list[NodeMask], data: Split, steps: in
             for (_, a), (_, d) in zip(sliced.named_parameters(), small.named_parameters()):
                 worst = max(worst, float((a - d).abs().max()))
                 biggest = max(biggest, float(a.abs().max()))
-    return {"sparsity": sparsity, "members": min(compare, len(nets)),
-            "population": len(nets), "steps": steps, "dtype": "float64", "max_abs_diff": worst,
-            "max_abs_weight": biggest, "equal": worst <= 1e-9 * max(1.0, biggest)}
+    return {
+        "sparsity": sparsity,
+        "members": min(compare, len(nets)),
+        "population": len(nets),
+        "steps": steps,
+        "dtype": "float64",
+        "max_abs_diff": worst,
+        "max_abs_weight": biggest,
+        "equal": worst <= 1e-9 * max(1.0, biggest),
+    }

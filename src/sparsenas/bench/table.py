@@ -15,8 +15,10 @@ def check_words(c: dict[str, Any]) -> str:
     '(d) in a population of 3 vs (a), 1 sub-networks, 3 steps in float64: max |w_d - w_a| = 0.0e+00 (largest |w| 0.50): same weights'
     """
     verdict = "same weights" if c["equal"] else "DIFFERENT WEIGHTS"
-    return (f"(d) in a population of {c['population']} vs (a), {c['members']} sub-networks, {c['steps']} steps in "
-            f"{c['dtype']}: max |w_d - w_a| = {c['max_abs_diff']:.1e} (largest |w| {c['max_abs_weight']:.2f}): {verdict}")
+    return (
+        f"(d) in a population of {c['population']} vs (a), {c['members']} sub-networks, {c['steps']} steps in "
+        f"{c['dtype']}: max |w_d - w_a| = {c['max_abs_diff']:.1e} (largest |w| {c['max_abs_weight']:.2f}): {verdict}"
+    )
 
 
 def to_markdown(result: dict[str, Any]) -> str:

@@ -5,6 +5,13 @@ from .base import DATASETS, Dataset, Split, batches, fingerprint, load_dataset, 
 from .wrap import from_tensors, from_torch_dataset
 
 __all__ = [
-    "DATASETS", "Dataset", "Split", "batches", "fingerprint", "from_tensors", "from_torch_dataset", "load_dataset",
+    "DATASETS",
+    "Dataset",
+    "Split",
+    "batches",
+    "fingerprint",
+    "from_tensors",
+    "from_torch_dataset",
+    "load_dataset",
     "split_and_normalize",
 ]

@@ -9,8 +9,8 @@ that dataset sees the same splits.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 
@@ -26,7 +26,7 @@ class Split:
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
-    def to(self, device: torch.device | str) -> "Split":
+    def to(self, device: torch.device | str) -> Split:
         return Split(self.x.to(device), self.y.to(device))
 
 
@@ -49,7 +49,7 @@ class Dataset:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train.x.shape[1:])
 
-    def to(self, device: torch.device | str) -> "Dataset":
+    def to(self, device: torch.device | str) -> Dataset:
         return Dataset(self.name, self.train.to(device), self.val.to(device), self.test.to(device), self.num_classes)
 
 
@@ -103,8 +103,7 @@ def split_and_normalize(
         # either trains as NaN, reported as "diverged" with exit 0, unless refused here
         raise SparsenasError(
             f"dataset '{name}': its train inputs cannot be normalized (mean {float(mean.flatten()[0]):.3g}, std "
-            f"{float(std.flatten().min()):.3g}): values too large for float32 or all equal; rescale them"
-            + f" in {source}"
+            f"{float(std.flatten().min()):.3g}): values too large for float32 or all equal; rescale them" + f" in {source}"
         )
     norm = lambda x: ((x.float() - mean) / std).contiguous()  # noqa: E731
     return Dataset(
@@ -219,8 +218,7 @@ def load_dataset(name: str, data_dir: str | None = None, limit: int | None = Non
     if limit is not None:
         if limit < ds.num_classes:
             raise SparsenasError(
-                f"--limit {limit} keeps fewer samples per split than {name} has classes ({ds.num_classes}); "
-                "use --limit 100 or more"
+                f"--limit {limit} keeps fewer samples per split than {name} has classes ({ds.num_classes}); use --limit 100 or more"
             )
         cut = lambda s: Split(s.x[:limit].contiguous(), s.y[:limit].contiguous())  # noqa: E731
         ds = Dataset(ds.name, cut(ds.train), cut(ds.val), cut(ds.test), ds.num_classes)

@@ -37,8 +37,7 @@ def load_idx_dir(name: str, data_dir: Path, n_val: int, num_classes: int = 10) -
     for images, labels, what in ((xtr, ytr, "train"), (xte, yte, "t10k")):
         if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
             raise SparsenasError(
-                f"{what} images {images.shape} and labels {labels.shape} in '{data_dir}' do not match; "
-                "re-copy the IDX files"
+                f"{what} images {images.shape} and labels {labels.shape} in '{data_dir}' do not match; re-copy the IDX files"
             )
         if images.shape[0] == 0:
             raise SparsenasError(f"the {what} files in '{data_dir}' hold no images; re-copy the IDX files")
@@ -56,7 +55,13 @@ def load_idx_dir(name: str, data_dir: Path, n_val: int, num_classes: int = 10) -
     # float labels (IDX types 0x0D/0x0E) stay float, so check_data names a 0.5 or a NaN instead of a cast's garbage
     as_y = lambda a: torch.from_numpy(a.astype("float64" if a.dtype.kind == "f" else "int64"))  # noqa: E731
     return split_and_normalize(
-        name, as_x(xtr), as_y(ytr), as_x(xte), as_y(yte), n_val=n_val, num_classes=num_classes,
+        name,
+        as_x(xtr),
+        as_y(ytr),
+        as_x(xte),
+        as_y(yte),
+        n_val=n_val,
+        num_classes=num_classes,
         source=f"the IDX files in '{data_dir}' (or re-copy them)",
     )
 

@@ -55,7 +55,5 @@ def read_idx(path: Path) -> np.ndarray:
     dtype = np.dtype(_DTYPES[raw[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise SparsenasError(
-            f"'{path}' holds {len(raw) - header} data bytes but its header promises {expected}; {hint}"
-        )
+        raise SparsenasError(f"'{path}' holds {len(raw) - header} data bytes but its header promises {expected}; {hint}")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)

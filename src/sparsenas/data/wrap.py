@@ -21,7 +21,9 @@ def _inputs(name: str, which: str, x: Any) -> torch.Tensor:
     try:
         t = torch.as_tensor(x)
     except (TypeError, ValueError, RuntimeError) as e:
-        raise SparsenasError(f"dataset '{name}': {which} inputs are not tensor-like ({type(x).__name__}: {e}); pass tensors or arrays") from None
+        raise SparsenasError(
+            f"dataset '{name}': {which} inputs are not tensor-like ({type(x).__name__}: {e}); pass tensors or arrays"
+        ) from None
     if t.ndim < 2 or t.shape[0] == 0:
         raise SparsenasError(f"dataset '{name}': {which} inputs must be (N, ...) with N >= 1, got shape {tuple(t.shape)}")
     if not (t.is_floating_point() or t.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool)):
@@ -33,7 +35,9 @@ def _labels(name: str, which: str, y: Any, n: int) -> torch.Tensor:
     try:
         t = torch.as_tensor(y)
     except (TypeError, ValueError, RuntimeError) as e:
-        raise SparsenasError(f"dataset '{name}': {which} labels are not tensor-like ({type(y).__name__}: {e}); pass int class indices") from None
+        raise SparsenasError(
+            f"dataset '{name}': {which} labels are not tensor-like ({type(y).__name__}: {e}); pass int class indices"
+        ) from None
     if t.ndim != 1 or t.shape[0] != n:
         raise SparsenasError(f"dataset '{name}': {which} labels must be ({n},), one class index per input, got shape {tuple(t.shape)}")
     if t.is_floating_point():
@@ -69,11 +73,15 @@ def from_tensors(
     xtr, xte = _inputs(name, "train", x_train), _inputs(name, "test", x_test)
     ytr, yte = _labels(name, "train", y_train, len(xtr)), _labels(name, "test", y_test, len(xte))
     if xtr.shape[1:] != xte.shape[1:]:
-        raise SparsenasError(f"dataset '{name}': train inputs are {tuple(xtr.shape[1:])} but test inputs {tuple(xte.shape[1:])}; give both one sample shape")
+        raise SparsenasError(
+            f"dataset '{name}': train inputs are {tuple(xtr.shape[1:])} but test inputs {tuple(xte.shape[1:])}; give both one sample shape"
+        )
     seen = max(int(ytr.max()), int(yte.max()), 0) + 1  # floor 0: negative labels are named by check_data
     k = seen if num_classes is None else num_classes
     if k < seen:
-        raise SparsenasError(f"dataset '{name}': num_classes={num_classes} but a label is {seen - 1}; use num_classes={seen} or fix the labels")
+        raise SparsenasError(
+            f"dataset '{name}': num_classes={num_classes} but a label is {seen - 1}; use num_classes={seen} or fix the labels"
+        )
     n_val = max(1, len(xtr) // 10) if n_val is None else n_val
     if not 0 < n_val < len(xtr):
         raise SparsenasError(f"dataset '{name}': n_val must be in [1, {len(xtr) - 1}] (train has {len(xtr)} samples), got {n_val}")

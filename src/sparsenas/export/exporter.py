@@ -30,7 +30,7 @@ import os
 import platform
 import shlex
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -81,15 +81,16 @@ class ExportResult:
     def summary(self) -> str:
         """Lines for the terminal: the check, then latency per batch size."""
         lines = [
-            f"input: {self.input}, any batch size N -> logits (N, {self.num_classes}); "
-            f"stored in the file as the extra file {INFO_FILE!r}",
+            f"input: {self.input}, any batch size N -> logits (N, {self.num_classes}); stored in the file as the extra file {INFO_FILE!r}",
             f"check: {self.check_samples} test inputs, max |exported - masked parent| = {self.max_abs_diff:.2e}, "
             f"same class on {100 * self.argmax_agree:.1f}%",
             f"params {self.params_parent:,} (masked parent, dense tensors) -> {self.params_export:,} (export)",
         ]
         for a, c, b in zip(self.latency_parent, self.latency_compact, self.latency_export):
-            lines.append(f"latency at batch {a.batch:>3} ({self.device}, {a.threads} threads): masked parent {a}; "
-                         f"compacted module {c} (x{speedup(a, c):.2f}); export {b} (x{speedup(a, b):.2f})")
+            lines.append(
+                f"latency at batch {a.batch:>3} ({self.device}, {a.threads} threads): masked parent {a}; "
+                f"compacted module {c} (x{speedup(a, c):.2f}); export {b} (x{speedup(a, b):.2f})"
+            )
         return "\n".join(lines)
 
 
@@ -104,9 +105,7 @@ def resolve_key(store: Store, key: str) -> TrialRecord:
             f"(its masks changed); export {old[0][1]}, or pass --trial {old[0][0]} to an older sparsenas"
         )
     if not key or not matches:
-        raise SparsenasError(
-            f"no trial '{key}' in '{store.run_dir}'; trial keys are in the 'key' column of {store.run_dir / 'trials.csv'}"
-        )
+        raise SparsenasError(f"no trial '{key}' in '{store.run_dir}'; trial keys are in the 'key' column of {store.run_dir / 'trials.csv'}")
     if len(matches) > 1:
         raise SparsenasError(f"'{key}' starts {len(matches)} trial keys in '{store.run_dir}'; give more of the key")
     return matches[0]
@@ -116,8 +115,7 @@ def _dataset(spec: dict, data_dir: str | None) -> Dataset:
     data = load_dataset(spec["dataset"], data_dir, spec.get("limit"))
     if spec.get("data") and fingerprint(data) != spec["data"]:
         raise SparsenasError(
-            f"the {spec['dataset']} data found here differs from the data the run was trained on; "
-            "pass the run's --data-dir"
+            f"the {spec['dataset']} data found here differs from the data the run was trained on; pass the run's --data-dir"
         )
     return data
 
@@ -275,16 +273,25 @@ def export_trial(
         for name, fn in (("parent", masked), ("compact", small), ("export", loaded)):
             lat[name].append(measure_latency(fn, inputs(b), repeats=repeats * (4 if b == 1 else 1)))
     result = ExportResult(
-        key=record.key, path=str(out), file_bytes=out.stat().st_size,
-        params_parent=count_params(masked), params_export=count_params(small),
+        key=record.key,
+        path=str(out),
+        file_bytes=out.stat().st_size,
+        params_parent=count_params(masked),
+        params_export=count_params(small),
         flops_export=count_flops(small, data.input_shape),
         kept_nodes=tuple(g.size for g in small.node_groups()),
-        check_samples=len(x), max_abs_diff=diff, argmax_agree=agree,
-        latency_parent=tuple(lat["parent"]), latency_compact=tuple(lat["compact"]), latency_export=tuple(lat["export"]),
+        check_samples=len(x),
+        max_abs_diff=diff,
+        argmax_agree=agree,
+        latency_parent=tuple(lat["parent"]),
+        latency_compact=tuple(lat["compact"]),
+        latency_export=tuple(lat["export"]),
         device=str(dev),
-        torch=torch.__version__, host=platform.node(),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        input=info["input"], num_classes=data.num_classes,
+        torch=torch.__version__,
+        host=platform.node(),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        input=info["input"],
+        num_classes=data.num_classes,
     )
     with Store(run_dir, create=False) as store:
         store.put_export(record.key, str(out), result.to_dict())

@@ -11,21 +11,21 @@ sub-network: the runner does that, through the same loop and budget as the contr
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, ClassVar, Generic, Hashable, Mapping, TypeVar, Union
+from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
 
 from ..data import Dataset
 from ..errors import SparsenasError
 from ..masks import NodeMask, WeightMask, global_count
+from ..measures import SearchCost
 from ..models import Parent
 from ..registry import Registry
-from ..measures import SearchCost
-from .options import Declaration, FinderOptions, merge
 from ..train import TrainSpec
-
+from .options import Declaration, FinderOptions, merge
 
 # the options type a context carries: a finder annotates `find(self, ctx: SearchContext[ItsOptions])`
 # (and its helpers likewise) to read `ctx.options.<field>` typed; a bare `SearchContext` holds any options
@@ -56,8 +56,8 @@ class SearchContext(Generic[OptionsT]):
             object.__setattr__(self, "options", SimpleNamespace(**self.options))
 
 
-Mask = Union[NodeMask, WeightMask]
-Scores = Union[dict[str, torch.Tensor], list[torch.Tensor]]
+Mask = NodeMask | WeightMask
+Scores = dict[str, torch.Tensor] | list[torch.Tensor]
 
 
 @dataclass(frozen=True)

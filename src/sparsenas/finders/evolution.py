@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..masks import NodeMask, allocate, random_mask
-from .base import Finder, Found, FinderOptions, SearchContext, register
+from .base import Finder, FinderOptions, Found, SearchContext, register
 from .scoring import add_costs, loss_rank, proxy_losses
 
 
@@ -71,7 +71,9 @@ class EvolutionOptions(FinderOptions):
     # declared in this order because the trial keys hash the options in it
     evo_population: int = field(default=16, metadata={"help": "masks per generation", "range": (1, 10_000)})
     generations: int = field(default=10, metadata={"help": "generations", "range": (0, 10_000)})
-    proxy_steps: int = field(default=0, metadata={"help": "training steps before scoring (0 = validation loss at init)", "range": (0, 10**7)})
+    proxy_steps: int = field(
+        default=0, metadata={"help": "training steps before scoring (0 = validation loss at init)", "range": (0, 10**7)}
+    )
 
     @classmethod
     def tiny(cls) -> EvolutionOptions:
@@ -95,6 +97,7 @@ class Evolution(Finder):
         fit, cost = proxy_losses(ctx, pop, steps)
         seen = {m.kept: f for m, f in zip(pop, fit)}
         for _ in range(o.generations):
+
             def parent() -> NodeMask:
                 i, j = _pick(gen, len(pop)), _pick(gen, len(pop))
                 return pop[i] if loss_rank(fit[i], 0) <= loss_rank(fit[j], 1) else pop[j]
@@ -112,4 +115,3 @@ class Evolution(Finder):
         everything = list(seen)
         best = min(range(len(everything)), key=lambda i: loss_rank(seen[everything[i]], i))
         return Found(NodeMask(everything[best]), cost)
-

@@ -18,7 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from ..models import Parent
-from .base import Finder, Found, FinderOptions, SearchContext, register
+from .base import Finder, FinderOptions, Found, SearchContext, register
 from .scoring import GLOBAL_TOPK, find_on_batch, prunable_params
 
 TEMPERATURE = 200.0

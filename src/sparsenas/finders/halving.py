@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass, field
 
 from ..masks import allocate, random_mask
-from .base import Finder, Found, FinderOptions, SearchContext, register
 from ..measures import SearchCost
+from .base import Finder, FinderOptions, Found, SearchContext, register
 from .scoring import add_costs, loss_rank, proxy_losses
 
 

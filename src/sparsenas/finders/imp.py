@@ -23,14 +23,21 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..errors import SparsenasError
 from ..masks import (
-    NodeMask, WeightMask, allocate, dense_mask, global_count, global_node_count, mask_from_scores, node_scores,
+    NodeMask,
+    WeightMask,
+    allocate,
+    dense_mask,
+    global_count,
+    global_node_count,
+    mask_from_scores,
+    node_scores,
     weight_mask_from_counts,
 )
-from ..models import Parent
-from ..errors import SparsenasError
-from .base import Finder, Found, FinderOptions, Mask, SearchContext, register
 from ..measures import SearchCost
+from ..models import Parent
+from .base import Finder, FinderOptions, Found, Mask, SearchContext, register
 from .scoring import add_costs, found, prunable_params, train_masked, trained_dense
 
 
@@ -55,8 +62,7 @@ def _scores(ctx: SearchContext, net: Parent, mask: Mask | None) -> dict[str, tor
     if ctx.space == "weight":
         assert mask is None or isinstance(mask, WeightMask)  # a chain's masks are of its space
         return {
-            n: w.abs() if mask is None else torch.where(mask.tensors[n], w.abs(), torch.full_like(w, -math.inf))
-            for n, w in weights.items()
+            n: w.abs() if mask is None else torch.where(mask.tensors[n], w.abs(), torch.full_like(w, -math.inf)) for n, w in weights.items()
         }
     ns = node_scores(ctx.parent.node_groups(), {n: w**2 for n, w in weights.items()})
     if mask is None:
@@ -126,8 +132,10 @@ def _chain(ctx: SearchContext[ImpOptions]) -> Chain:
             chain = Chain(None)
             net, cost = trained_dense(ctx)
         groups = ctx.parent.node_groups()
-        dense = dense_mask(groups) if ctx.space == "node" else WeightMask(
-            {n: torch.ones_like(p, dtype=torch.bool, device="cpu") for n, p in prunable_params(ctx.parent).items()}
+        dense = (
+            dense_mask(groups)
+            if ctx.space == "node"
+            else WeightMask({n: torch.ones_like(p, dtype=torch.bool, device="cpu") for n, p in prunable_params(ctx.parent).items()})
         )
         chain.masks.append(dense)
         chain.trained.append(net)
@@ -145,8 +153,12 @@ class ImpOptions(FinderOptions):
     sparsenas.errors.SparsenasError: --imp-rate must be in (0, 1), got 1.5; e.g. --imp-rate 0.2
     """
 
-    imp_rate: float = field(default=0.2, metadata={"help": "fraction of the remaining weights (nodes) pruned per round (the classifier layer: half)"})
-    rewind_steps: int = field(default=0, metadata={"help": "rewind survivors to the dense parent after this many steps (0 = to init)", "range": (0, 10**7)})
+    imp_rate: float = field(
+        default=0.2, metadata={"help": "fraction of the remaining weights (nodes) pruned per round (the classifier layer: half)"}
+    )
+    rewind_steps: int = field(
+        default=0, metadata={"help": "rewind survivors to the dense parent after this many steps (0 = to init)", "range": (0, 10**7)}
+    )
 
     def validate(self, in_run: bool = True) -> None:
         if not 0.0 < self.imp_rate < 1.0:

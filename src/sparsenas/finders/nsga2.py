@@ -36,11 +36,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..masks import NodeMask, compact, count_flops, count_params
-from ..timing import measure_latency
 from ..errors import SparsenasError
-from .base import Finder, Found, FinderOptions, SearchContext, register
+from ..masks import NodeMask, compact, count_flops, count_params
 from ..measures import SearchCost
+from ..timing import measure_latency
+from .base import Finder, FinderOptions, Found, SearchContext, register
 from .scoring import proxy_scores
 
 OBJECTIVES = ("accuracy", "latency", "params", "flops")
@@ -66,15 +66,24 @@ class NSGA2Options(FinderOptions):
     """
 
     # declared in this order because the trial keys hash the options in it
-    objectives: tuple[str, ...] = field(default=(), metadata={
-        "help": "accuracy and one cost to trade it against: latency, params or flops; giving it adds the nsga2 finder "
-                "(nsga2 without it trades accuracy against latency)",
-        "metavar": "accuracy,COST", "implies_finder": True})  # the hardware-aware search, asked for by its objectives
+    objectives: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "accuracy and one cost to trade it against: latency, params or flops; giving it adds the nsga2 finder "
+            "(nsga2 without it trades accuracy against latency)",
+            "metavar": "accuracy,COST",
+            "implies_finder": True,
+        },
+    )  # the hardware-aware search, asked for by its objectives
     evo_population: int = field(default=16, metadata={"help": "candidates per generation", "range": (1, 10_000)})
     generations: int = field(default=10, metadata={"help": "generations", "range": (0, 10_000)})
-    nsga_steps: int = field(default=50, metadata={"help": "training steps of every candidate before its proxy accuracy is read", "range": (1, 10**6)})
-    front_size: int = field(default=6, metadata={
-        "help": "sub-networks of the found front trained in full, each beside a random one of its size", "range": (1, 1000)})
+    nsga_steps: int = field(
+        default=50, metadata={"help": "training steps of every candidate before its proxy accuracy is read", "range": (1, 10**6)}
+    )
+    front_size: int = field(
+        default=6,
+        metadata={"help": "sub-networks of the found front trained in full, each beside a random one of its size", "range": (1, 1000)},
+    )
 
     def validate(self, in_run: bool = True) -> None:
         objs = tuple(self.objectives)
@@ -83,8 +92,10 @@ class NSGA2Options(FinderOptions):
                 f"--objectives {','.join(objs)} is not accuracy and one cost; use accuracy,latency or accuracy,params or accuracy,flops"
             )
         if in_run and self.front_size > self.evo_population:
-            raise SparsenasError(f"--front-size {self.front_size} is more than --evo-population {self.evo_population}; "
-                                 "raise --evo-population or lower --front-size")
+            raise SparsenasError(
+                f"--front-size {self.front_size} is more than --evo-population {self.evo_population}; "
+                "raise --evo-population or lower --front-size"
+            )
 
     @classmethod
     def tiny(cls) -> NSGA2Options:
@@ -185,7 +196,8 @@ def search_front(ctx: SearchContext[NSGA2Options]) -> tuple[list[Candidate], Sea
 
     n = ctx.options.evo_population
     algorithm = NSGA2(
-        pop_size=n, sampling=IntegerRandomSampling(),
+        pop_size=n,
+        sampling=IntegerRandomSampling(),
         crossover=SBX(prob=1.0, eta=3.0, vtype=float, repair=RoundingRepair()),
         mutation=PM(prob=1.0, eta=3.0, vtype=float, repair=RoundingRepair()),
         eliminate_duplicates=True,
@@ -200,7 +212,9 @@ def search_front(ctx: SearchContext[NSGA2Options]) -> tuple[list[Candidate], Sea
     points = np.array([[1.0 - c.proxy_acc, c.cost] for c in everything])
     front = [everything[i] for i in pick_front(points, ctx.options.front_size)]
     cost = SearchCost(
-        candidates=len(everything), steps=sum(c.steps for c in spent), flops=sum(c.flops for c in spent),
+        candidates=len(everything),
+        steps=sum(c.steps for c in spent),
+        flops=sum(c.flops for c in spent),
         seconds=time.perf_counter() - start,
     )
     ctx.memo["nsga2"] = (front, cost)  # a front finder keeps its state under its own name (Finder.dump_state)
@@ -214,24 +228,31 @@ def front_to_json(front: list[Candidate], cost: SearchCost) -> str:
     >>> front_from_json(front_to_json(f, SearchCost(4, 5, 6.0, 7.0))) == (f, SearchCost(4, 5, 6.0, 7.0))
     True
     """
-    return json.dumps({
-        "front": [{"widths": list(c.widths), "kept": [list(k) for k in c.mask.kept], "proxy_acc": c.proxy_acc, "cost": c.cost}
-                  for c in front],
-        "search": dataclasses.asdict(cost),
-    })
+    return json.dumps(
+        {
+            "front": [
+                {"widths": list(c.widths), "kept": [list(k) for k in c.mask.kept], "proxy_acc": c.proxy_acc, "cost": c.cost} for c in front
+            ],
+            "search": dataclasses.asdict(cost),
+        }
+    )
 
 
 def front_from_json(text: str) -> tuple[list[Candidate], SearchCost]:
     d = json.loads(text)
-    front = [Candidate(tuple(c["widths"]), NodeMask(tuple(tuple(k) for k in c["kept"])), float(c["proxy_acc"]), float(c["cost"]))
-             for c in d["front"]]
+    front = [
+        Candidate(tuple(c["widths"]), NodeMask(tuple(tuple(k) for k in c["kept"])), float(c["proxy_acc"]), float(c["cost"]))
+        for c in d["front"]
+    ]
     return front, SearchCost(**d["search"])
 
 
 @register
 class NSGA2Finder(Finder):
     name = "nsga2"
-    help = "hardware-aware NSGA-II over per-layer widths (pymoo): --objectives accuracy,latency|params|flops; trains a front of --front-size"
+    help = (
+        "hardware-aware NSGA-II over per-layer widths (pymoo): --objectives accuracy,latency|params|flops; trains a front of --front-size"
+    )
     Options = NSGA2Options
     has_search_cost = True
     front = True  # planned per front slot (not per sparsity), each beside a random net of its size

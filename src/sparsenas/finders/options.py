@@ -15,8 +15,9 @@ other than its default adds the declaring finder to the run).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, get_args, get_type_hints
+from typing import Any, get_args, get_type_hints
 
 from ..errors import SparsenasError
 
@@ -88,10 +89,19 @@ def fields_of(finder: str, options: type[FinderOptions]) -> list[Declaration]:
         if f.default is dataclasses.MISSING:
             raise SparsenasError(f"finder '{finder}': option '{f.name}' has no default; give it one in field(default=...)")
         md = f.metadata
-        out.append(Declaration(
-            f.name, hints[f.name], f.default, ((finder, md.get("help", "")),), md.get("range"), md.get("choices"),
-            md.get("metavar"), md.get("above"), (finder,) if md.get("implies_finder") else (),
-        ))
+        out.append(
+            Declaration(
+                f.name,
+                hints[f.name],
+                f.default,
+                ((finder, md.get("help", "")),),
+                md.get("range"),
+                md.get("choices"),
+                md.get("metavar"),
+                md.get("above"),
+                (finder,) if md.get("implies_finder") else (),
+            )
+        )
     return out
 
 
@@ -127,7 +137,10 @@ def merge(finders: Iterable[tuple[str, type[FinderOptions]]]) -> dict[str, Decla
                         f"(--{d.name.replace('_', '-')}) sets every finder that declares it: declare it alike or rename it"
                     )
             out[d.name] = dataclasses.replace(
-                old, helps=old.helps + d.helps, metavar=old.metavar or d.metavar, above=old.above or d.above,
+                old,
+                helps=old.helps + d.helps,
+                metavar=old.metavar or d.metavar,
+                above=old.above or d.above,
                 implies=old.implies + d.implies,
             )
     return out

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..masks import allocate, random_mask
-from .base import Finder, Found, FinderOptions, SearchContext, register
+from .base import Finder, FinderOptions, Found, SearchContext, register
 from .scoring import proxy_losses
 
 
@@ -26,7 +26,9 @@ class RandomSearchOptions(FinderOptions):
     """
 
     candidates: int = field(default=20, metadata={"help": "random masks sampled and scored", "range": (1, 100_000)})
-    proxy_steps: int = field(default=0, metadata={"help": "training steps before scoring (0 = validation loss at init)", "range": (0, 10**7)})
+    proxy_steps: int = field(
+        default=0, metadata={"help": "training steps before scoring (0 = validation loss at init)", "range": (0, 10**7)}
+    )
 
     @classmethod
     def tiny(cls) -> RandomSearchOptions:

@@ -12,18 +12,26 @@ from __future__ import annotations
 import copy
 import math
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from ..masks import (
-    NodeMask, WeightMask, allocate, compact, count_flops, global_node_count, mask_from_scores, node_scores,
-    weight_mask_from_scores, weight_masks,
+    NodeMask,
+    WeightMask,
+    allocate,
+    compact,
+    count_flops,
+    global_node_count,
+    mask_from_scores,
+    node_scores,
+    weight_mask_from_scores,
+    weight_masks,
 )
+from ..measures import SearchCost
 from ..models import Parent
 from ..train import Population, TrainResult, train_population
 from .base import Found, Mask, SearchContext
-from ..measures import SearchCost
 
 CANDIDATE_BATCH = 32  # node-mask candidates scored (and proxy-trained) together; part of the protocol
 # The global weight-space count of the papers' code: prune int(s*N), as Tanaka et al.'s code does for
@@ -114,7 +122,9 @@ def train_masked(
     masks = None if mask is None else [weight_masks_of(ctx.parent, mask)]
     result = train_population([net], ctx.data, ctx.train, data_seed=ctx.seed, max_steps=max_steps, masks=masks)[0]
     cost = SearchCost(
-        steps=result.steps, flops=3.0 * flops_per_sample(ctx) * result.samples, seconds=time.perf_counter() - start,
+        steps=result.steps,
+        flops=3.0 * flops_per_sample(ctx) * result.samples,
+        seconds=time.perf_counter() - start,
     )
     return net, result, cost
 
@@ -183,8 +193,13 @@ def proxy_scores(ctx: SearchContext, candidates: Sequence[NodeMask], steps: int)
     return losses, accs, SearchCost(candidates=len(candidates), steps=spent, flops=flops, seconds=time.perf_counter() - start)
 
 
-def find_on_batch(ctx: SearchContext, samples: int, score: Callable[[Parent, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]],
-                  passes: float, topk: str = "round") -> Found:
+def find_on_batch(
+    ctx: SearchContext,
+    samples: int,
+    score: Callable[[Parent, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]],
+    passes: float,
+    topk: str = "round",
+) -> Found:
     """A pruning-at-init finder's whole search: `score` θ0 on the seed's scoring batch of `samples`,
     rank, charge `passes` forward-equivalents per sample (a gradient: 3; a Hessian-vector product on top: 9)."""
     start = time.perf_counter()
@@ -194,8 +209,12 @@ def find_on_batch(ctx: SearchContext, samples: int, score: Callable[[Parent, tor
     return found(mask, cost, ranked)
 
 
-def found(mask: Mask, cost: SearchCost, scores: dict[str, torch.Tensor] | list[torch.Tensor] | None = None,
-          init: dict[str, torch.Tensor] | None = None) -> Found:
+def found(
+    mask: Mask,
+    cost: SearchCost,
+    scores: dict[str, torch.Tensor] | list[torch.Tensor] | None = None,
+    init: dict[str, torch.Tensor] | None = None,
+) -> Found:
     """A `Found` whose scores are detached CPU copies (they are kept only for the inversion check)."""
     if isinstance(scores, dict):
         scores = {n: s.detach().cpu() for n, s in scores.items()}
@@ -205,6 +224,19 @@ def found(mask: Mask, cost: SearchCost, scores: dict[str, torch.Tensor] | list[t
 
 
 __all__ = [
-    "CANDIDATE_BATCH", "GLOBAL_TOPK", "add_costs", "find_on_batch", "flops_per_sample", "found", "loss_rank", "prunable_params", "proxy_losses", "proxy_scores",
-    "score_batch", "to_mask", "train_masked", "trained_dense", "weight_masks_of",
+    "CANDIDATE_BATCH",
+    "GLOBAL_TOPK",
+    "add_costs",
+    "find_on_batch",
+    "flops_per_sample",
+    "found",
+    "loss_rank",
+    "prunable_params",
+    "proxy_losses",
+    "proxy_scores",
+    "score_batch",
+    "to_mask",
+    "train_masked",
+    "trained_dense",
+    "weight_masks_of",
 ]

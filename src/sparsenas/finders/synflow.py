@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..models import Parent
-from .base import Finder, Found, FinderOptions, Mask, SearchContext, register
 from ..masks import global_count
 from ..measures import SearchCost
+from ..models import Parent
+from .base import Finder, FinderOptions, Found, Mask, SearchContext, register
 from .scoring import GLOBAL_TOPK, flops_per_sample, found, prunable_params, to_mask, weight_masks_of
 
 
@@ -59,8 +59,9 @@ class SynflowOptions(FinderOptions):
     (100, 3)
     """
 
-    synflow_iterations: int = field(default=100, metadata={
-        "help": "pruning rounds (exponential schedule)", "range": (1, 10_000), "above": "the paper uses 100 rounds"})
+    synflow_iterations: int = field(
+        default=100, metadata={"help": "pruning rounds (exponential schedule)", "range": (1, 10_000), "above": "the paper uses 100 rounds"}
+    )
 
     @classmethod
     def tiny(cls) -> SynflowOptions:
@@ -109,4 +110,3 @@ class Synflow(Finder):
 
 def _at_sparsity(ctx: SearchContext, sparsity: float) -> SearchContext:
     return dataclasses.replace(ctx, sparsity=sparsity)
-

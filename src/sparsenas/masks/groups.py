@@ -7,7 +7,7 @@ builds the parent (`protocol.runner.run`); a user can call it on a parent of the
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -102,7 +102,12 @@ def _left_out(parent: Parent, groups: list[NodeGroup], g: NodeGroup, model: str,
     module = parent.get_submodule(where)
     own = [(f"{where}.{n}" if where else n, t) for n, t in (*module.named_parameters(recurse=False), *module.named_buffers(recurse=False))]
     # the failing module's tensors with a dim as long as the group (or a multiple: a flatten's blocks) that the group does not cut
-    missing = [(n, d, t.shape[d]) for n, t in own for d in range(t.ndim) if (n, d) not in sliced and t.shape[d] % g.size == 0 and t.shape[d] >= g.size]
+    missing = [
+        (n, d, t.shape[d])
+        for n, t in own
+        for d in range(t.ndim)
+        if (n, d) not in sliced and t.shape[d] % g.size == 0 and t.shape[d] >= g.size
+    ]
     exact = [m for m in missing if m[2] == g.size]
     missing = exact or missing
     listed = ", ".join(dict.fromkeys(sl.tensor for sl in (*g.producers, *g.consumers)))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -44,7 +44,9 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...], kept_weights: di
     def hook_of(name: str) -> Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]:
         def hook(m: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
             nonlocal total
-            nnz = kept.get(f"{name}.weight", m.weight.numel())
+            weight = m.weight
+            assert isinstance(weight, torch.Tensor)  # hooked on Linear and Conv2d only
+            nnz = kept.get(f"{name}.weight", weight.numel())
             if isinstance(m, nn.Linear):
                 total += 2 * nnz
             elif isinstance(m, nn.Conv2d):
@@ -52,9 +54,7 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...], kept_weights: di
 
         return hook
 
-    handles = [
-        m.register_forward_hook(hook_of(n)) for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))
-    ]
+    handles = [m.register_forward_hook(hook_of(n)) for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
     try:
         device = next(model.parameters()).device
         with torch.no_grad():

@@ -85,7 +85,7 @@ def allocate_total(groups: list[NodeGroup], total: int) -> tuple[int, ...]:
     order = sorted(range(len(sizes)), key=lambda i: (-(share[i] - math.floor(share[i])), i))
     while sum(counts) != total:
         step = 1 if sum(counts) < total else -1
-        for i in (order if step > 0 else order[::-1]):
+        for i in order if step > 0 else order[::-1]:
             if sum(counts) == total:
                 break
             if 1 <= counts[i] + step <= sizes[i]:
@@ -117,9 +117,7 @@ def random_mask(groups: list[NodeGroup], counts: tuple[int, ...], generator: tor
     return NodeMask(tuple(kept))
 
 
-def mask_from_scores(
-    groups: list[NodeGroup], scores: list[torch.Tensor], counts: tuple[int, ...] | int
-) -> NodeMask:
+def mask_from_scores(groups: list[NodeGroup], scores: list[torch.Tensor], counts: tuple[int, ...] | int) -> NodeMask:
     """Keep the highest-scoring nodes: `counts[i]` in group i (per-layer allocation), or, given one
     total count, the best node of every group and then the highest scores of the whole network
     (global allocation: no group is emptied). Ties: lower index (then earlier group) first.
@@ -147,9 +145,7 @@ def mask_from_scores(
         # the groups' best nodes are taken already: rank the others (a taken node sorts last)
         rest = torch.sort(-torch.where(taken, torch.tensor(-math.inf, dtype=flat.dtype), flat), stable=True).indices
         taken[rest[: max(0, counts - len(groups))]] = True
-        return NodeMask(tuple(
-            tuple(torch.nonzero(taken[o : o + g.size]).flatten().tolist()) for o, g in zip(offsets, groups)
-        ))
+        return NodeMask(tuple(tuple(torch.nonzero(taken[o : o + g.size]).flatten().tolist()) for o, g in zip(offsets, groups)))
     kept = []
     for s, c in zip(clean, counts):
         # stable sort on -score keeps the lower index first among equal scores

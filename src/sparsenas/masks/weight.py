@@ -206,10 +206,7 @@ def connected(parent: Parent, mask: WeightMask, input_shape: tuple[int, ...]) ->
     with torch.enable_grad():
         out = probe(torch.ones(1, *input_shape, dtype=torch.float64, device=next(probe.parameters()).device))
         grads = torch.autograd.grad(out.sum(), [params[n] for n in masks], allow_unused=True)
-    return WeightMask({
-        n: (g > 0) & masks[n] if g is not None else torch.zeros_like(masks[n])
-        for n, g in zip(masks, grads)
-    })
+    return WeightMask({n: (g > 0) & masks[n] if g is not None else torch.zeros_like(masks[n]) for n, g in zip(masks, grads)})
 
 
 def apply_weight_mask(model: nn.Module, mask: WeightMask) -> None:

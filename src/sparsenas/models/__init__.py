@@ -1,11 +1,18 @@
 """Model layer: parent networks that declare their prunable node groups."""
 
-from .base import NodeGroup, Parent, TensorSlice, init_parameters
+from . import lenet5, mlp  # noqa: E402,F401  (registration)
 from .autoparent import as_parent
+from .base import NodeGroup, Parent, TensorSlice, init_parameters
 from .discover import discover_node_groups
 from .registry import MODELS, build_parent
-from . import lenet5, mlp  # noqa: E402,F401  (registration)
 
 __all__ = [
-    "MODELS", "NodeGroup", "Parent", "TensorSlice", "as_parent", "build_parent", "discover_node_groups", "init_parameters",
+    "MODELS",
+    "NodeGroup",
+    "Parent",
+    "TensorSlice",
+    "as_parent",
+    "build_parent",
+    "discover_node_groups",
+    "init_parameters",
 ]

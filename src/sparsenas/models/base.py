@@ -14,8 +14,8 @@ Models import nothing from training (nanoGPT's model.py): a model file is a cons
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -76,6 +76,7 @@ def vmapped_forward(module: nn.Module) -> Callable[[dict[str, torch.Tensor], tor
     >>> tuple(f({"weight": torch.zeros(2, 3, 4), "bias": torch.ones(2, 3)}, torch.zeros(5, 4)).shape)
     (2, 5, 3)
     """
+
     def one(p: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
         return functional_call(module, p, (xb,))
 

@@ -12,16 +12,14 @@ naming the layer rather than guessing.
 `autoparent.as_parent` turns a plain `nn.Module` into a `Parent` in place, with discovery as its
 `node_groups()`; `build_parent` applies it to any registered constructor that returns a plain module.
 
-The torch.fx mechanics (tracing, the shape run, naming a node in an error) live in `tracing.py`;
-this file holds what a chain may contain and builds the groups from the traced graph.
+The torch.fx mechanics (tracing, the shape run, naming a node in an error) live in `tracing.py`,
+the ops a chain may contain in `chain_ops.py`; this file follows the data and builds the groups.
 """
 
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass
-from typing import Any, Callable
 
 import torch
 import torch.fx as fx
@@ -30,39 +28,20 @@ from torch.nn import functional as F
 
 from ..errors import SparsenasError
 from .base import NodeGroup, TensorSlice
+from .chain_ops import (
+    ELEMENTWISE_FUNCTIONS,
+    ELEMENTWISE_METHODS,
+    ELEMENTWISE_MODULES,
+    META_ATTRS,
+    META_METHODS,
+    POOL_FUNCTIONS,
+    POOL_MODULES,
+    RESHAPE_FUNCTIONS,
+    RESHAPE_METHODS,
+    RESIDUAL,
+    SUPPORTED,
+)
 from .tracing import HOW_TO, _check_input_shape, _describe, _fail, _propagate, _trace
-
-RESIDUAL = (
-    "residual or branching nets need node_groups() declared by hand, with the coupled layers in one group "
-    "(see examples/bring_your_own.py)"
-)
-SUPPORTED = "activations, dropout, 2-d pooling and a channel-major flatten"
-
-# Ops that act on each element (hence on each node) alone: the shape in is the shape out.
-ELEMENTWISE_MODULES: tuple[type[nn.Module], ...] = (
-    nn.ReLU, nn.ReLU6, nn.GELU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.Mish, nn.LeakyReLU, nn.ELU, nn.SELU,
-    nn.CELU, nn.Softplus, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Identity,
-    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.FeatureAlphaDropout,
-)
-POOL_MODULES: tuple[type[nn.Module], ...] = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-_ELEMENTWISE_NAMES = (
-    "relu", "relu_", "relu6", "gelu", "tanh", "sigmoid", "silu", "mish", "leaky_relu", "elu", "selu", "celu",
-    "softplus", "hardtanh", "hardswish", "hardsigmoid", "dropout", "dropout1d", "dropout2d", "alpha_dropout",
-    "feature_alpha_dropout", "abs", "neg", "clamp", "clamp_min", "clamp_max",
-)
-# the same function may live in torch, torch.nn.functional or both; fx records the object called
-ELEMENTWISE_FUNCTIONS: frozenset[Callable[..., Any]] = frozenset(
-    f for mod in (torch, F) for name in _ELEMENTWISE_NAMES if (f := getattr(mod, name, None)) is not None
-) | {operator.add, operator.sub, operator.mul, operator.truediv, operator.neg, operator.pos, torch.add, torch.sub, torch.mul, torch.div}
-ELEMENTWISE_METHODS = frozenset(_ELEMENTWISE_NAMES) | {"add", "sub", "mul", "div", "contiguous", "clone"}
-POOL_FUNCTIONS: frozenset[Callable[..., Any]] = frozenset(
-    {F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, torch.max_pool2d}
-)
-RESHAPE_FUNCTIONS: frozenset[Callable[..., Any]] = frozenset({torch.flatten, torch.reshape})
-RESHAPE_METHODS = frozenset({"flatten", "view", "reshape"})
-# queries that read a tensor's metadata, not its values: `x.view(x.size(0), -1)` is still one chain
-META_METHODS = frozenset({"size", "dim", "numel", "nelement"})
-META_ATTRS = frozenset({"shape", "ndim", "dtype", "device", "is_cuda"})
 
 
 @dataclass(frozen=True)
@@ -93,10 +72,7 @@ def _check_module_types(module: nn.Module) -> None:
         # a torch.nn layer with tensors of its own (BatchNorm, LayerNorm, Embedding, Conv1d, LSTM, ...)
         # has per-node state or is not a chain layer; user modules' own tensors are judged in the graph
         if own and type(m).__module__.startswith("torch."):
-            raise _fail(
-                f"{label} is not supported: discovery handles Linear and Conv2d (groups=1) layers joined by "
-                f"{SUPPORTED}; {HOW_TO}"
-            )
+            raise _fail(f"{label} is not supported: discovery handles Linear and Conv2d (groups=1) layers joined by {SUPPORTED}; {HOW_TO}")
 
 
 def _is_meta_query(n: fx.Node) -> bool:
@@ -124,8 +100,15 @@ def _step(u: fx.Node, flow: _Flow, out: tuple[int, ...] | None, module: nn.Modul
         elif isinstance(module, nn.Flatten):
             kind = "reshape"
     elif u.op == "call_function":
-        kind = ("elementwise" if u.target in ELEMENTWISE_FUNCTIONS else "pool" if u.target in POOL_FUNCTIONS
-                else "reshape" if u.target in RESHAPE_FUNCTIONS else None)
+        kind = (
+            "elementwise"
+            if u.target in ELEMENTWISE_FUNCTIONS
+            else "pool"
+            if u.target in POOL_FUNCTIONS
+            else "reshape"
+            if u.target in RESHAPE_FUNCTIONS
+            else None
+        )
     elif u.op == "call_method":
         kind = "elementwise" if u.target in ELEMENTWISE_METHODS else "reshape" if u.target in RESHAPE_METHODS else None
     if kind is None:
@@ -167,7 +150,9 @@ def discover_node_groups(module: nn.Module, input_shape: tuple[int, ...]) -> lis
         raise SparsenasError(f"discovery needs an nn.Module, got {type(module).__name__}")
     input_shape = _check_input_shape(input_shape)
     if isinstance(module, (nn.Linear, nn.Conv2d)):
-        raise _fail(f"the model is a single {type(module).__name__} layer (the classifier) with no hidden layer to prune; add a hidden layer")
+        raise _fail(
+            f"the model is a single {type(module).__name__} layer (the classifier) with no hidden layer to prune; add a hidden layer"
+        )
     _check_module_types(module)
     gm = _trace(module)
     shapes = _propagate(gm, module, input_shape)

@@ -7,17 +7,15 @@ from torch import nn
 
 from ..errors import SparsenasError
 from ..registry import Registry
-from .base import Parent, init_parameters
 from .autoparent import as_parent
+from .base import Parent, init_parameters
 
 # An entry is a constructor (input_shape, num_classes, widths or None) -> Parent, or -> a plain
 # nn.Module (a chain of Linear/Conv2d layers), whose node groups `build_parent` then discovers.
 MODELS: Registry = Registry("model")
 
 
-def build_parent(
-    name: str, input_shape: tuple[int, ...], num_classes: int, seed: int, widths: tuple[int, ...] | None = None
-) -> Parent:
+def build_parent(name: str, input_shape: tuple[int, ...], num_classes: int, seed: int, widths: tuple[int, ...] | None = None) -> Parent:
     """The parent `name` with initialization θ0 fixed by `seed`.
 
     A constructor that returns a plain `nn.Module` gets its node groups discovered (`as_parent`). A

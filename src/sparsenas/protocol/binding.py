@@ -8,7 +8,8 @@ names what differs, so nothing already stored is mixed with incomparable trials.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..errors import SparsenasError
 from ..finders import FINDERS, get_finder

@@ -6,8 +6,8 @@ same wherever it runs; what comes back (`Trained`) is plain data for the store, 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from ..data import Dataset
 from ..finders import get_finder
@@ -67,12 +67,15 @@ def train_members(
     # draws do not depend on what this process (or a Ray worker) ran before
     with seeded(int(trials[0][0].key[:15], 16), data.train.x.device):
         results = train_population(
-            nets, data, spec.train, data_seed=trials[0][0].seed, on_epoch=hook,
+            nets,
+            data,
+            spec.train,
+            data_seed=trials[0][0].seed,
+            on_epoch=hook,
             masks=None if masks[0] is None else masks,  # type: ignore[arg-type]
         )
     timed = any(get_finder(f).front for f in spec.finders)  # hardware-aware runs time their nets
-    records = [record_of(parent, data, t, f, net, r, len(trials), spec.space, timed=timed)
-               for (t, f), net, r in zip(trials, nets, results)]
+    records = [record_of(parent, data, t, f, net, r, len(trials), spec.space, timed=timed) for (t, f), net, r in zip(trials, nets, results)]
     return Trained(
         records,
         {t.key: pack_weight_mask(f.mask) for t, f in trials if isinstance(f.mask, WeightMask)},

@@ -171,5 +171,3 @@ def _type_word(tp: Any) -> str:
         plural = {int: "integers", float: "numbers", str: "names"}[get_args(tp)[0]]
         return f"a comma-separated list of {plural}"
     return {int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
-
-

@@ -33,10 +33,7 @@ def canonical_train(train: TrainSpec) -> dict[str, Any]:
     ['batch_size', 'epochs', 'lr', 'momentum', 'optimizer', 'schedule', 'weight_decay']
     """
     default = TrainSpec()
-    return {
-        k: v for k, v in dataclasses.asdict(train).items()
-        if k in V1_TRAIN_FIELDS or v != getattr(default, k)
-    }
+    return {k: v for k, v in dataclasses.asdict(train).items() if k in V1_TRAIN_FIELDS or v != getattr(default, k)}
 
 
 @dataclass(frozen=True)
@@ -57,8 +54,16 @@ class PlannedTrial:
 
 
 def trial_spec(
-    run: RunSpec, widths: tuple[int, ...], finder: str, sparsity: float, seed: int, control: int = 0, check: str = "",
-    slot: int = -1, match: str = "", prunable: int | None = None,
+    run: RunSpec,
+    widths: tuple[int, ...],
+    finder: str,
+    sparsity: float,
+    seed: int,
+    control: int = 0,
+    check: str = "",
+    slot: int = -1,
+    match: str = "",
+    prunable: int | None = None,
 ) -> dict[str, Any]:
     """The canonical description of one trial: what its numbers depend on, nothing else.
 

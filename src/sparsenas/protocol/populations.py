@@ -8,7 +8,7 @@ populations and gives the numbers an uninterrupted one would have, to the last b
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -35,9 +35,7 @@ def shape_of(found: Found) -> tuple:
     return ("weight",)
 
 
-def populations(
-    trials: Sequence[tuple[PlannedTrial, Found]], size_of: Callable[[Found], int]
-) -> list[list[tuple[PlannedTrial, Found]]]:
+def populations(trials: Sequence[tuple[PlannedTrial, Found]], size_of: Callable[[Found], int]) -> list[list[tuple[PlannedTrial, Found]]]:
     """Split one seed's found trials into populations: same shape (`shape_of`), at most `size_of` each.
 
     Shapes come in order of their first trial in the plan; each shape's trials are cut into
@@ -58,7 +56,11 @@ def populations(
 
 
 def seed_populations(
-    spec: RunSpec, data: Dataset, seed: int, trials: Sequence[PlannedTrial], device: torch.device,
+    spec: RunSpec,
+    data: Dataset,
+    seed: int,
+    trials: Sequence[PlannedTrial],
+    device: torch.device,
     memo: dict | None = None,
 ) -> tuple[Parent, list[list[tuple[PlannedTrial, Found]]]]:
     """The seed's parent at θ0 and its pending `trials`, found and cut into populations.

@@ -18,10 +18,10 @@ from __future__ import annotations
 import platform
 import sqlite3
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 
@@ -71,7 +71,7 @@ def run(
     (3, 3, 2)
     """
     start = time.perf_counter()
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     spec.validate()
     executor = get_executor(spec.executor)
     device = executor.data_device(spec)
@@ -115,7 +115,8 @@ def run(
                     on_trial(skipped + ran, len(plan), t, record)
 
         driver = Driver(
-            started=started_training, commit=commit,
+            started=started_training,
+            commit=commit,
             state=lambda seed: stored_state(store, plan, seed, spec.finders),
             keep_state=lambda seed, memo: keep_state(store, plan, seed, memo),
         )
@@ -128,13 +129,21 @@ def run(
             peak = peak_memory(device)
             if ran:
                 try:
-                    store.log_session({
-                        "started": started, "trials": ran, "populations": n_pops, "seconds": round(seconds, 3),
-                        "peak_memory_bytes": peak, "device": ", ".join(sorted(devices)) or str(device),
-                        "population_cap": spec.population, "torch": torch.__version__, "host": platform.node(),
-                        "executor": f"ray ({spec.address or 'local'})" if spec.executor == "ray" else spec.executor,
-                        "threads": spec.threads or threads,
-                    })
+                    store.log_session(
+                        {
+                            "started": started,
+                            "trials": ran,
+                            "populations": n_pops,
+                            "seconds": round(seconds, 3),
+                            "peak_memory_bytes": peak,
+                            "device": ", ".join(sorted(devices)) or str(device),
+                            "population_cap": spec.population,
+                            "torch": torch.__version__,
+                            "host": platform.node(),
+                            "executor": f"ray ({spec.address or 'local'})" if spec.executor == "ray" else spec.executor,
+                            "threads": spec.threads or threads,
+                        }
+                    )
                 except (sqlite3.Error, OSError):
                     pass  # the session line is a courtesy: never mask the error that ended the run
     return RunSummary(Path(out), len(plan), skipped, ran, diverged, seconds, n_pops, peak)

@@ -42,24 +42,73 @@ class RunFields:
     """What every run shares, and the finders' option values by name; `RunSpec` builds it."""
 
     dataset: str = field(default="digits", metadata={"help": "dataset name (sparsenas list)"})
-    data_dir: str | None = field(default=None, metadata={"help": "folder with the dataset's files (fashion-mnist: the four IDX files; default /usr/share/datasets/fashion-mnist)"})
-    limit: int | None = field(default=None, metadata={"help": "keep only the first N samples of each split (quick tries, tests)", "range": (1, 10**9)})
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "folder with the dataset's files (fashion-mnist: the four IDX files; default /usr/share/datasets/fashion-mnist)"},
+    )
+    limit: int | None = field(
+        default=None, metadata={"help": "keep only the first N samples of each split (quick tries, tests)", "range": (1, 10**9)}
+    )
     model: str = field(default="mlp", metadata={"help": "parent network name (sparsenas list)"})
-    widths: tuple[int, ...] | None = field(default=None, metadata={"help": "hidden widths of the parent, e.g. 300,100 (default: the model's own)", "range": (1, 2**20)})
+    widths: tuple[int, ...] | None = field(
+        default=None, metadata={"help": "hidden widths of the parent, e.g. 300,100 (default: the model's own)", "range": (1, 2**20)}
+    )
     finders: tuple[str, ...] = field(default=("dense", "random", "random-search"), metadata={"help": "finders to run, comma-separated"})
-    space: str = field(default="node", metadata={"help": "mask space: node (hidden units/channels, compacted) or weight (single weights)", "choices": ("node", "weight")})
-    sparsities: tuple[float, ...] = field(default=(0.5, 0.8, 0.9, 0.95), metadata={"help": "sparsities in [0, 1), comma-separated: of hidden nodes (--space node) or of prunable weights (--space weight)"})
-    allocation: str = field(default="per-layer", metadata={"help": "how scoring finders spread a sparsity over layers: per-layer (each layer alike) or global (one ranking)", "choices": ("per-layer", "global")})
-    checks: tuple[str, ...] = field(default=(), metadata={"help": "sanity checks of every finder's mask: shuffle (layerwise), reinit (fresh init), invert (lowest scores kept); default: none"})
-    seeds: tuple[int, ...] = field(default=(0, 1, 2, 3, 4), metadata={"help": "a count N (seeds 0..N-1) or a comma-separated list of seeds"})
+    space: str = field(
+        default="node",
+        metadata={"help": "mask space: node (hidden units/channels, compacted) or weight (single weights)", "choices": ("node", "weight")},
+    )
+    sparsities: tuple[float, ...] = field(
+        default=(0.5, 0.8, 0.9, 0.95),
+        metadata={"help": "sparsities in [0, 1), comma-separated: of hidden nodes (--space node) or of prunable weights (--space weight)"},
+    )
+    allocation: str = field(
+        default="per-layer",
+        metadata={
+            "help": "how scoring finders spread a sparsity over layers: per-layer (each layer alike) or global (one ranking)",
+            "choices": ("per-layer", "global"),
+        },
+    )
+    checks: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "sanity checks of every finder's mask: shuffle (layerwise), reinit (fresh init), invert (lowest scores kept); default: none"
+        },
+    )
+    seeds: tuple[int, ...] = field(
+        default=(0, 1, 2, 3, 4), metadata={"help": "a count N (seeds 0..N-1) or a comma-separated list of seeds"}
+    )
     # every registered finder's options by name (`finders.options`); here, so the stored spec keeps its order
     finder_options: dict[str, Any] = field(default_factory=dict)
-    controls: int = field(default=1, metadata={"help": "random controls per sparsity and seed: the report compares a finder with their mean", "range": (1, 1000)})
+    controls: int = field(
+        default=1,
+        metadata={"help": "random controls per sparsity and seed: the report compares a finder with their mean", "range": (1, 1000)},
+    )
     device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto", "choices": ("cpu", "cuda", "auto")})
-    population: int = field(default=128, metadata={"help": "most same-shape sub-networks trained at once (fewer if memory is short); 1 trains one at a time", "range": (1, 100_000)})
-    executor: str = field(default="local", metadata={"help": "local (this process) or ray (populations as Ray tasks; see --address)", "choices": ("local", "ray")})
-    address: str | None = field(default=None, metadata={"help": "ray: the cluster's address, e.g. 10.0.0.5:6379, or auto for the one ray start runs on this machine (default: start Ray for this run)"})
-    threads: int | None = field(default=None, metadata={"help": "torch threads per training process (ray: CPUs per task); numbers depend on it (default: torch's own, the driver's with ray)", "range": (1, 1024)})
+    population: int = field(
+        default=128,
+        metadata={
+            "help": "most same-shape sub-networks trained at once (fewer if memory is short); 1 trains one at a time",
+            "range": (1, 100_000),
+        },
+    )
+    executor: str = field(
+        default="local",
+        metadata={"help": "local (this process) or ray (populations as Ray tasks; see --address)", "choices": ("local", "ray")},
+    )
+    address: str | None = field(
+        default=None,
+        metadata={
+            "help": "ray: the cluster's address, e.g. 10.0.0.5:6379, or auto for the one ray start runs on this machine (default: start Ray for this run)"
+        },
+    )
+    threads: int | None = field(
+        default=None,
+        metadata={
+            "help": "torch threads per training process (ray: CPUs per task); numbers depend on it (default: torch's own, the driver's with ray)",
+            "range": (1, 1024),
+        },
+    )
     train: TrainSpec = field(default_factory=TrainSpec)
 
     def __post_init__(self) -> None:
@@ -127,7 +176,9 @@ class RunFields:
             if d.range is not None and name in self.finder_options:
                 _check_range(name, self.finder_options[name], d.range, d.above)
             if d.choices is not None and self.finder_options.get(name, d.default) not in d.choices:
-                raise SparsenasError(f"--{name.replace('_', '-')} must be one of {', '.join(d.choices)}, got {quote(self.finder_options[name])}")
+                raise SparsenasError(
+                    f"--{name.replace('_', '-')} must be one of {', '.join(d.choices)}, got {quote(self.finder_options[name])}"
+                )
         for f in FINDERS.names():  # every finder's values; checks that matter only when it runs, then
             self.options_for(f).validate(in_run=f in self.finders)
         if not (math.isfinite(self.train.lr) and self.train.lr > 0):
@@ -199,7 +250,7 @@ def _check_ranges(owner: Any) -> None:
 def _check_range(name: str, value: Any, bounds: tuple[int, int], above: str | None) -> None:
     lo, hi = bounds
     flag = "--" + name.replace("_", "-")
-    for v in (value if isinstance(value, tuple) else () if value is None else (value,)):
+    for v in value if isinstance(value, tuple) else () if value is None else (value,):
         if v < lo:
             raise SparsenasError(f"{flag} must be at least {lo}, got {quote(v)}")
         if v > hi:

@@ -68,7 +68,9 @@ def load_spec_file(path: str | Path) -> dict[str, Any]:
             raise SparsenasError(f"[options.{finder}] in spec file '{p}' names no finder; choose one of: {', '.join(FINDERS.names())}")
         declares = FINDERS.get(str(finder)).options
         if not isinstance(table, dict):
-            raise SparsenasError(f"[options.{finder}] in spec file '{p}' must be a table of {finder}'s options, e.g. {declares[0] if declares else 'none'} = ...")
+            raise SparsenasError(
+                f"[options.{finder}] in spec file '{p}' must be a table of {finder}'s options, e.g. {declares[0] if declares else 'none'} = ..."
+            )
         ours = {k: o for k, o in known.items() if k in declares}
         for name, value in _read_keys(table, ours, p, f"under [options.{finder}] ").items():
             if name in out and out[name] != value:

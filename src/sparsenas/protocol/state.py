@@ -9,7 +9,8 @@ it asks each front finder of the run to dump and load its own state (`Finder.dum
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..finders import get_finder
 from ..store import Store

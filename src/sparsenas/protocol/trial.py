@@ -53,10 +53,15 @@ def _size(parent: Parent, data: Dataset, found: Found, net: Parent) -> dict:
     groups = parent.node_groups()
     if isinstance(found.mask, NodeMask):
         return dict(
-            node_sparsity=found.mask.node_sparsity(groups), weight_sparsity=weight_sparsity(parent, net),
-            params=count_params(net), flops=count_flops(net, data.input_shape), kept_nodes=found.mask.kept_counts(),
-            node_mask=found.mask.kept, kept_weights=tuple(dict(net.named_parameters())[n].numel() for n in net.prunable_weights()),
-            effective_sparsity=weight_sparsity(parent, net), collapsed=False,
+            node_sparsity=found.mask.node_sparsity(groups),
+            weight_sparsity=weight_sparsity(parent, net),
+            params=count_params(net),
+            flops=count_flops(net, data.input_shape),
+            kept_nodes=found.mask.kept_counts(),
+            node_mask=found.mask.kept,
+            kept_weights=tuple(dict(net.named_parameters())[n].numel() for n in net.prunable_weights()),
+            effective_sparsity=weight_sparsity(parent, net),
+            collapsed=False,
         )
     mask: WeightMask = found.mask
     kept = dict(zip(mask.tensors, mask.kept_counts()))
@@ -69,10 +74,15 @@ def _size(parent: Parent, data: Dataset, found: Found, net: Parent) -> dict:
         alive.append(int(functools.reduce(torch.logical_or, reached).sum()))
     prunable = sum(mask.sizes())
     return dict(
-        node_sparsity=1.0 - sum(alive) / sum(g.size for g in groups), weight_sparsity=mask.sparsity(),
-        params=count_params(net) - prunable + sum(kept.values()), flops=count_flops(net, data.input_shape, kept),
-        kept_nodes=tuple(alive), node_mask=(), kept_weights=tuple(kept.values()),
-        effective_sparsity=effective.sparsity(), collapsed=min(kept.values()) == 0 or sum(effective.kept_counts()) == 0,
+        node_sparsity=1.0 - sum(alive) / sum(g.size for g in groups),
+        weight_sparsity=mask.sparsity(),
+        params=count_params(net) - prunable + sum(kept.values()),
+        flops=count_flops(net, data.input_shape, kept),
+        kept_nodes=tuple(alive),
+        node_mask=(),
+        kept_weights=tuple(kept.values()),
+        effective_sparsity=effective.sparsity(),
+        collapsed=min(kept.values()) == 0 or sum(effective.kept_counts()) == 0,
     )
 
 
@@ -85,8 +95,15 @@ def latency_of(net: Parent, data: Dataset) -> float:
 
 
 def record_of(
-    parent: Parent, data: Dataset, planned: PlannedTrial, found: Found, net: Parent, result: TrainResult, k: int,
-    space: str, timed: bool = False,
+    parent: Parent,
+    data: Dataset,
+    planned: PlannedTrial,
+    found: Found,
+    net: Parent,
+    result: TrainResult,
+    k: int,
+    space: str,
+    timed: bool = False,
 ) -> TrialRecord:
     """The record of one trained trial; `timed` (hardware-aware runs) measures the latency of the
     trained sub-network of front slots, their random twins and the dense parent."""

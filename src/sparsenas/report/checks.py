@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..store.records import TrialRecord
 from . import figures
-from .markup import Block
 from .compare import FAMILIES, Comparison, compare_to_checks, compare_to_random
+from .markup import Block
 from .tables import CONTROL, DENSE, Cell, fmt, fmt_ci, fmt_mean_sd, fmt_p
 
 # what a finder beating (or not beating) each check says about its mask
@@ -23,8 +23,16 @@ def _row(c: Comparison) -> list[str]:
     check = c.control.split("~")[1]
     d = fmt(c.result.mean_diff, "+.2f", 100)
     found = "finder better" if c.verdict == "better" else "check better" if c.verdict == "worse" else c.verdict
-    return [c.finder, check, f"{c.sparsity:g}", d if d == "n/a" else d + " pp", fmt_ci(c.result, "+.2f", 100),
-            fmt_p(c.p_holm), str(c.result.n), found]
+    return [
+        c.finder,
+        check,
+        f"{c.sparsity:g}",
+        d if d == "n/a" else d + " pp",
+        fmt_ci(c.result, "+.2f", 100),
+        fmt_p(c.p_holm),
+        str(c.result.n),
+        found,
+    ]
 
 
 def _mark(c: Comparison | None) -> str:
@@ -52,17 +60,26 @@ def glance(trials: Sequence[TrialRecord], cells: Sequence[Cell], label: str, fam
     for cell in cells:
         if "~" in cell.finder or cell.finder in (DENSE, CONTROL):
             continue
-        rows.append([cell.finder, f"{cell.sparsity:g}", fmt_mean_sd(cell.final_acc, ".2f", 100),
-                     _mark(vs_random.get((cell.finder, cell.sparsity))),
-                     *[_mark(vs_check.get((cell.finder, k, cell.sparsity))) for k in checks],
-                     f"{cell.n_collapsed}/{cell.n_trials}"])
+        rows.append(
+            [
+                cell.finder,
+                f"{cell.sparsity:g}",
+                fmt_mean_sd(cell.final_acc, ".2f", 100),
+                _mark(vs_random.get((cell.finder, cell.sparsity))),
+                *[_mark(vs_check.get((cell.finder, k, cell.sparsity))) for k in checks],
+                f"{cell.n_collapsed}/{cell.n_trials}",
+            ]
+        )
     random_acc = {c.sparsity: fmt_mean_sd(c.final_acc, ".2f", 100) for c in cells if c.finder == CONTROL}
     return [
         ("h2", "Finders at a glance"),
-        ("p", "Final test accuracy (%, mean ± sd across seeds) and paired differences in pp: the finder minus the "
-              "random control, and the finder minus each of its sanity checks (* Holm-adjusted p < 0.05: against random "
-              f"adjusted {FAMILIES[family]}, against a check across the finder's sparsities; details in the tables "
-              "below). Random control: " + ", ".join(f"{s:g}: {a}" for s, a in sorted(random_acc.items())) + "."),
+        (
+            "p",
+            "Final test accuracy (%, mean ± sd across seeds) and paired differences in pp: the finder minus the "
+            "random control, and the finder minus each of its sanity checks (* Holm-adjusted p < 0.05: against random "
+            f"adjusted {FAMILIES[family]}, against a check across the finder's sparsities; details in the tables "
+            "below). Random control: " + ", ".join(f"{s:g}: {a}" for s, a in sorted(random_acc.items())) + ".",
+        ),
         ("table", ["finder", label, "test acc %", "Δ vs random", *[f"Δ vs {k}" for k in checks], "collapsed"], rows),
     ]
 
@@ -74,21 +91,27 @@ def blocks(trials: Sequence[TrialRecord], cells: Sequence[Cell], label: str) -> 
     if comps:
         out += [
             ("h2", "Sanity checks (finder − check, paired by seed)"),
-            ("p", "Each check is trained like every trial. shuffle: every layer keeps as many weights (nodes) as the "
-                  "finder's mask, at random positions; reinit: the same mask from another draw of the parent's init; "
-                  "invert: every layer keeps as many units as the finder's mask, its lowest-scoring ones. A finder "
-                  "significantly better than its check shows that " + "; ".join(f"{k}: {v}" for k, v in MEANING.items())
-                  + ". Δ is final test accuracy, Holm-adjusted across sparsities per finder and check."),
-            ("table", ["finder", "check", label, "Δ finder − check", "95% CI", "Holm p", "n", "verdict"],
-             [_row(c) for c in comps]),
+            (
+                "p",
+                "Each check is trained like every trial. shuffle: every layer keeps as many weights (nodes) as the "
+                "finder's mask, at random positions; reinit: the same mask from another draw of the parent's init; "
+                "invert: every layer keeps as many units as the finder's mask, its lowest-scoring ones. A finder "
+                "significantly better than its check shows that "
+                + "; ".join(f"{k}: {v}" for k, v in MEANING.items())
+                + ". Δ is final test accuracy, Holm-adjusted across sparsities per finder and check.",
+            ),
+            ("table", ["finder", "check", label, "Δ finder − check", "95% CI", "Holm p", "n", "verdict"], [_row(c) for c in comps]),
         ]
     collapsed = [c for c in cells if c.n_collapsed]
     if any(t.space == "weight" for t in trials):
         out.append(("h2", "Layer collapse"))
         if collapsed:
             out += [
-                ("p", "A mask has collapsed when it empties a layer or leaves no path from input to output: the network "
-                      "then computes a constant and trains to chance accuracy. Cells with collapsed trials:"),
+                (
+                    "p",
+                    "A mask has collapsed when it empties a layer or leaves no path from input to output: the network "
+                    "then computes a constant and trains to chance accuracy. Cells with collapsed trials:",
+                ),
                 ("ul", [f"{c.finder} at {label} {c.sparsity:g}: {c.n_collapsed} of {c.n_trials} trials collapsed" for c in collapsed]),
             ]
         else:
@@ -100,5 +123,11 @@ def figure(cells: Sequence[Cell], label: str) -> list[Block]:
     """The sanity-check figure, when the run has checks."""
     if not any("~" in c.finder for c in cells):
         return []
-    return [("fig", "checks_vs_sparsity.png", figures.checks_vs_sparsity(cells, label),
-             f"Each finder beside its sanity checks and the random control: final test accuracy vs {label} (mean, 95% CI band).")]
+    return [
+        (
+            "fig",
+            "checks_vs_sparsity.png",
+            figures.checks_vs_sparsity(cells, label),
+            f"Each finder beside its sanity checks and the random control: final test accuracy vs {label} (mean, 95% CI band).",
+        )
+    ]

@@ -9,8 +9,8 @@ trial, is the independent unit.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence
 
 from ..errors import SparsenasError
 from ..store.records import TrialRecord
@@ -84,9 +84,7 @@ def share_beaten(value: float, controls: Sequence[float], higher_is_better: bool
     if not controls or math.isnan(value):
         return NAN
     sign = 1.0 if higher_is_better else -1.0
-    return sum(
-        1.0 if math.isnan(c) or sign * (value - c) > 0 else 0.5 if value == c else 0.0 for c in controls
-    ) / len(controls)
+    return sum(1.0 if math.isnan(c) or sign * (value - c) > 0 else 0.5 if value == c else 0.0 for c in controls) / len(controls)
 
 
 def _compare(
@@ -124,8 +122,7 @@ def _compare(
             adjusted = holm([r[1].p for r in rows])
             for (s, res, n_seeds, n_ctrl, beats), p_adj in zip(rows, adjusted):
                 v = verdict(res, p_adj, alpha, higher_is_better=METRICS[metric])
-                out.append(Comparison(finder, s, control, metric, res, p_adj, v, n_seeds, n_seeds - res.n, n_ctrl, beats,
-                                      check=check))
+                out.append(Comparison(finder, s, control, metric, res, p_adj, v, n_seeds, n_seeds - res.n, n_ctrl, beats, check=check))
     return out
 
 
@@ -151,8 +148,12 @@ def compare_to_random(trials: Sequence[TrialRecord], alpha: float = 0.05, family
     # the table family: one Holm correction over every row, whichever finder, metric or check it is
     table = holm([c.result.p for c in comps])
     return [
-        replace(c, p_table=p, family=family,
-                verdict=verdict(c.result, p if family == "table" else c.p_holm, alpha, higher_is_better=METRICS[c.metric]))
+        replace(
+            c,
+            p_table=p,
+            family=family,
+            verdict=verdict(c.result, p if family == "table" else c.p_holm, alpha, higher_is_better=METRICS[c.metric]),
+        )
         for c, p in zip(comps, table)
     ]
 

@@ -6,7 +6,8 @@ import csv
 import io
 import math
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..store.records import TrialRecord
 from .derive import Derived
@@ -51,8 +52,10 @@ def _row(t: TrialRecord, d: Derived) -> dict[str, Any]:
         else:
             row[k] = v
     row.update(
-        epochs_to_95=epochs(d.epochs_to_95), reached_95=reached(d.epochs_to_95),
-        epochs_to_99=epochs(d.epochs_to_99), reached_99=reached(d.epochs_to_99),
+        epochs_to_95=epochs(d.epochs_to_95),
+        reached_95=reached(d.epochs_to_95),
+        epochs_to_99=epochs(d.epochs_to_99),
+        reached_99=reached(d.epochs_to_99),
         auc_val_acc_pct=d.auc_val_acc * 100,  # the mean validation accuracy over epochs, in % like the others
     )
     return {k: csv_cell(v) for k, v in row.items()}

@@ -8,8 +8,8 @@ invalidates stored trials.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from ..store.records import EpochRecord, TrialRecord
 

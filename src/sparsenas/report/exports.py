@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..store.records import TrialRecord
 from .markup import Block
@@ -30,23 +31,57 @@ def blocks(exports: Sequence[dict[str, Any]], trials: Sequence[TrialRecord]) -> 
         if t is None or "latency_parent" not in e:
             continue
         for p, c, x in zip(e["latency_parent"], e.get("latency_compact", e["latency_parent"]), e["latency_export"]):
-            rows.append([
-                e["key"], t.arm, fmt(t.sparsity, ".2f"), "-".join(map(str, e["kept_nodes"])),
-                f"{e['params_export']:,}", e.get("input", "") or "n/a", fmt(e["max_abs_diff"], ".1e"), str(p["batch"]),
-                _lat(p), _lat(c), _ratio(p, c), _lat(x), _ratio(p, x), f"{e['device']}, {p['threads']} thr",
-            ])
+            rows.append(
+                [
+                    e["key"],
+                    t.arm,
+                    fmt(t.sparsity, ".2f"),
+                    "-".join(map(str, e["kept_nodes"])),
+                    f"{e['params_export']:,}",
+                    e.get("input", "") or "n/a",
+                    fmt(e["max_abs_diff"], ".1e"),
+                    str(p["batch"]),
+                    _lat(p),
+                    _lat(c),
+                    _ratio(p, c),
+                    _lat(x),
+                    _ratio(p, x),
+                    f"{e['device']}, {p['threads']} thr",
+                ]
+            )
     if not rows:
         return []
     return [
         ("h2", "Exported sub-networks"),
-        ("p", "Each trial exported with 'sparsenas export' was compacted, saved with torch.export, loaded back and "
-              "checked against the masked parent (the full-size parent holding the trained weights, zeros elsewhere) "
-              "on test inputs: 'max diff' is the largest absolute difference of their logits. Latency is milliseconds "
-              "per forward pass, median [95% CI of the median, order statistics] over timed repeats after a warm-up, "
-              "the three networks timed interleaved in one process; speed-ups are ratios of medians. A weight-space "
-              "trial exports at full width less the units no weight reads; its other zeros stay in dense tensors. "
-              "'input' is what the program takes (any batch size N); the .pt2 file states it too, in its extra "
-              "file 'sparsenas.json'."),
-        ("table", ["trial", "finder", "sparsity", "export widths", "export params", "input", "max diff", "batch",
-                   "masked parent ms", "compacted module ms", "speed-up", "exported program ms", "speed-up", "device"], rows),
+        (
+            "p",
+            "Each trial exported with 'sparsenas export' was compacted, saved with torch.export, loaded back and "
+            "checked against the masked parent (the full-size parent holding the trained weights, zeros elsewhere) "
+            "on test inputs: 'max diff' is the largest absolute difference of their logits. Latency is milliseconds "
+            "per forward pass, median [95% CI of the median, order statistics] over timed repeats after a warm-up, "
+            "the three networks timed interleaved in one process; speed-ups are ratios of medians. A weight-space "
+            "trial exports at full width less the units no weight reads; its other zeros stay in dense tensors. "
+            "'input' is what the program takes (any batch size N); the .pt2 file states it too, in its extra "
+            "file 'sparsenas.json'.",
+        ),
+        (
+            "table",
+            [
+                "trial",
+                "finder",
+                "sparsity",
+                "export widths",
+                "export params",
+                "input",
+                "max diff",
+                "batch",
+                "masked parent ms",
+                "compacted module ms",
+                "speed-up",
+                "exported program ms",
+                "speed-up",
+                "device",
+            ],
+            rows,
+        ),
     ]

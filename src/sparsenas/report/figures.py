@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
@@ -102,8 +102,12 @@ def accuracy_vs_sparsity(cells: Sequence[Cell], xlabel: str = "node sparsity") -
         x = [c.sparsity for c in cs]
         ax.plot(x, [c.final_acc.mean * 100 for c in cs], marker="o", color=colors[finder], label=literal(finder))
         ax.fill_between(
-            x, [c.final_acc.ci_low * 100 for c in cs], [c.final_acc.ci_high * 100 for c in cs],
-            color=colors[finder], alpha=0.2, lw=0,
+            x,
+            [c.final_acc.ci_low * 100 for c in cs],
+            [c.final_acc.ci_high * 100 for c in cs],
+            color=colors[finder],
+            alpha=0.2,
+            lw=0,
         )
     return _finish(fig, ax, "final test accuracy (%)", "Test accuracy vs sparsity (mean, 95% CI across seeds)", xlabel)
 
@@ -127,8 +131,13 @@ def convergence_vs_sparsity(cells: Sequence[Cell], xlabel: str = "node sparsity"
         lo = [_zero_nan(m - c.conv_epoch.ci_low) for m, c in zip(means, cs)]
         hi = [_zero_nan(c.conv_epoch.ci_high - m) for m, c in zip(means, cs)]
         ax.errorbar(
-            [c.sparsity + dx for c in cs], means, yerr=[lo, hi], marker="o", capsize=3,
-            color=colors[finder], label=literal(finder),
+            [c.sparsity + dx for c in cs],
+            means,
+            yerr=[lo, hi],
+            marker="o",
+            capsize=3,
+            color=colors[finder],
+            label=literal(finder),
         )
     for c in cells:
         if c.finder == DENSE:
@@ -217,7 +226,9 @@ def accuracy_vs_search_cost(cells: Sequence[Cell], xlabel: str = "node sparsity"
                 ax.axhline(c.final_acc.mean * 100, color=colors[c.finder], ls=":", label=f"{literal(c.finder)} (no search)")
                 continue
             err = [[_zero_nan(c.final_acc.mean - c.final_acc.ci_low) * 100], [_zero_nan(c.final_acc.ci_high - c.final_acc.mean) * 100]]
-            ax.errorbar([c.search_flops], [c.final_acc.mean * 100], yerr=err, marker="o", capsize=3, color=colors[c.finder], label=literal(c.finder))
+            ax.errorbar(
+                [c.search_flops], [c.final_acc.mean * 100], yerr=err, marker="o", capsize=3, color=colors[c.finder], label=literal(c.finder)
+            )
         if dense and not math.isnan(dense[0].final_acc.mean):
             ax.axhline(dense[0].final_acc.mean * 100, color="black", ls="--", label="dense")
         ax.set_xscale("log")
@@ -245,7 +256,9 @@ def checks_vs_sparsity(cells: Sequence[Cell], xlabel: str = "node sparsity") -> 
                 continue
             color = "grey" if arm == "random" else f"C{i}"
             x = [c.sparsity for c in cs]
-            ax.plot(x, [c.final_acc.mean * 100 for c in cs], marker="o", color=color, label=literal(arm), ls="--" if arm == "random" else "-")
+            ax.plot(
+                x, [c.final_acc.mean * 100 for c in cs], marker="o", color=color, label=literal(arm), ls="--" if arm == "random" else "-"
+            )
             lo = [(c.final_acc.mean if math.isnan(c.final_acc.ci_low) else c.final_acc.ci_low) * 100 for c in cs]
             hi = [(c.final_acc.mean if math.isnan(c.final_acc.ci_high) else c.final_acc.ci_high) * 100 for c in cs]
             ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)

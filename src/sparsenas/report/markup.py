@@ -15,7 +15,8 @@ from __future__ import annotations
 import base64
 import html
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 # ("h1" | "h2" | "p", text) · ("ul", lines) · ("table", headers, rows) · ("fig", name, png, caption)
 Block = tuple[Any, ...]
@@ -112,6 +113,7 @@ def to_html(blocks: Sequence[Block]) -> str:
     >>> "<h1>R &amp; D</h1>" in to_html([("h1", "R & D")])
     True
     """
+
     def e(text: str) -> str:
         return html.escape(visible(text))
 
@@ -128,8 +130,9 @@ def to_html(blocks: Sequence[Block]) -> str:
             out.append(f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>')
         elif kind == "fig":
             data = base64.b64encode(b[2]).decode("ascii")
-            out.append(f'<figure><img src="data:image/png;base64,{data}" alt="{e(b[3])}">'
-                       f"<figcaption>{e(b[3])}</figcaption></figure>")
+            out.append(f'<figure><img src="data:image/png;base64,{data}" alt="{e(b[3])}"><figcaption>{e(b[3])}</figcaption></figure>')
     title = e(blocks[0][1]) if blocks else "sparsenas report"
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-            f"<style>{_CSS}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{_CSS}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n"
+    )

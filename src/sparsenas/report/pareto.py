@@ -11,7 +11,8 @@ differences are all equal), as every other comparison in the report.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -129,22 +130,44 @@ def blocks(trials: Sequence[TrialRecord]) -> list[Block]:
     hvs = seed_hypervolumes(trials)
     out: list[Block] = [
         ("h2", "Hardware-aware search (nsga2: accuracy vs " + name + ")"),
-        ("p", "NSGA-II searched per-layer widths for a low proxy error and a low " + unit + "; the members of its "
-              "front were trained in full, each beside a random sub-network with the same number of nodes (spread "
-              "over the layers in proportion to their widths). Hypervolume: the area each set of trained nets "
-              "dominates in the plane (test error, " + name + " / dense parent's " + name + "), up to (1, 1); higher is better."
-              + (" Latency is the measured batch-1 forward time of each trained sub-network on the run's device, so it "
-                 "carries the machine's timing noise." if name == "latency" else "")),
+        (
+            "p",
+            "NSGA-II searched per-layer widths for a low proxy error and a low " + unit + "; the members of its "
+            "front were trained in full, each beside a random sub-network with the same number of nodes (spread "
+            "over the layers in proportion to their widths). Hypervolume: the area each set of trained nets "
+            "dominates in the plane (test error, "
+            + name
+            + " / dense parent's "
+            + name
+            + "), up to (1, 1); higher is better."
+            + (
+                " Latency is the measured batch-1 forward time of each trained sub-network on the run's device, so it "
+                "carries the machine's timing noise."
+                if name == "latency"
+                else ""
+            ),
+        ),
     ]
     if hvs:
         p = paired([h[1] for h in hvs], [h[2] for h in hvs])
         rows = [[str(s), fmt(f, ".4f"), fmt(r, ".4f"), fmt(f - r, "+.4f")] for s, f, r in hvs]
-        rows.append(["mean", fmt(float(np.mean([h[1] for h in hvs])), ".4f"), fmt(float(np.mean([h[2] for h in hvs])), ".4f"),
-                     f"{fmt(p.mean_diff, '+.4f')} [{fmt(p.ci_low, '+.4f')}, {fmt(p.ci_high, '+.4f')}], p = {fmt_p(p.p)} (n = {p.n})"])
+        rows.append(
+            [
+                "mean",
+                fmt(float(np.mean([h[1] for h in hvs])), ".4f"),
+                fmt(float(np.mean([h[2] for h in hvs])), ".4f"),
+                f"{fmt(p.mean_diff, '+.4f')} [{fmt(p.ci_low, '+.4f')}, {fmt(p.ci_high, '+.4f')}], p = {fmt_p(p.p)} (n = {p.n})",
+            ]
+        )
         out.append(("table", ["seed", "hypervolume, nsga2 front", "hypervolume, random same sizes", "front − random"], rows))
     elif any(t.finder == DENSE and t.status == "done" for t in trials):
-        out.append(("p", f"The dense trials have no {name} recorded (trained before this run's hardware-aware search); "
-                         "train them again in a new --out directory to get hypervolumes."))
+        out.append(
+            (
+                "p",
+                f"The dense trials have no {name} recorded (trained before this run's hardware-aware search); "
+                "train them again in a new --out directory to get hypervolumes.",
+            )
+        )
     else:
         out.append(("p", "No seed has a finished dense trial to scale the costs by: add 'dense' to the finders to get hypervolumes."))
     rows = []
@@ -152,19 +175,45 @@ def blocks(trials: Sequence[TrialRecord]) -> list[Block]:
         twins = {t.slot: t for t in arms["random"]}
         for f in arms["front"]:
             r = twins.get(f.slot)
-            rows.append([
-                str(seed), str(f.slot), "-".join(map(str, f.kept_nodes)), fmt(f.sparsity, ".3f"),
-                fmt(cost_of(f, name), ".4g"), fmt(f.final_test_acc, ".2f", 100),
-                "-".join(map(str, r.kept_nodes)) if r else "n/a", fmt(cost_of(r, name), ".4g") if r else "n/a",
-                fmt(r.final_test_acc, ".2f", 100) if r else "n/a",
-                fmt(f.final_test_acc - r.final_test_acc, "+.2f", 100) if r else "n/a",
-            ])
+            rows.append(
+                [
+                    str(seed),
+                    str(f.slot),
+                    "-".join(map(str, f.kept_nodes)),
+                    fmt(f.sparsity, ".3f"),
+                    fmt(cost_of(f, name), ".4g"),
+                    fmt(f.final_test_acc, ".2f", 100),
+                    "-".join(map(str, r.kept_nodes)) if r else "n/a",
+                    fmt(cost_of(r, name), ".4g") if r else "n/a",
+                    fmt(r.final_test_acc, ".2f", 100) if r else "n/a",
+                    fmt(f.final_test_acc - r.final_test_acc, "+.2f", 100) if r else "n/a",
+                ]
+            )
     out += [
         ("p", "Every trained front member and its random twin (test accuracy in %, Δ in percentage points):"),
-        ("table", ["seed", "slot", "nsga2 widths", "node sparsity", f"nsga2 {name}", "nsga2 acc", "random widths",
-                   f"random {name}", "random acc", "Δ acc"], rows),
-        ("fig", "pareto.png", figure(trials), f"Final test accuracy vs {unit}: each seed's trained nsga2 front (filled) and "
-                                              "random nets of the same sizes (hollow), staircases joining each seed's "
-                                              "non-dominated points; star: dense parent."),
+        (
+            "table",
+            [
+                "seed",
+                "slot",
+                "nsga2 widths",
+                "node sparsity",
+                f"nsga2 {name}",
+                "nsga2 acc",
+                "random widths",
+                f"random {name}",
+                "random acc",
+                "Δ acc",
+            ],
+            rows,
+        ),
+        (
+            "fig",
+            "pareto.png",
+            figure(trials),
+            f"Final test accuracy vs {unit}: each seed's trained nsga2 front (filled) and "
+            "random nets of the same sizes (hollow), staircases joining each seed's "
+            "non-dominated points; star: dense parent.",
+        ),
     ]
     return out

@@ -7,68 +7,96 @@ rendered twice, to markdown and to HTML, so the two can never disagree. It reads
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from ..errors import SparsenasError
 from ..store.records import TrialRecord
 from ..store.sqlite import Store
-from . import checks, exports as export_section, figures, pareto
+from . import checks, figures, pareto
+from . import exports as export_section
 from .compare import Comparison, check_family, compare_to_random, gap_to_dense
 from .csvfile import trials_csv
 from .derive import Derived, derive_all
 from .markup import Block, to_html, to_markdown
 from .methods import METHODS
 from .runspec import spec_blocks
+from .source import load_trials, sparsity_label
 from .tables import DENSE, Cell, fmt, fmt_ci, fmt_mean_sd, fmt_p, fmt_si, summary_cells
 from .verdict import answer, family_note, fmt_delta, verdict_rows
 
 
-def load_trials(run_dir: str | Path) -> tuple[dict[str, Any] | None, list[TrialRecord]]:
-    """The run's spec and trials; a missing run or a run with no trials is a user error.
-
-    >>> spec, trials = load_trials("runs/x")  # doctest: +SKIP
-    """
-    with Store(run_dir, create=False) as store:
-        spec, trials = store.spec(), store.trials()
-    if not trials:
-        raise SparsenasError(f"no trials in {run_dir} yet; run 'sparsenas run --out {run_dir}' first")
-    return spec, trials
-
-
-def sparsity_label(trials: Sequence[TrialRecord]) -> str:
-    """ "weight sparsity" for a weight-space run, "node sparsity" otherwise: what the sparsities mean."""
-    return "weight sparsity" if any(t.space == "weight" for t in trials) else "node sparsity"
-
-
 def _gap_rows(gaps: Sequence[Comparison], label: str) -> tuple[list[str], list[list[str]]]:
     headers = ["finder", label, "Δ test acc vs dense", "95% CI", "Holm p", "n", "excluded"]
-    return headers, [
-        [g.finder, f"{g.sparsity:g}", *fmt_delta(g), fmt_p(g.p_holm),
-         str(g.result.n), str(g.n_excluded)] for g in gaps
-    ]
+    return headers, [[g.finder, f"{g.sparsity:g}", *fmt_delta(g), fmt_p(g.p_holm), str(g.result.n), str(g.n_excluded)] for g in gaps]
 
 
 def _summary_rows(cells: Sequence[Cell], label: str) -> tuple[Block, Block]:
-    acc = ["finder", label, "seeds", "trials", "diverged", "collapsed", "final test acc %", "95% CI", "best-val test acc %",
-           "95% CI", "convergence epoch", "epochs to 99% dense (reached)", "AUC val acc"]
-    cost = ["finder", label, "achieved node sparsity", "weight sparsity", "effective weight sparsity", "params",
-            "FLOPs/sample", "search candidates", "search steps", "search FLOPs", "search s", "train s"]
+    acc = [
+        "finder",
+        label,
+        "seeds",
+        "trials",
+        "diverged",
+        "collapsed",
+        "final test acc %",
+        "95% CI",
+        "best-val test acc %",
+        "95% CI",
+        "convergence epoch",
+        "epochs to 99% dense (reached)",
+        "AUC val acc",
+    ]
+    cost = [
+        "finder",
+        label,
+        "achieved node sparsity",
+        "weight sparsity",
+        "effective weight sparsity",
+        "params",
+        "FLOPs/sample",
+        "search candidates",
+        "search steps",
+        "search FLOPs",
+        "search s",
+        "train s",
+    ]
     acc_rows, cost_rows = [], []
     for c in cells:
         done = c.n_trials - c.n_diverged
-        acc_rows.append([
-            c.finder, f"{c.sparsity:g}", str(c.n_seeds), str(c.n_trials), str(c.n_diverged), str(c.n_collapsed),
-            fmt_mean_sd(c.final_acc, ".2f", 100), fmt_ci(c.final_acc, ".2f", 100),
-            fmt_mean_sd(c.best_val_acc, ".2f", 100), fmt_ci(c.best_val_acc, ".2f", 100),
-            fmt_mean_sd(c.conv_epoch, ".1f"), f"{fmt(c.epochs_to_99.mean, '.1f')} ({c.reached_99}/{done})",
-            fmt(c.auc.mean, ".4f"),
-        ])
-        cost_rows.append([
-            c.finder, f"{c.sparsity:g}", fmt(c.node_sparsity, ".3f"), fmt(c.weight_sparsity, ".3f"),
-            fmt(c.effective_sparsity, ".3f"), fmt_si(c.params), fmt_si(c.flops), fmt_si(c.search_candidates),
-            fmt_si(c.search_steps), fmt_si(c.search_flops), fmt(c.search_seconds, ".1f"), fmt(c.wall_seconds, ".1f"),
-        ])
+        acc_rows.append(
+            [
+                c.finder,
+                f"{c.sparsity:g}",
+                str(c.n_seeds),
+                str(c.n_trials),
+                str(c.n_diverged),
+                str(c.n_collapsed),
+                fmt_mean_sd(c.final_acc, ".2f", 100),
+                fmt_ci(c.final_acc, ".2f", 100),
+                fmt_mean_sd(c.best_val_acc, ".2f", 100),
+                fmt_ci(c.best_val_acc, ".2f", 100),
+                fmt_mean_sd(c.conv_epoch, ".1f"),
+                f"{fmt(c.epochs_to_99.mean, '.1f')} ({c.reached_99}/{done})",
+                fmt(c.auc.mean, ".4f"),
+            ]
+        )
+        cost_rows.append(
+            [
+                c.finder,
+                f"{c.sparsity:g}",
+                fmt(c.node_sparsity, ".3f"),
+                fmt(c.weight_sparsity, ".3f"),
+                fmt(c.effective_sparsity, ".3f"),
+                fmt_si(c.params),
+                fmt_si(c.flops),
+                fmt_si(c.search_candidates),
+                fmt_si(c.search_steps),
+                fmt_si(c.search_flops),
+                fmt(c.search_seconds, ".1f"),
+                fmt(c.wall_seconds, ".1f"),
+            ]
+        )
     return ("table", acc, acc_rows), ("table", cost, cost_rows)
 
 
@@ -77,13 +105,24 @@ def _device_warning(trials: Sequence[TrialRecord]) -> list[Block]:
     if len(devices) < 2:
         return []
     # float differences compound over training: CPU and GPU twins end tenths of a point apart
-    return [("p", f"Warning: this run's trials were trained on different devices ({', '.join(devices)}); "
-                  "paired differences then include device noise. Re-run on one device for a clean comparison.")]
+    return [
+        (
+            "p",
+            f"Warning: this run's trials were trained on different devices ({', '.join(devices)}); "
+            "paired differences then include device noise. Re-run on one device for a clean comparison.",
+        )
+    ]
 
 
-def _blocks(run_dir: Path, spec: dict[str, Any] | None, trials: list[TrialRecord],
-            derived: dict[str, Derived], sessions: Sequence[dict[str, Any]] = (),
-            exports: Sequence[dict[str, Any]] = (), family: str = "finder") -> list[Block]:
+def _blocks(
+    run_dir: Path,
+    spec: dict[str, Any] | None,
+    trials: list[TrialRecord],
+    derived: dict[str, Derived],
+    sessions: Sequence[dict[str, Any]] = (),
+    exports: Sequence[dict[str, Any]] = (),
+    family: str = "finder",
+) -> list[Block]:
     everything = trials
     # front slots (nsga2 and their same-size random twins) have no target sparsity: their own section
     trials = [t for t in trials if t.slot < 0]
@@ -99,34 +138,63 @@ def _blocks(run_dir: Path, spec: dict[str, Any] | None, trials: list[TrialRecord
     finder_trials = [t for t in trials if not t.check]
     # the headline sentence first, then the warning that qualifies it, then the details
     said = answer(trials, comps, label, context)
-    blocks: list[Block] = [("h1", f"sparsenas report: {title}"), ("h2", "Answer"), said[0], *_device_warning(trials),
-                           *said[1:], *checks.glance(trials, cells, label, family)]
+    blocks: list[Block] = [
+        ("h1", f"sparsenas report: {title}"),
+        ("h2", "Answer"),
+        said[0],
+        *_device_warning(trials),
+        *said[1:],
+        *checks.glance(trials, cells, label, family),
+    ]
     if comps:
-        blocks += [("h2", "Verdict table (finder − random, paired by seed)"), ("table", *verdict_rows(comps, label)),
-                   ("p", family_note(comps))]
+        blocks += [
+            ("h2", "Verdict table (finder − random, paired by seed)"),
+            ("table", *verdict_rows(comps, label)),
+            ("p", family_note(comps)),
+        ]
     blocks += checks.blocks(trials, cells, label)
     blocks.append(("h2", "Gap to dense (finder − dense parent, paired by seed)"))
     if gaps:
         blocks.append(("table", *_gap_rows(gaps, label)))
-        blocks.append(("p", "Holm p here: adjusted within each finder across its sparsities (the finder family), "
-                            "against the dense parent."))
+        blocks.append(
+            ("p", "Holm p here: adjusted within each finder across its sparsities (the finder family), against the dense parent.")
+        )
     elif any(t.finder == DENSE for t in trials):
         blocks.append(("p", "This run has no sparse trials to compare with the dense parent."))
     else:
         blocks.append(("p", "This run has no dense trials; add 'dense' to the run's finders to see the gap."))
     blocks += [
-        ("h2", "Summary per finder and sparsity"), ("p", "Accuracy and convergence (finished trials):"),
-        acc_table, ("p", "Size and search cost (all trials):"), cost_table,
+        ("h2", "Summary per finder and sparsity"),
+        ("p", "Accuracy and convergence (finished trials):"),
+        acc_table,
+        ("p", "Size and search cost (all trials):"),
+        cost_table,
         ("h2", "Figures"),
-        ("fig", "accuracy_vs_sparsity.png", figures.accuracy_vs_sparsity(finder_cells, label),
-         f"Final test accuracy vs {label} (mean and 95% CI; dashed: dense parent)."),
-        ("fig", "val_curves.png", figures.val_curves(finder_trials, label),
-         "Validation accuracy per trained epoch (1..E), one panel per sparsity, each on its own scale (mean across seeds, 95% CI band)."),
-        ("fig", "convergence_vs_sparsity.png", figures.convergence_vs_sparsity(finder_cells, label),
-         f"Epoch of minimum validation loss vs {label} (mean and 95% CI)."),
-        ("fig", "accuracy_vs_search_cost.png", figures.accuracy_vs_search_cost(finder_cells, label),
-         "Final test accuracy vs search cost (FLOPs spent before the final training; log scale), one panel per sparsity "
-         "(mean and 95% CI; dotted: finders that do not search, dashed: dense parent)."),
+        (
+            "fig",
+            "accuracy_vs_sparsity.png",
+            figures.accuracy_vs_sparsity(finder_cells, label),
+            f"Final test accuracy vs {label} (mean and 95% CI; dashed: dense parent).",
+        ),
+        (
+            "fig",
+            "val_curves.png",
+            figures.val_curves(finder_trials, label),
+            "Validation accuracy per trained epoch (1..E), one panel per sparsity, each on its own scale (mean across seeds, 95% CI band).",
+        ),
+        (
+            "fig",
+            "convergence_vs_sparsity.png",
+            figures.convergence_vs_sparsity(finder_cells, label),
+            f"Epoch of minimum validation loss vs {label} (mean and 95% CI).",
+        ),
+        (
+            "fig",
+            "accuracy_vs_search_cost.png",
+            figures.accuracy_vs_search_cost(finder_cells, label),
+            "Final test accuracy vs search cost (FLOPs spent before the final training; log scale), one panel per sparsity "
+            "(mean and 95% CI; dotted: finders that do not search, dashed: dense parent).",
+        ),
         *checks.figure(cells, label),
         *pareto.blocks(everything),
         *export_section.blocks(exports, everything),
@@ -140,12 +208,31 @@ def _blocks(run_dir: Path, spec: dict[str, Any] | None, trials: list[TrialRecord
     if devices:
         blocks.append(("p", f"Trained on: {', '.join(devices)}."))
     if sessions:
-        blocks.append(("p", "Sessions that trained into this directory (peak memory: process peak resident memory "
-                            "on the CPU, peak allocated memory on a GPU):"))
-        blocks.append(("table", ["started (UTC)", "device", "trials", "populations", "population cap", "seconds", "peak memory"],
-                       [[str(x.get("started", "")), str(x.get("device", "")), str(x.get("trials", "")),
-                         str(x.get("populations", "")), str(x.get("population_cap", "")), fmt(x.get("seconds"), ".1f"),
-                         fmt_bytes(x.get("peak_memory_bytes"))] for x in sessions]))
+        blocks.append(
+            (
+                "p",
+                "Sessions that trained into this directory (peak memory: process peak resident memory "
+                "on the CPU, peak allocated memory on a GPU):",
+            )
+        )
+        blocks.append(
+            (
+                "table",
+                ["started (UTC)", "device", "trials", "populations", "population cap", "seconds", "peak memory"],
+                [
+                    [
+                        str(x.get("started", "")),
+                        str(x.get("device", "")),
+                        str(x.get("trials", "")),
+                        str(x.get("populations", "")),
+                        str(x.get("population_cap", "")),
+                        fmt(x.get("seconds"), ".1f"),
+                        fmt_bytes(x.get("peak_memory_bytes")),
+                    ]
+                    for x in sessions
+                ],
+            )
+        )
     return blocks + [("h2", "Methods"), ("p", METHODS)]
 
 
@@ -194,24 +281,11 @@ def write_report(run_dir: str | Path, family: str = "finder") -> dict[str, Path]
         if b[0] == "fig":
             paths[f"figures/{b[1]}"] = run_dir / "figures" / b[1]
             _write(paths[f"figures/{b[1]}"], b[2])
-    for key, name, text in (("md", "report.md", to_markdown(blocks)), ("html", "report.html", to_html(blocks)),
-                            ("csv", "trials.csv", trials_csv(trials, derived))):
+    for key, name, text in (
+        ("md", "report.md", to_markdown(blocks)),
+        ("html", "report.html", to_html(blocks)),
+        ("csv", "trials.csv", trials_csv(trials, derived)),
+    ):
         paths[key] = run_dir / name
         _write(paths[key], text.encode("utf-8"))
     return paths
-
-
-def render_verdict_markdown(run_dir: str | Path, family: str = "finder") -> str:
-    """Just the verdict table of a run as markdown, and the sentence naming its Holm families, e.g. to
-    paste into a README; `family` as in write_report.
-
-    >>> print(render_verdict_markdown("runs/x"))  # doctest: +SKIP
-    | finder | node sparsity | metric | Δ vs random | ...
-    """
-    _, trials = load_trials(run_dir)
-    trials = [t for t in trials if t.slot < 0]  # the report's verdict table leaves front slots out too
-    comps = compare_to_random(trials, family=family)
-    label = sparsity_label(trials)
-    if not comps:
-        return to_markdown(answer(trials, comps, label)[:1])
-    return to_markdown([("table", *verdict_rows(comps, label)), ("p", family_note(comps))])

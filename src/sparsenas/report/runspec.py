@@ -26,14 +26,15 @@ def spec_blocks(spec: dict[str, Any]) -> list[Block]:
     # a key no registered finder declares (a finder of the user's own, not imported) stays in view
     shared = {k: v for k, v in spec.items() if k not in declared}
     blocks: list[Block] = [
-        ("p", "The options this directory was run with; finders, sparsities and seeds are the union over "
-              "every 'sparsenas run' into it (the trials actually stored are counted per cell above)."),
+        (
+            "p",
+            "The options this directory was run with; finders, sparsities and seeds are the union over "
+            "every 'sparsenas run' into it (the trials actually stored are counted per cell above).",
+        ),
         ("table", ["key", "value"], [[k, json.dumps(v)] for k, v in sorted(shared.items())]),
     ]
-    rows = [[f, k, json.dumps(spec[k])] for f in spec.get("finders", []) if f in FINDERS
-            for k in FINDERS.get(f).options if k in spec]
+    rows = [[f, k, json.dumps(spec[k])] for f in spec.get("finders", []) if f in FINDERS for k in FINDERS.get(f).options if k in spec]
     if rows:
-        blocks.append(("p", "The options of the finders this run used (a name shared by finders is one option, "
-                            "set for all of them):"))
+        blocks.append(("p", "The options of the finders this run used (a name shared by finders is one option, set for all of them):"))
         blocks.append(("table", ["finder", "option", "value"], rows))
     return blocks

@@ -11,8 +11,8 @@ seed share the init and the data order, so the seed, not the trial, is the indep
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
 
 from ..store.records import TrialRecord
 from .derive import Derived

@@ -5,21 +5,25 @@ worded from the same comparisons against random (compare.py), so none can say wh
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
+from pathlib import Path
 
 from ..store.records import TrialRecord
-from .compare import FAMILIES, Comparison, family_sizes
-from .markup import Block
+from .compare import FAMILIES, Comparison, compare_to_random, family_sizes
+from .markup import Block, to_markdown
+from .source import load_trials, sparsity_label
 from .tables import CONTROL, fmt, fmt_ci, fmt_p
 
 _PHRASES = {
     "final_test_acc": {
-        "better": "better than random", "worse": "worse than random",
+        "better": "better than random",
+        "worse": "worse than random",
         "no significant difference": "no significant difference from random",
         "too few seeds": "too few seeds to compare with random",
     },
     "min_val_loss_epoch": {
-        "better": "converges faster than random", "worse": "converges slower than random",
+        "better": "converges faster than random",
+        "worse": "converges slower than random",
         "no significant difference": "no significant difference from random",
         "too few seeds": "too few seeds to compare with random",
     },
@@ -69,15 +73,43 @@ def verdict_rows(comps: Sequence[Comparison], label: str = "node sparsity") -> t
     >>> verdict_rows([])[0][5:8]
     ['p', 'Holm p (finder)', 'Holm p (table)']
     """
-    headers = ["finder", label, "metric", "Δ vs random", "95% CI", "p", "Holm p (finder)", "Holm p (table)", "n",
-               "excluded", "controls/seed", "beats controls", "verdict"]
+    headers = [
+        "finder",
+        label,
+        "metric",
+        "Δ vs random",
+        "95% CI",
+        "p",
+        "Holm p (finder)",
+        "Holm p (table)",
+        "n",
+        "excluded",
+        "controls/seed",
+        "beats controls",
+        "verdict",
+    ]
     rows = []
     for c in comps:
         d, ci = fmt_delta(c)
         metric = "final test acc" if c.metric == "final_test_acc" else "convergence epoch"
         beats = "n/a" if math.isnan(c.beats) else f"{c.beats * 100:.0f}%"
-        rows.append([c.finder, f"{c.sparsity:g}", metric, d, ci, fmt_p(c.result.p), fmt_p(c.p_holm), fmt_p(c.p_table),
-                     str(c.result.n), str(c.n_excluded), fmt(c.controls, ".3g"), beats, c.verdict])
+        rows.append(
+            [
+                c.finder,
+                f"{c.sparsity:g}",
+                metric,
+                d,
+                ci,
+                fmt_p(c.result.p),
+                fmt_p(c.p_holm),
+                fmt_p(c.p_table),
+                str(c.result.n),
+                str(c.n_excluded),
+                fmt(c.controls, ".3g"),
+                beats,
+                c.verdict,
+            ]
+        )
     return headers, rows
 
 
@@ -102,10 +134,12 @@ def family_note(comps: Sequence[Comparison]) -> str:
         return "No row has a p-value (fewer than 2 seeds on both sides everywhere), so no verdict is corrected for multiple tests."
     family = comps[0].family
     missing = sum(math.isnan(c.result.p) for c in comps)
-    return (f"Holm p (finder): adjusted {FAMILIES['finder']}; {_tests(sizes['finder'])}. "
-            f"Holm p (table): adjusted {FAMILIES['table']}; {_tests(sizes['table'])}. "
-            + (f"Rows without a p ({missing}, fewer than 2 seeds) are in no family. " if missing else "")
-            + f"The verdict column follows Holm p ({family}) at p < 0.05.")
+    return (
+        f"Holm p (finder): adjusted {FAMILIES['finder']}; {_tests(sizes['finder'])}. "
+        f"Holm p (table): adjusted {FAMILIES['table']}; {_tests(sizes['table'])}. "
+        + (f"Rows without a p ({missing}, fewer than 2 seeds) are in no family. " if missing else "")
+        + f"The verdict column follows Holm p ({family}) at p < 0.05."
+    )
 
 
 def _at(cs: Sequence[Comparison], with_numbers: bool) -> str:
@@ -133,8 +167,10 @@ def headline(comps: Sequence[Comparison], label: str = "node sparsity", context:
     sig = [c for c in rows if c.verdict in ("better", "worse")]
     compared = [c for c in rows if c not in few]
     if not compared:
-        return (f"{context}, no finder could be compared with random sub-networks of the same {label} on final test "
-                "accuracy: at every sparsity fewer than 2 seeds finished on both sides.")
+        return (
+            f"{context}, no finder could be compared with random sub-networks of the same {label} on final test "
+            "accuracy: at every sparsity fewer than 2 seeds finished on both sides."
+        )
     ns = sorted({c.result.n for c in compared})
     seeds = f"n = {ns[0]}" + (f"–{ns[-1]}" if len(ns) > 1 else "") + " seeds"
     about = f"({seeds}, {_SHORT[compared[0].family]})"
@@ -142,22 +178,23 @@ def headline(comps: Sequence[Comparison], label: str = "node sparsity", context:
     if not sig:
         where = " with enough seeds" if few else ""
         tail = f"; too few seeds to compare {few_text}" if few else ""
-        return (f"{context}, no finder differed significantly from random sub-networks of the same {label} on final "
-                f"test accuracy at any sparsity{where} {about}{tail}.")
+        return (
+            f"{context}, no finder differed significantly from random sub-networks of the same {label} on final "
+            f"test accuracy at any sparsity{where} {about}{tail}."
+        )
     found = [f"{f} beat random at {label} {at}" for f, at in _by_finder([c for c in sig if c.verdict == "better"], True)]
-    found += [f"{f} did worse than random at {label} {at}"
-              for f, at in _by_finder([c for c in sig if c.verdict == "worse"], True)]
+    found += [f"{f} did worse than random at {label} {at}" for f, at in _by_finder([c for c in sig if c.verdict == "worse"], True)]
     nsd = len(compared) > len(sig)
     if nsd:
         tail = "; elsewhere no significant difference" + (f" or too few seeds to compare ({few_text})" if few else "")
     else:
         tail = f"; too few seeds to compare {few_text}" if few else ""
-    return (f"{context}, on final test accuracy against random sub-networks of the same {label} {about}, "
-            f"{'; '.join(found)}{tail}.")
+    return f"{context}, on final test accuracy against random sub-networks of the same {label} {about}, {'; '.join(found)}{tail}."
 
 
-def answer(trials: Sequence[TrialRecord], comps: Sequence[Comparison], label: str = "node sparsity",
-           context: str = "In this run") -> list[Block]:
+def answer(
+    trials: Sequence[TrialRecord], comps: Sequence[Comparison], label: str = "node sparsity", context: str = "In this run"
+) -> list[Block]:
     """The report's Answer section: the headline, then the verdict line of every finder and sparsity.
 
     >>> answer(trials, compare_to_random(trials))[0]  # doctest: +SKIP
@@ -165,8 +202,13 @@ def answer(trials: Sequence[TrialRecord], comps: Sequence[Comparison], label: st
     """
     finders = {t.finder for t in trials}
     if CONTROL not in finders:
-        return [("p", "This run has no 'random' trials, so no finder can be compared with the random "
-                      "control; add 'random' to the run's finders and run it again (finished trials are reused).")]
+        return [
+            (
+                "p",
+                "This run has no 'random' trials, so no finder can be compared with the random "
+                "control; add 'random' to the run's finders and run it again (finished trials are reused).",
+            )
+        ]
     if not comps:
         held = ", ".join(sorted(finders))
         return [("p", f"This run holds only {held}; there is no finder to compare with random.")]
@@ -174,7 +216,30 @@ def answer(trials: Sequence[TrialRecord], comps: Sequence[Comparison], label: st
     acc = [verdict_line(c, label) for c in comps if c.metric == "final_test_acc" and not c.check]
     conv = [verdict_line(c, label) for c in comps if c.metric == "min_val_loss_epoch" and not c.check]
     family = FAMILIES[comps[0].family]
-    return [("p", headline(comps, label, context)),
-            ("p", "Final test accuracy, each finder against random sparse sub-networks of the same sparsity "
-                  f"and seed (Holm p adjusted {family}):"), ("ul", acc),
-            ("p", "Convergence (epoch of minimum validation loss; fewer is better):"), ("ul", conv)]
+    return [
+        ("p", headline(comps, label, context)),
+        (
+            "p",
+            "Final test accuracy, each finder against random sparse sub-networks of the same sparsity "
+            f"and seed (Holm p adjusted {family}):",
+        ),
+        ("ul", acc),
+        ("p", "Convergence (epoch of minimum validation loss; fewer is better):"),
+        ("ul", conv),
+    ]
+
+
+def render_verdict_markdown(run_dir: str | Path, family: str = "finder") -> str:
+    """Just the verdict table of a run as markdown, and the sentence naming its Holm families, e.g. to
+    paste into a README; `family` as in write_report.
+
+    >>> print(render_verdict_markdown("runs/x"))  # doctest: +SKIP
+    | finder | node sparsity | metric | Δ vs random | ...
+    """
+    _, trials = load_trials(run_dir)
+    trials = [t for t in trials if t.slot < 0]  # the report's verdict table leaves front slots out too
+    comps = compare_to_random(trials, family=family)
+    label = sparsity_label(trials)
+    if not comps:
+        return to_markdown(answer(trials, comps, label)[:1])
+    return to_markdown([("table", *verdict_rows(comps, label)), ("p", family_note(comps))])

@@ -13,9 +13,9 @@ from __future__ import annotations
 import fcntl
 import os
 import platform
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import SparsenasError
 

@@ -86,8 +86,13 @@ def identity(record: dict[str, Any]) -> tuple:
     """
     spec = record.get("spec") or {}
     return (
-        record["finder"], float(spec.get("sparsity", record.get("sparsity", 0.0))), int(record["seed"]), int(record.get("control", 0)),
-        record.get("check", ""), int(record.get("slot", -1)), spec.get("match", record.get("match", "")),
+        record["finder"],
+        float(spec.get("sparsity", record.get("sparsity", 0.0))),
+        int(record["seed"]),
+        int(record.get("control", 0)),
+        record.get("check", ""),
+        int(record.get("slot", -1)),
+        spec.get("match", record.get("match", "")),
     )
 
 

@@ -62,17 +62,12 @@ def open_db(run_dir: Path, create: bool) -> sqlite3.Connection:
     path = run_dir / DB_NAME
     if not path.exists():
         if not create:
-            raise SparsenasError(
-                f"no sparsenas run in '{run_dir}' (missing {DB_NAME}); "
-                "pass the --out directory of a 'sparsenas run'"
-            )
+            raise SparsenasError(f"no sparsenas run in '{run_dir}' (missing {DB_NAME}); pass the --out directory of a 'sparsenas run'")
         if run_dir.exists() and not run_dir.is_dir():
             raise SparsenasError(f"'{run_dir}' is a file, not a directory; pass a directory to --out")
         if run_dir.is_dir() and any(run_dir.iterdir()):
             # the report would overwrite report.md & co.: never write into someone's folder
-            raise SparsenasError(
-                f"'{run_dir}' holds other files but no sparsenas run; pass a new or empty --out directory"
-            )
+            raise SparsenasError(f"'{run_dir}' holds other files but no sparsenas run; pass a new or empty --out directory")
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -84,10 +79,7 @@ def open_db(run_dir: Path, create: bool) -> sqlite3.Connection:
         tables = {r[0] for r in db.execute("select name from sqlite_master where type = 'table'")}
         if (tables or not create) and not {"meta", "trials", "curves"} <= tables:
             # an SQLite file of something else (or an empty one): never write our tables into it
-            raise SparsenasError(
-                f"'{path}' is not a sparsenas store (it lacks the sparsenas tables); "
-                "pass another --out directory"
-            )
+            raise SparsenasError(f"'{path}' is not a sparsenas store (it lacks the sparsenas tables); pass another --out directory")
         if create:
             db.executescript(SCHEMA)
             # fail now, not after the first trial has trained, if the store cannot be written
@@ -96,7 +88,5 @@ def open_db(run_dir: Path, create: bool) -> sqlite3.Connection:
     except sqlite3.OperationalError as e:
         raise SparsenasError(f"cannot write to '{path}' ({e}); check its permissions or pass another --out") from None
     except sqlite3.DatabaseError as e:
-        raise SparsenasError(
-            f"'{path}' is not a readable sparsenas store ({e}); pass another --out directory"
-        ) from None
+        raise SparsenasError(f"'{path}' is not a readable sparsenas store ({e}); pass another --out directory") from None
     return db

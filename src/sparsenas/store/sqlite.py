@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,7 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -74,12 +73,8 @@ class Store:
 
     def set_spec(self, spec: dict[str, Any]) -> None:
         with self._db:
-            self._db.execute(
-                "insert or replace into meta values ('spec', ?)", (json.dumps(spec, sort_keys=True),)
-            )
-            self._db.execute(
-                "insert or replace into meta values ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+            self._db.execute("insert or replace into meta values ('spec', ?)", (json.dumps(spec, sort_keys=True),))
+            self._db.execute("insert or replace into meta values ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     # -- trials ---------------------------------------------------------------------------------
 
@@ -94,9 +89,7 @@ class Store:
         """
         self.put_many([trial])
 
-    def put_many(
-        self, trials: list[TrialRecord], masks: dict[str, bytes] | None = None, weights: dict[str, bytes] | None = None
-    ) -> None:
+    def put_many(self, trials: list[TrialRecord], masks: dict[str, bytes] | None = None, weights: dict[str, bytes] | None = None) -> None:
         """Write trials, their curves, their packed weight masks and trained weights (by key) in one
         transaction: all land or none (a population's members)."""
         with self._db:  # one transaction: the trial rows and their curves land together or not at all
@@ -170,9 +163,7 @@ class Store:
     def log_session(self, session: dict[str, Any]) -> None:
         """Append one session (device, trials run, seconds, peak memory...) to the run's history."""
         with self._db:
-            self._db.execute(
-                "insert or replace into meta values ('sessions', ?)", (json.dumps([*self.sessions(), session]),)
-            )
+            self._db.execute("insert or replace into meta values ('sessions', ?)", (json.dumps([*self.sessions(), session]),))
 
     def sessions(self) -> list[dict[str, Any]]:
         """Every logged session, oldest first (empty for stores that predate the log)."""

@@ -1,12 +1,22 @@
 """Training layer: the one training loop (a population of K same-shape networks; K = 1 alone)."""
 
+from ..measures import EpochRecord
 from .loop import evaluate, train
 from .memory import peak_memory, population_size, release_memory, reset_peak_memory, tune_malloc
 from .population import Population, TrainResult, train_population
-from ..measures import EpochRecord
 from .spec import TrainSpec
 
 __all__ = [
-    "EpochRecord", "Population", "TrainResult", "TrainSpec", "evaluate", "peak_memory",
-    "population_size", "release_memory", "reset_peak_memory", "train", "train_population", "tune_malloc",
+    "EpochRecord",
+    "Population",
+    "TrainResult",
+    "TrainSpec",
+    "evaluate",
+    "peak_memory",
+    "population_size",
+    "release_memory",
+    "reset_peak_memory",
+    "train",
+    "train_population",
+    "tune_malloc",
 ]

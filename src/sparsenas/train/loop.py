@@ -7,14 +7,14 @@ through the same code.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from ..data import Dataset, Split
-from .population import Population, TrainResult, train_population
 from ..measures import EpochRecord
+from .population import Population, TrainResult, train_population
 from .spec import TrainSpec
 
 
@@ -48,6 +48,7 @@ def train(
     >>> r = train(m, ds, TrainSpec(epochs=2), data_seed=0); [e.epoch for e in r.curve], r.status
     ([0, 1, 2], 'done')
     """
+
     def hook(_member: int, rec: EpochRecord) -> None:
         for cb in callbacks:
             cb(rec)

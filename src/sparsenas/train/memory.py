@@ -65,8 +65,11 @@ def activation_floats(net: nn.Module, input_shape: tuple[int, ...]) -> int:
     10
     """
     sizes: list[int] = []
-    hooks = [m.register_forward_hook(lambda _m, _i, o: sizes.append(o.numel()) if torch.is_tensor(o) else None)
-             for m in net.modules() if not list(m.children())]
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, o: sizes.append(o.numel()) if torch.is_tensor(o) else None)
+        for m in net.modules()
+        if not list(m.children())
+    ]
     try:
         p = next(net.parameters())
         with torch.no_grad():

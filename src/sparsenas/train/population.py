@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -23,12 +23,20 @@ from torch import nn
 from ..data import Dataset, batches
 from ..measures import EpochRecord
 from .spec import TrainSpec
+
 # defined in stacked.py; importable from here as before
 from .stacked import Forward, Population, make_stacked_optimizer, member_losses, stacked_forward_of
 
 __all__ = [
-    "Forward", "MemberHook", "Population", "TrainResult", "lr_factor", "make_stacked_optimizer", "member_losses",
-    "stacked_forward_of", "train_population",
+    "Forward",
+    "MemberHook",
+    "Population",
+    "TrainResult",
+    "lr_factor",
+    "make_stacked_optimizer",
+    "member_losses",
+    "stacked_forward_of",
+    "train_population",
 ]
 
 # on_epoch(member index, the member's new curve point)

@@ -19,4 +19,6 @@ class TrainSpec:
     lr: float = field(default=0.05, metadata={"help": "learning rate"})
     momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
     weight_decay: float = field(default=0.0, metadata={"help": "L2 weight decay"})
-    schedule: str = field(default="constant", metadata={"help": "learning-rate schedule: constant or cosine", "choices": ("constant", "cosine")})
+    schedule: str = field(
+        default="constant", metadata={"help": "learning-rate schedule: constant or cosine", "choices": ("constant", "cosine")}
+    )

@@ -14,7 +14,8 @@ masks per member, so its members follow other random draws than they would alone
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -100,10 +101,7 @@ class Population:
             self.forward = stacked_forward_of(self.base)
             tensors = [dict(net.named_parameters()) | dict(net.named_buffers()) for net in nets]
             trainable = {n for n, p in self.base.named_parameters() if p.requires_grad}
-            self.params = {
-                n: torch.stack([t[n].detach() for t in tensors]).requires_grad_(n in trainable)
-                for n in tensors[0]
-            }
+            self.params = {n: torch.stack([t[n].detach() for t in tensors]).requires_grad_(n in trainable) for n in tensors[0]}
         self.members = list(range(len(nets)))  # row r of every stack holds member self.members[r]
         self.masks: dict[str, torch.Tensor] = {}
         if masks is not None:
@@ -180,9 +178,7 @@ class Population:
         old = self._trainable()
         index = torch.tensor(list(rows), dtype=torch.long, device=old[0].device if old else "cpu")
         k = self.size
-        self.params = {
-            n: t.detach().index_select(0, index).requires_grad_(t.requires_grad) for n, t in self.params.items()
-        }
+        self.params = {n: t.detach().index_select(0, index).requires_grad_(t.requires_grad) for n, t in self.params.items()}
         self.masks = {n: m.index_select(0, index) for n, m in self.masks.items()}
         new = self._trainable()
         state = self.optimizer.state
@@ -191,7 +187,8 @@ class Population:
             if o in state:
                 # per-member state (momentum, Adam moments) is sliced; shared scalars (Adam's step) copied
                 self.optimizer.state[p] = {
-                    key: v.index_select(0, index) if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == k
+                    key: v.index_select(0, index)
+                    if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == k
                     else (v.clone() if torch.is_tensor(v) else v)
                     for key, v in state[o].items()
                 }

@@ -16,8 +16,9 @@ A new executor is one file with a registered subclass:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import torch
 
@@ -52,7 +53,12 @@ class Executor:
         return resolve_device(spec.device)
 
     def execute(
-        self, spec: RunSpec, data: Dataset, pending: Sequence[PlannedTrial], driver: Driver, on_epoch: EpochHook | None = None,
+        self,
+        spec: RunSpec,
+        data: Dataset,
+        pending: Sequence[PlannedTrial],
+        driver: Driver,
+        on_epoch: EpochHook | None = None,
     ) -> None:
         """Find and train every trial of `pending` (seed-major, in plan order), reporting to `driver`."""
         raise NotImplementedError

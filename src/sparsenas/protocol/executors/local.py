@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ...data import Dataset
 from ..members import EpochHook, train_members
@@ -18,7 +18,12 @@ class Local(Executor):
     help = "this process: seed by seed, each seed's populations one after another"
 
     def execute(
-        self, spec: RunSpec, data: Dataset, pending: Sequence[PlannedTrial], driver: Driver, on_epoch: EpochHook | None = None,
+        self,
+        spec: RunSpec,
+        data: Dataset,
+        pending: Sequence[PlannedTrial],
+        driver: Driver,
+        on_epoch: EpochHook | None = None,
     ) -> None:
         device = data.train.x.device
         for seed in dict.fromkeys(t.seed for t in pending):  # the plan is seed-major

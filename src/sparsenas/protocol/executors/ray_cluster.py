@@ -26,7 +26,8 @@ import logging
 import os
 import socket
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -139,8 +140,9 @@ def connect(address: str | None) -> bool:
         if address is None:
             # "local", not None: None would join whatever cluster a stale /tmp/ray/ray_current_cluster
             # names, and wait for it forever if that cluster is gone
-            ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
-                     logging_level=logging.WARNING, log_to_driver=False)
+            ray.init(
+                address="local", _node_ip_address="127.0.0.1", include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False
+            )
         else:
             ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
@@ -168,7 +170,9 @@ def _check_feasible(cpus: int, gpus: int) -> None:
         most = max((int(r.get("CPU", 0)) for r in nodes), default=0)
         if gpus and not any(r.get("GPU", 0) >= gpus for r in nodes):
             raise SparsenasError("--device cuda, but no node of the Ray cluster has a GPU; use --device cpu or add GPU nodes")
-        raise SparsenasError(f"each task asks for {cpus} CPUs (--threads) but the largest Ray node has {most}; pass --threads {max(most, 1)}")
+        raise SparsenasError(
+            f"each task asks for {cpus} CPUs (--threads) but the largest Ray node has {most}; pass --threads {max(most, 1)}"
+        )
 
 
 @register
@@ -181,7 +185,12 @@ class RayExecutor(Executor):
         return torch.device("cpu")  # the driver only ships the data; the workers place it
 
     def execute(
-        self, spec: RunSpec, data: Dataset, pending: Sequence[PlannedTrial], driver: Driver, on_epoch: EpochHook | None = None,
+        self,
+        spec: RunSpec,
+        data: Dataset,
+        pending: Sequence[PlannedTrial],
+        driver: Driver,
+        on_epoch: EpochHook | None = None,
     ) -> None:
         # the driver's thread count (set from --threads by the runner): a task must split its
         # matrix products the same way for the same bits
@@ -222,11 +231,15 @@ def run_on_ray(spec: RunSpec, data: Dataset, pending: Sequence[PlannedTrial], dr
                 if isinstance(cause, SparsenasError):
                     raise SparsenasError(str(cause)) from None
                 first = (str(cause).strip().splitlines() or [""])[0]
-                raise SparsenasError(f"a Ray task failed ({type(cause).__name__}: {first}); "
-                                     "finished populations are stored, re-run the same command to resume") from None
+                raise SparsenasError(
+                    f"a Ray task failed ({type(cause).__name__}: {first}); "
+                    "finished populations are stored, re-run the same command to resume"
+                ) from None
             except RayError as e:
-                raise SparsenasError(f"a Ray task was lost after {RETRIES} retries ({type(e).__name__}); finished "
-                                     "populations are stored, re-run the same command to resume") from None
+                raise SparsenasError(
+                    f"a Ray task was lost after {RETRIES} retries ({type(e).__name__}); finished "
+                    "populations are stored, re-run the same command to resume"
+                ) from None
             if kind == "find":
                 pops, memo = result
                 driver.keep_state(what, memo)  # before any of the seed's front slots trains

@@ -1,0 +1,165 @@
+"""What each command does, given its parsed flags: thin calls into the protocol, report, export and store."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..errors import SparsenasError, quote
+
+
+def _spec_from_args(args: argparse.Namespace) -> Any:
+    from ..protocol.options import options, parse_value
+    from ..protocol.spec import build_spec
+    from ..protocol.specfile import load_spec_file
+
+    values: dict[str, Any] = load_spec_file(args.config) if args.config else {}
+    for opt in options():
+        raw = getattr(args, opt.name)
+        if raw is not None:
+            values[opt.name] = parse_value(opt, raw)
+    return build_spec(values)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # unwinds through the runner's finally blocks, as Ctrl-C does
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..progress import RunProgress
+    from ..protocol import run
+    from ..report import write_report
+
+    spec = _spec_from_args(args)
+    if args.out is not None and not args.out.strip():
+        raise SparsenasError("--out is empty; pass a run directory such as --out runs/demo")
+    out = Path(args.out if args.out is not None else f"runs/{spec.dataset}-{spec.model}")
+    # `kill` (SIGTERM, what job schedulers send) ends the run like Ctrl-C does: the session is
+    # logged and the exit says how to resume, instead of the process vanishing mid-statement
+    previous = signal.signal(signal.SIGTERM, _terminated) if threading.current_thread() is threading.main_thread() else None
+    with RunProgress(enabled=not args.quiet, epochs=None if spec.executor == "ray" else spec.train.epochs) as prog:
+        try:
+            summary = run(spec, out, on_trial=prog.on_trial, on_epoch=prog.on_epoch)
+        except KeyboardInterrupt:
+            prog.stop()
+            print(f"interrupted: finished trials are stored in {out}; re-run the same command to resume", file=sys.stderr)
+            return 130
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+    trained = f", {summary.populations} populations, peak memory {summary.peak_memory / 2**20:.0f} MiB" if summary.ran else ""
+    print(
+        f"{summary.planned} trials planned: {summary.skipped} already stored, {summary.ran} run"
+        f" ({summary.diverged} diverged) in {summary.seconds:.1f} s{trained} -> {out}"
+    )
+    if not args.no_report:
+        paths = write_report(out)
+        print(f"report: {paths['html']} , {paths['md']} , {paths['csv']}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..report import render_verdict_markdown, write_report
+
+    if args.verdict:
+        print(render_verdict_markdown(Path(args.run_dir), family=args.holm_family))
+        return 0
+    paths = write_report(Path(args.run_dir), family=args.holm_family)
+    for kind in ("html", "md", "csv"):
+        print(paths[kind])
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..export import export_trial
+    from ..report import write_report
+
+    if not 1 <= args.repeats <= 100_000:
+        raise SparsenasError(f"--repeats must be from 1 to 100,000, got {quote(args.repeats)}; the default 50 gives a tight CI")
+    result = export_trial(args.run_dir, args.trial, args.output, args.data_dir, args.device, repeats=args.repeats)
+    print(
+        f"exported trial {result.key} -> {result.path} ({result.file_bytes / 1024:.0f} KiB); "
+        f"load it with torch.export.load(open({result.path!r}, 'rb')).module()"
+    )
+    print(result.summary())
+    if not args.no_report:
+        print(f"report: {write_report(Path(args.run_dir))['html']}")
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from ..store import Store
+
+    with Store(args.run_dir, create=False) as store:
+        keys = [k for k in store.identities() if k == args.trial] or [k for k in store.identities() if k.startswith(args.trial)]
+        if not args.trial or len(keys) != 1:
+            raise SparsenasError(
+                f"{'no' if not keys else len(keys)} trial keys in '{args.run_dir}' match {quote(args.trial)}; "
+                "give a whole key from the 'key' column of trials.csv"
+            )
+        store.forget(keys[0])
+    print(f"forgot trial {keys[0]}: re-run the run's own 'sparsenas run' command to train it again")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from ..data import DATASETS
+    from ..finders import FINDERS
+    from ..models import MODELS
+
+    for title, reg in (("datasets", DATASETS), ("models", MODELS)):
+        print(f"{title}:")
+        for e in reg.entries():
+            print(f"  {e.name:<16} {e.help}")
+    print("finders (spaces: the masks a finder searches; --space picks node or weight):")
+    for e in FINDERS.entries():
+        print(f"  {e.name:<16} {'+'.join(e.obj.spaces):<12} {e.help}")
+    return 0
+
+
+def _ints(flag: str, text: str, low: int, high: int) -> list[int]:
+    # checked here, not by argparse's type=: its errors are a usage block, ours are one line
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        vals = []
+    if not vals or min(vals) < low or max(vals) > high:
+        raise SparsenasError(f"{flag} must be integers from {low} to {high:,}, comma-separated, got {quote(text)}")
+    return vals
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from ..bench import run_bench, to_markdown
+    from ..masks import check_sparsity
+
+    try:
+        sparsities = [check_sparsity(float(v)) for v in args.sparsities.split(",") if v.strip()]
+    except ValueError:
+        raise SparsenasError(f"--sparsities must be numbers in [0, 1), got {args.sparsities!r}") from None
+    if not sparsities:
+        raise SparsenasError("--sparsities is empty; e.g. --sparsities 0.5,0.8,0.95")
+    populations = _ints("--populations", args.populations, 1, 4096)
+    steps = _ints("--steps", args.steps, 1, 100_000)[0]
+    alone = _ints("--alone", args.alone, 1, 4096)[0]
+    if alone > min(populations):
+        raise SparsenasError(f"--alone {alone} is more than the smallest population {min(populations)}; lower --alone")
+    if args.device not in ("cpu", "cuda"):
+        raise SparsenasError(f"--device must be cpu or cuda, got {args.device!r}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SparsenasError("--device cuda asked for, but this torch build sees no CUDA GPU; use --device cpu")
+    out = Path(args.out) if args.out else None
+    if out is not None and (out.suffix not in (".md", ".json") or not out.parent.is_dir()):
+        raise SparsenasError(f"--out must be a .md or .json file in an existing folder, got '{out}'")
+    result = run_bench(sparsities, populations, steps, alone, args.device)
+    if out is not None:
+        out.write_text(json.dumps(result, indent=1) if out.suffix == ".json" else to_markdown(result))
+        print(f"written: {out}")
+    return 0
