@@ -19,7 +19,7 @@ run. Peak memory is the process's peak resident memory during a method (on a GPU
 and how much of it the method added. Finally (d)'s weights are compared with (a)'s.
 
 A library: `run_bench` measures and returns plain numbers, `to_markdown` renders them; the command
-line (`cli.py`) parses and checks the flags. Inside: `methods.py` the four ways to train and how one
+line (`cli/parsers.py`, `cli/commands.py`) parses and checks the flags. Inside: `methods.py` the four ways to train and how one
 is timed, `flops.py` the useful work and torch.mm's peak, `run.py` the sweep and the float64 check,
 `table.py` the markdown.
 """
