@@ -34,7 +34,7 @@ def test_cuda_run_is_deterministic_and_agrees_with_cpu(tmp_path):
 def test_cuda_population_equals_cuda_members_alone(tmp_path):
     """Populations on the GPU: members agree with the same trials trained one at a time there."""
     run(tiny_spec(device="cuda", controls=3, seeds=(0,)), tmp_path / "pop")
-    run(tiny_spec(device="cuda", controls=3, seeds=(0,), population=1), tmp_path / "alone")
+    run(tiny_spec(device="cuda", controls=3, seeds=(0,), population_cap=1), tmp_path / "alone")
     pop, alone = _by_key(tmp_path / "pop"), _by_key(tmp_path / "alone")
     assert pop.keys() == alone.keys() and max(t.population for t in pop.values()) == 4
     for k, t in pop.items():

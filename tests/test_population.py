@@ -120,7 +120,7 @@ def test_runner_groups_finders_and_controls_by_shape_and_matches_training_alone(
         ("random", 0, 4), ("random", 1, 4), ("random", 2, 4), ("random-search", 0, 4)]
     assert [t.population for t in pop.values() if t.finder == "dense"] == [1]
     assert len({t.node_mask for t in pop.values() if t.finder == "random"}) == 6  # distinct controls
-    run(tiny_spec(controls=3, seeds=(0,), population=1), tmp_path / "alone")
+    run(tiny_spec(controls=3, seeds=(0,), population_cap=1), tmp_path / "alone")
     alone = {t.key: t for t in Store(tmp_path / "alone").trials()}
     assert alone.keys() == pop.keys() and {t.population for t in alone.values()} == {1}
     for key, t in pop.items():
@@ -130,7 +130,7 @@ def test_runner_groups_finders_and_controls_by_shape_and_matches_training_alone(
 
 
 def test_a_population_cap_cuts_each_shape_into_consecutive_slices(tmp_path):
-    run(tiny_spec(controls=3, seeds=(0,), sparsities=(0.5,), population=3), tmp_path)
+    run(tiny_spec(controls=3, seeds=(0,), sparsities=(0.5,), population_cap=3), tmp_path)
     sizes = sorted((t.finder, t.control, t.population) for t in Store(tmp_path).trials() if t.finder != "dense")
     # plan order at 0.5: random 0, 1, 2, random-search -> slices [r0, r1, r2] and [random-search]
     assert sizes == [("random", 0, 3), ("random", 1, 3), ("random", 2, 3), ("random-search", 0, 1)]
@@ -172,7 +172,7 @@ def test_sessions_record_peak_memory(tmp_path):
 @pytest.mark.parametrize("values,message", [
     ({"controls": 0}, "--controls must be at least 1"),
     ({"controls": 5000}, "more than 1000 random controls"),
-    ({"population": 0}, "--population must be at least 1"),
+    ({"population_cap": 0}, "--population-cap must be at least 1"),
 ])
 def test_bad_population_options_are_named(values, message):
     from sparsenas.errors import SparsenasError

@@ -132,7 +132,7 @@ def test_identity_ignores_runtime_fields():
         ({"threads": 18446744073709551616}, r"--threads must be at most 1,024, got 18446744073709551616"),
         ({"threads": 9223372036854775808}, r"--threads must be at most 1,024"),
         ({"batch_size": 2**64}, r"--batch-size must be at most 16,777,216"),
-        ({"population": int(1e30)}, r"--population must be at most 100,000"),
+        ({"population_cap": int(1e30)}, r"--population-cap must be at most 100,000"),
         ({"limit": int(1e30)}, r"--limit must be at most 1,000,000,000"),
         ({"rewind_steps": 2**64}, r"--rewind-steps must be at most 10,000,000"),
         ({"synflow_iterations": 2**64}, r"--synflow-iterations must be at most 10,000, got \d+; the paper uses 100"),
@@ -275,10 +275,23 @@ def test_values_yaml_or_toml_cannot_build_are_one_line(tmp_path, name, text, mes
     "name,raw,message",
     [
         ("limit", "1e30", r"--limit must be at most 1,000,000,000, got 1000000000000000019884624838656"),
-        ("population", "1e30", r"--population must be at most 100,000"),
+        ("population_cap", "1e30", r"--population-cap must be at most 100,000"),
         ("widths", "300,99999999999999999999", r"--widths must be at most 1,048,576, got 99999999999999999999;"),
     ],
 )
 def test_whole_numbers_in_scientific_notation_meet_their_bound(name, raw, message):
     with pytest.raises(SparsenasError, match=message):
         build_spec({name: parse_value(OPT[name], raw)})
+
+
+def test_population_is_read_as_population_cap_from_flags_and_files(tmp_path, capsys):
+    """`population` means the cap; its name before 0.2 keeps working as a flag and a spec-file key."""
+    from sparsenas.cli.parsers import build_parser
+
+    args = build_parser().parse_args(["run", "--population", "7"])
+    assert args.population_cap == "7"
+    (tmp_path / "s.toml").write_text("population = 9\n")
+    assert load_spec_file(tmp_path / "s.toml") == {"population_cap": 9}
+    (tmp_path / "t.toml").write_text("population = 9\npopulation-cap = 9\n")
+    with pytest.raises(SparsenasError, match="gives 'population_cap' twice"):
+        load_spec_file(tmp_path / "t.toml")

@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # torch reports allocation failures as RuntimeError; any other RuntimeError is a bug to show
         if isinstance(e, RuntimeError) and "out of memory" not in str(e) and "can't allocate memory" not in str(e):
             raise
-        print("error: out of memory; use a smaller --population, --widths, --batch-size or --limit", file=sys.stderr)
+        print("error: out of memory; use a smaller --population-cap, --widths, --batch-size or --limit", file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as e:
         # the file system said no mid-run (disk full, permissions changed): finished trials are

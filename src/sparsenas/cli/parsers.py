@@ -22,7 +22,7 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-report", action="store_true", help="do not write the report after the run")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     for opt in options():
-        p.add_argument(opt.flag, dest=opt.name, default=None, metavar=opt.metavar, help=opt.full_help)
+        p.add_argument(*opt.flags, dest=opt.name, default=None, metavar=opt.metavar, help=opt.full_help)
 
 
 def _version() -> str:

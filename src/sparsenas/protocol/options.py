@@ -31,6 +31,12 @@ class Option:
     choices: tuple[str, ...] | None = None
     finders: tuple[str, ...] = ()  # the finders whose option this is (none: shared by every run)
     declared_metavar: str | None = None
+    aliases: tuple[str, ...] = ()  # former names, still read from flags and spec files
+
+    @property
+    def flags(self) -> list[str]:
+        """The flag and its aliases' flags, e.g. ["--population-cap", "--population"]."""
+        return [self.flag] + ["--" + a.replace("_", "-") for a in self.aliases]
 
     @property
     def flag(self) -> str:
@@ -85,7 +91,17 @@ def options() -> list[Option]:
                 out += finder_options()
             elif f.name != "train":
                 md = f.metadata
-                out.append(Option(f.name, hints[f.name], f.default, md.get("help", ""), md.get("range"), md.get("choices")))
+                out.append(
+                    Option(
+                        f.name,
+                        hints[f.name],
+                        f.default,
+                        md.get("help", ""),
+                        md.get("range"),
+                        md.get("choices"),
+                        aliases=md.get("aliases", ()),
+                    )
+                )
     clash = {o.name for o in out if not o.finders} & {o.name for o in out if o.finders}
     if clash:  # a finder's option would shadow a flag every run has
         name = sorted(clash)[0]

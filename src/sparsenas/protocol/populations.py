@@ -84,6 +84,6 @@ def seed_populations(
 
     def size_of(f: Found) -> int:
         net = compact(parent, f.mask) if isinstance(f.mask, NodeMask) else parent
-        return population_size(net, data.input_shape, spec.train, device, spec.population, masked=not isinstance(f.mask, NodeMask))
+        return population_size(net, data.input_shape, spec.train, device, spec.population_cap, masked=not isinstance(f.mask, NodeMask))
 
     return parent, populations(found, size_of)

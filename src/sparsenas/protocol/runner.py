@@ -137,7 +137,7 @@ def run(
                             "seconds": round(seconds, 3),
                             "peak_memory_bytes": peak,
                             "device": ", ".join(sorted(devices)) or str(device),
-                            "population_cap": spec.population,
+                            "population_cap": spec.population_cap,
                             "torch": torch.__version__,
                             "host": platform.node(),
                             "executor": f"ray ({spec.address or 'local'})" if spec.executor == "ray" else spec.executor,

@@ -30,7 +30,7 @@ from ..train import TrainSpec
 
 # Fields that say where or how to compute, not what: they never enter a trial's hash, and a run
 # directory may be resumed with other values for them.
-RUNTIME_FIELDS = ("data_dir", "device", "population", "executor", "address", "threads")
+RUNTIME_FIELDS = ("data_dir", "device", "population_cap", "executor", "address", "threads")
 MAX_SEEDS = 10_000  # a seed count beyond this is a typo, not an experiment
 # sanity checks of a found mask (Frankle et al. 2021, "Pruning neural networks at initialization:
 # why are we missing the mark?"): each is one more trial per finder, sparsity and seed
@@ -85,10 +85,12 @@ class RunFields:
         metadata={"help": "random controls per sparsity and seed: the report compares a finder with their mean", "range": (1, 1000)},
     )
     device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto", "choices": ("cpu", "cuda", "auto")})
-    population: int = field(
+    # the cap: how many a population may hold (a trial's record keeps how many it actually trained with)
+    population_cap: int = field(
         default=128,
         metadata={
             "help": "most same-shape sub-networks trained at once (fewer if memory is short); 1 trains one at a time",
+            "aliases": ("population",),  # its name before 0.2: flags and spec files keep working
             "range": (1, 100_000),
         },
     )
@@ -262,7 +264,7 @@ _ABOVE = {
     "threads": "more threads than cores only slows torch down; e.g. --threads 1",
     "batch_size": "a batch larger than the training split is the whole split; e.g. --batch-size 128",
     "limit": "leave --limit out to use every sample",
-    "population": "populations are capped by memory long before this; e.g. --population 128",
+    "population_cap": "populations are capped by memory long before this; e.g. --population-cap 128",
     "widths": "a million units in one layer does not fit in memory; e.g. --widths 300,100",
 }
 

@@ -86,8 +86,10 @@ def _read_keys(raw: dict, known: dict[str, Option], p: Path, table: str) -> dict
     """{field name: typed value} of one table of the file (`table`: its name in messages, or "")."""
     out: dict[str, Any] = {}
     given: dict[str, str] = {}  # field name -> the key as the file spells it
+    aliases = {a: o.name for o in known.values() for a in o.aliases}
     for key, value in raw.items():
         name = str(key).replace("-", "_")
+        name = aliases.get(name, name)  # a former name reads as today's
         if name not in known:
             raise SparsenasError(f"unknown key '{key}' {table or ''}in spec file '{p}'; known keys: {', '.join(sorted(known)) or 'none'}")
         if name in given:
