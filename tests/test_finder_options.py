@@ -100,3 +100,25 @@ def test_a_user_finder_option_is_a_flag_and_a_spec_key(tmp_path):
     assert r.returncode == 0 and "1 already stored, 0 run" in r.stdout, r.stderr
     r = subprocess.run([*base, "--layer-scale", "fan-out"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "--layer-scale" in r.stderr and "fan-out" in r.stderr
+
+
+@pytest.mark.parametrize("name", ["population", "out", "quiet", "epochs"])
+def test_a_user_option_named_like_a_flag_every_run_has_is_one_line(tmp_path, name):
+    # in a subprocess: the clashing finder must not stay registered for the rest of the suite
+    import subprocess
+    import sys
+
+    user = tmp_path / "clash.py"
+    user.write_text(
+        "from dataclasses import dataclass, field\n"
+        "from sparsenas.finders import Finder, register\n"
+        "from sparsenas.finders.options import FinderOptions\n"
+        "@dataclass(frozen=True)\n"
+        f"class O(FinderOptions):\n    {name}: int = field(default=3, metadata={{'help': 'x', 'range': (1, 9)}})\n"
+        "@register\n"
+        "class C(Finder):\n    name, help, Options = 'test-flag-clash', 'test', O\n"
+    )
+    r = subprocess.run([sys.executable, "-m", "sparsenas", "run", "--import", str(user), "--finders", "dense", "--out", str(tmp_path / "r")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert f"declares option '{name}', a name every run already has; rename the option" in r.stderr

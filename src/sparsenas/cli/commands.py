@@ -32,6 +32,7 @@ def _terminated(signum: int, frame: object) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from ..progress import RunProgress
     from ..protocol import run
+    from ..protocol.executors import get_executor
     from ..report import write_report
 
     spec = _spec_from_args(args)
@@ -41,7 +42,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     # `kill` (SIGTERM, what job schedulers send) ends the run like Ctrl-C does: the session is
     # logged and the exit says how to resume, instead of the process vanishing mid-statement
     previous = signal.signal(signal.SIGTERM, _terminated) if threading.current_thread() is threading.main_thread() else None
-    with RunProgress(enabled=not args.quiet, epochs=None if spec.executor == "ray" else spec.train.epochs) as prog:
+    shows_epochs = get_executor(spec.executor).epoch_progress  # Ray's workers report whole populations
+    with RunProgress(enabled=not args.quiet, epochs=spec.train.epochs if shows_epochs else None) as prog:
         try:
             summary = run(spec, out, on_trial=prog.on_trial, on_epoch=prog.on_epoch)
         except KeyboardInterrupt:

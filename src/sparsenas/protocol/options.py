@@ -102,12 +102,17 @@ def options() -> list[Option]:
                         aliases=md.get("aliases", ()),
                     )
                 )
-    clash = {o.name for o in out if not o.finders} & {o.name for o in out if o.finders}
+    every_run = {o.name for o in out if not o.finders} | {a for o in out for a in o.aliases} | COMMAND_FLAGS
+    clash = every_run & {o.name for o in out if o.finders}
     if clash:  # a finder's option would shadow a flag every run has
         name = sorted(clash)[0]
         owners = next(o.finders for o in out if o.name == name and o.finders)
         raise SparsenasError(f"finder {', '.join(owners)} declares option '{name}', a name every run already has; rename the option")
     return out
+
+
+# the `run` command's own flags, which are no options of a spec (cli/parsers.py), and argparse's
+COMMAND_FLAGS = frozenset({"config", "out", "no_report", "quiet", "import", "imports", "help", "h"})
 
 
 def finder_options() -> list[Option]:
