@@ -83,25 +83,6 @@ def train_members(
     )
 
 
-def train_trials(
-    parent: Parent,
-    data: Dataset,
-    spec: RunSpec,
-    trials: Sequence[tuple[PlannedTrial, Found]],
-    on_epoch: EpochHook | None = None,
-) -> list[TrialRecord]:
-    """`train_members`' records only (one per trial, in order).
-
-    >>> from sparsenas.data import load_dataset; from sparsenas.models import build_parent; from sparsenas.protocol import make_plan
-    >>> from sparsenas.train import TrainSpec
-    >>> spec = RunSpec(sparsities=(0.5,), seeds=(0,), finders=("random",), controls=2, train=TrainSpec(epochs=1))
-    >>> ds = load_dataset("digits"); p = build_parent("mlp", ds.input_shape, 10, seed=0)
-    >>> [r.control for r in train_trials(p, ds, spec, [(t, find(p, ds, spec, t)) for t in make_plan(spec, (256, 128))])]
-    [0, 1]
-    """
-    return train_members(parent, data, spec, trials, on_epoch).records
-
-
 def run_trial(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTrial, on_epoch: EpochHook | None = None) -> TrialRecord:
     """Find, compact and train one trial alone; `parent` is the seed's parent at θ0 and is not modified.
 
@@ -112,4 +93,4 @@ def run_trial(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTria
     >>> r = run_trial(build_parent("mlp", ds.input_shape, 10, seed=0), ds, spec, t); r.finder, r.kept_nodes
     ('random', (128, 64))
     """
-    return train_trials(parent, data, spec, [(planned, find(parent, data, spec, planned))], on_epoch)[0]
+    return train_members(parent, data, spec, [(planned, find(parent, data, spec, planned))], on_epoch).records[0]
