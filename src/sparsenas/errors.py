@@ -39,6 +39,20 @@ def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
     return flat[:head] + cut + flat[len(flat) - (limit - len(cut) - head) :]
 
 
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """An exception quoted in a message: its first non-empty line (torch.fx and torch append
+    context and hints below it), cut to `limit` characters; its type's name if it has no text.
+
+    >>> first_line(RuntimeError("shape mismatch\\n  While executing %x"))
+    'shape mismatch'
+    >>> first_line(KeyError())
+    'KeyError'
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def quote(value: Any, limit: int = MAX_QUOTE) -> str:
     """A value as an error message quotes it: its repr on one line, cut to `limit` characters.
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..errors import SparsenasError
+from ..errors import SparsenasError, first_line
 from ..models.base import NodeGroup, Parent
 from .compact import compact
 from .node import NodeMask
@@ -86,13 +86,8 @@ def check_node_groups(parent: Parent, input_shape: tuple[int, ...], model: str) 
             raise SparsenasError(_left_out(parent, groups, g, model, *failure))
     raise SparsenasError(
         f"model '{model}': each node group compacts on its own, but cutting all of them breaks the forward of "
-        f"'{every[0] or type(parent).__name__}' ({_first_line(every[1])}); list every tensor indexed by each group's nodes"
+        f"'{every[0] or type(parent).__name__}' ({first_line(every[1])}); list every tensor indexed by each group's nodes"
     )
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _left_out(parent: Parent, groups: list[NodeGroup], g: NodeGroup, model: str, where: str, error: Exception) -> str:
@@ -114,7 +109,7 @@ def _left_out(parent: Parent, groups: list[NodeGroup], g: NodeGroup, model: str,
     if not missing:
         return (
             f"group '{g.name}' of model '{model}' slices {listed}, but cutting its nodes breaks the forward of "
-            f"'{where or type(parent).__name__}' ({_first_line(error)}); list every tensor indexed by its nodes, and let forward read widths from its layers"
+            f"'{where or type(parent).__name__}' ({first_line(error)}); list every tensor indexed by its nodes, and let forward read widths from its layers"
         )
     first, d, size = missing[0]
     names = ", ".join(n for n, dim, k in missing if (dim, k) == (d, size))

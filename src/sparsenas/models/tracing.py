@@ -17,7 +17,7 @@ import torch.fx as fx
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import SparsenasError
+from ..errors import SparsenasError, first_line
 
 HOW_TO = "declare node_groups() yourself (see examples/bring_your_own.py)"
 
@@ -48,13 +48,6 @@ class _Shapes(fx.Interpreter):
 def _fail(message: str) -> SparsenasError:
     # one line whatever the wrapped exception printed
     return SparsenasError("cannot discover node groups: " + " ".join(message.split()))
-
-
-def _short(e: BaseException) -> str:
-    # the first line only: fx appends "While executing %node ..." and a traceback hint below it
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    text = lines[0] if lines else type(e).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _function_name(fn: Any) -> str:
@@ -98,7 +91,7 @@ def _trace(module: nn.Module) -> fx.GraphModule:
         frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith(torch_dir) and f.filename != __file__]
         where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno} `{(frames[-1].line or '').strip()}`" if frames else ""
         raise _fail(
-            f"torch.fx cannot trace {type(module).__name__}{where} ({_short(e)}); make forward free of "
+            f"torch.fx cannot trace {type(module).__name__}{where} ({first_line(e)}); make forward free of "
             f"data-dependent Python control flow or {HOW_TO}"
         ) from None
     return fx.GraphModule(tracer.root, graph)
@@ -125,7 +118,7 @@ def _propagate(gm: fx.GraphModule, module: nn.Module, input_shape: tuple[int, ..
     except Exception as e:
         at = f" at {_describe(interp.current, dict(gm.named_modules()))}" if interp.current is not None else ""
         raise _fail(
-            f"running {type(module).__name__} on a zero batch of shape {tuple(x.shape)} failed{at}: {_short(e)}; "
+            f"running {type(module).__name__} on a zero batch of shape {tuple(x.shape)} failed{at}: {first_line(e)}; "
             "check input_shape (one sample's shape, e.g. (13,) or (1, 28, 28))"
         ) from None
     return interp.shapes
