@@ -133,7 +133,7 @@ def test_as_parent_keeps_the_module_and_its_repr():
 
 
 def test_refused_module_is_left_untouched():
-    net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 3))
+    net = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 3))
     with pytest.raises(SparsenasError):
         as_parent(net, (4,))
     assert type(net) is nn.Sequential and "sparsenas_input_shape" not in net.__dict__
@@ -235,11 +235,41 @@ class SpatialFlatten(nn.Module):
         return self.out(self.conv(x).flatten(2)).mean(1)  # (B, C, H*W): each column mixes channels
 
 
+class BroadcastAdd(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.out = nn.Conv2d(1, 4, 3), nn.Conv2d(1, 4, 8), nn.Linear(144, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out((self.a(x) + self.b(x)).flatten(1))  # (B, 4, 6, 6) + (B, 4, 1, 1)
+
+
+class OwnBias(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.out = nn.Linear(4, 4), nn.Linear(4, 2)
+        self.shift = nn.Parameter(torch.zeros(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.a(x) + self.shift)
+
+
+class CatBatch(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.out = nn.Linear(4, 4), nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        return self.out(torch.cat([h, h.neg()], 0))
+
+
 REFUSED = {
-    "residual": (Residual(), (4,), "'b'"),
-    "branch": (Branch(), (4,), "layer 'a' feeds 2 ops"),
+    "broadcast-add": (BroadcastAdd(), (1, 8, 8), "op 'add' (operator.add) combines 'a' (2, 4, 6, 6) with 'b' (2, 4, 1, 1)"),
+    "own-tensor-added": (OwnBias(), (4,), "combines the output of 'a' with 'shift'"),
+    "cat-along-batch": (CatBatch(), (4,), "concatenates along dim 0"),
     "untraceable": (DataDependent(), (4,), "if h.sum() > 0"),
-    "batchnorm": (nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(144, 2)), (1, 8, 8), "layer '1' (BatchNorm2d)"),
+    "groupnorm": (nn.Sequential(nn.Conv2d(1, 4, 3), nn.GroupNorm(2, 4), nn.ReLU(), nn.Flatten(), nn.Linear(144, 2)), (1, 8, 8), "layer '1' (GroupNorm)"),
     "layernorm": (nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 2)), (4,), "layer '1' (LayerNorm)"),
     "embedding": (nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(12, 4), nn.Linear(4, 2)), (3,), "layer '0' (Embedding)"),
     "grouped-conv": (nn.Sequential(nn.Conv2d(2, 4, 3, groups=2), nn.ReLU(), nn.Flatten(), nn.Linear(144, 2)), (2, 8, 8), "layer '0' (Conv2d) is a grouped"),
@@ -265,9 +295,18 @@ def test_refusals_are_one_line_naming_the_layer(case):
     assert "node_groups()" in msg or "hidden layer" in msg or "input" in msg
 
 
-def test_residual_refusal_says_how_to_declare_groups():
-    with pytest.raises(SparsenasError, match="residual.*coupled layers in one group"):
-        discover_node_groups(Residual(), (4,))
+def test_a_residual_stream_through_the_input_is_not_pruned():
+    # x + b(relu(a(x))): b's units are tied to the input's features, which stay; a's units are a group
+    groups = discover_node_groups(Residual(), (4,))
+    assert [(g.name, g.size) for g in groups] == [("a", 4)]
+    assert groups[0].consumers == (TensorSlice("b.weight", 1),)
+
+
+def test_a_gate_ties_the_two_layers_it_multiplies():
+    groups = discover_node_groups(Branch(), (4,))
+    assert [(g.name, g.size) for g in groups] == [("a", 4), ("b", 4)]
+    assert groups[0].consumers == (TensorSlice("b.weight", 1), TensorSlice("c.weight", 1))
+    assert [s.tensor for s in groups[1].producers] == ["b.weight", "b.bias", "c.weight", "c.bias"]
 
 
 # ---- data wrappers ------------------------------------------------------------------------------

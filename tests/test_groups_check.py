@@ -103,15 +103,17 @@ def test_the_check_leaves_the_parent_and_the_global_rng_alone():
 
 
 @pytest.mark.parametrize("name", shipped(MODELS))
-def test_every_shipped_model_passes_the_check_and_a_bias_left_out_is_named(name):
+def test_every_shipped_model_passes_the_check_and_a_tensor_left_out_is_named(name):
     shape = (1, 28, 28)
     parent = build_parent(name, shape, 10, seed=0)  # builds: its own declaration passes
     first, *rest = parent.node_groups()
-    bias = first.producers[1]
-    assert bias.tensor.endswith(".bias")
-    broken = [NodeGroup(first.name, first.size, (first.producers[0],), first.consumers), *rest]
-    parent.node_groups = lambda: broken  # as if its author had forgotten the bias
-    with pytest.raises(SparsenasError, match=rf"^group '{first.name}' of model '{name}' slices .* but not {bias.tensor} \({first.size} entries along dim 0\)"):
+    left_out = first.producers[1]  # the bias, or the BatchNorm's scale where a BatchNorm follows a bias-free conv
+    assert left_out.tensor.endswith((".bias", ".weight"))
+    broken = [NodeGroup(first.name, first.size, (first.producers[0], *first.producers[2:]), first.consumers), *rest]
+    parent.node_groups = lambda: broken  # as if its author had forgotten that tensor
+    with pytest.raises(
+        SparsenasError, match=rf"^group '{first.name}' of model '{name}' slices .* but not {left_out.tensor} \({first.size} entries along dim 0\)"
+    ):
         check_node_groups(parent, shape, name)
 
 

@@ -128,7 +128,7 @@ def _read_units(net: Parent) -> NodeMask:
     for g in net.node_groups():
         read = torch.zeros(g.size, dtype=torch.bool)
         for sl in g.consumers:
-            t = state[sl.tensor].detach().movedim(sl.dim, 0).reshape(g.size, -1)  # node i owns rows i*block..
+            t = sl.rows(state[sl.tensor].detach(), g.size)  # row i: the entries node i owns
             read |= t.ne(0).any(1).cpu()
         idx = read.nonzero().flatten().tolist() or [0]
         kept.append(tuple(idx))

@@ -12,6 +12,12 @@ first round's scores (SynFlow on the unpruned parent): later rounds' scores are 
 units still kept. Computed in float64: R spans many
 orders of magnitude. Node space: a node scores the sum of its incoming weights' scores (SynFlow's
 conservation law makes this equal to its outgoing sum), and whole nodes are pruned each round.
+
+BatchNorm, as the authors' code handles it (Synaptic-Flow `SynFlow.score`, run by `prune_loop` with
+the model in eval mode): the network is scored in eval mode, so BatchNorm is the fixed affine map of
+its running statistics, and every tensor of the state, buffers included, is replaced by its
+absolute value. At θ0 (running mean 0, variance 1, scale 1, shift 0) each BatchNorm is the identity
+up to its eps, so flow passes through it unchanged; its own parameters are never pruned.
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ def synflow_scores(parent: Parent, input_shape: tuple[int, ...], masks: dict[str
             p.abs_()
             if masks is not None and name in masks:
                 p.mul_(masks[name].to(p.device, p.dtype))
+        for b in net.buffers():  # the authors linearize the whole state_dict: BatchNorm's statistics too
+            if b.is_floating_point():
+                b.abs_()
     weights = prunable_params(net)
     device = next(net.parameters()).device
     r = net(torch.ones(1, *input_shape, dtype=torch.float64, device=device)).sum()

@@ -17,15 +17,22 @@ from ..models.base import NodeGroup, Parent
 from .node import NodeMask
 
 
-def _index_plan(groups: list[NodeGroup], mask: NodeMask) -> dict[str, list[tuple[int, torch.Tensor]]]:
-    """For every tensor touched by a group: (dim, kept indices along dim)."""
-    plan: dict[str, list[tuple[int, torch.Tensor]]] = {}
+def _index_plan(groups: list[NodeGroup], mask: NodeMask, state: dict[str, torch.Tensor]) -> dict[str, list[tuple[int, torch.Tensor]]]:
+    """For every tensor touched by a group: (dim, kept indices along dim), one entry per dim.
+
+    Several groups may cut one dim (a layer reading a concatenation of two layers' channels: each
+    group owns its range); entries no group owns are kept.
+    """
+    keep: dict[tuple[str, int], torch.Tensor] = {}
     for g, kept in zip(groups, mask.kept):
         k = torch.tensor(kept, dtype=torch.long)
         for sl in (*g.producers, *g.consumers):
-            # node i owns [i*block, (i+1)*block): expand kept nodes into kept indices
-            idx = (k[:, None] * sl.block + torch.arange(sl.block)[None, :]).reshape(-1)
-            plan.setdefault(sl.tensor, []).append((sl.dim, idx))
+            along = keep.setdefault((sl.tensor, sl.dim), torch.ones(state[sl.tensor].shape[sl.dim], dtype=torch.bool))
+            along[sl.offset : sl.offset + g.size * sl.block] = False
+            along[sl.indices(k)] = True  # node i owns [offset + i*block, offset + (i+1)*block)
+    plan: dict[str, list[tuple[int, torch.Tensor]]] = {}
+    for (name, dim), along in keep.items():
+        plan.setdefault(name, []).append((dim, along.nonzero().flatten()))
     return plan
 
 
@@ -45,6 +52,10 @@ def _fix_shape_attributes(model: nn.Module) -> None:
             m.out_features, m.in_features = m.weight.shape
         elif isinstance(m, nn.Conv2d):
             m.out_channels, m.in_channels = m.weight.shape[0], m.weight.shape[1] * m.groups
+        elif isinstance(m, nn.modules.batchnorm._NormBase):
+            per_channel = m.running_mean if m.running_mean is not None else m.weight
+            if per_channel is not None:
+                m.num_features = per_channel.shape[0]
 
 
 def compact(parent: Parent, mask: NodeMask) -> Parent:
@@ -61,7 +72,7 @@ def compact(parent: Parent, mask: NodeMask) -> Parent:
     mask.validate(groups)
     small = copy.deepcopy(parent)
     state = dict(parent.named_parameters()) | dict(parent.named_buffers())
-    for name, cuts in _index_plan(groups, mask).items():
+    for name, cuts in _index_plan(groups, mask, state).items():
         t = state[name].detach()
         for dim, idx in cuts:
             t = t.index_select(dim, idx.to(t.device))
@@ -87,7 +98,7 @@ def weight_masks(parent: Parent, mask: NodeMask) -> dict[str, torch.Tensor]:
     mask.validate(groups)
     state = dict(parent.named_parameters()) | dict(parent.named_buffers())
     masks: dict[str, torch.Tensor] = {}
-    for name, cuts in _index_plan(groups, mask).items():
+    for name, cuts in _index_plan(groups, mask, state).items():
         m = torch.ones_like(state[name], dtype=torch.float32)
         for dim, idx in cuts:
             keep = torch.zeros(m.shape[dim], dtype=torch.bool)
@@ -132,7 +143,7 @@ def expand(parent: Parent, mask: NodeMask, small: nn.Module) -> Parent:
     full = copy.deepcopy(parent)
     state = dict(full.named_parameters()) | dict(full.named_buffers())
     small_state = dict(small.named_parameters()) | dict(small.named_buffers())
-    plan = _index_plan(groups, mask)
+    plan = _index_plan(groups, mask, state)
     with torch.no_grad():
         for name, t in state.items():
             if name not in plan:

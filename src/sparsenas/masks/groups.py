@@ -7,6 +7,7 @@ builds the parent (`protocol.runner.run`); a user can call it on a parent of the
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 import torch
@@ -60,6 +61,8 @@ def check_node_groups(parent: Parent, input_shape: tuple[int, ...], model: str) 
     """
     groups = parent.node_groups()
     tensors = dict(parent.named_parameters()) | dict(parent.named_buffers())
+    cuts = Counter((sl.tensor, sl.dim) for g in groups for sl in (*g.producers, *g.consumers))
+    shared = lambda sl: cuts[(sl.tensor, sl.dim)] > 1  # noqa: E731
     for g in groups:
         for sl in (*g.producers, *g.consumers):
             t = tensors.get(sl.tensor)
@@ -67,10 +70,18 @@ def check_node_groups(parent: Parent, input_shape: tuple[int, ...], model: str) 
                 raise SparsenasError(
                     f"group '{g.name}' of model '{model}' names {sl.tensor}, which the model does not have; name one of its parameters or buffers"
                 )
-            if not 0 <= sl.dim < t.ndim or t.shape[sl.dim] != g.size * sl.block:
+            need = sl.offset + g.size * sl.block
+            # a slice from offset 0 covers its dim; one at an offset shares it (a concatenation's reader)
+            if (
+                not 0 <= sl.dim < t.ndim
+                or sl.offset < 0
+                or t.shape[sl.dim] < need
+                or (sl.offset == 0 and not shared(sl) and t.shape[sl.dim] != need)
+            ):
+                at = f" from offset {sl.offset}" if sl.offset else ""
                 raise SparsenasError(
                     f"group '{g.name}' of model '{model}' slices {sl.tensor} {tuple(t.shape)} along dim {sl.dim} in {g.size} "
-                    f"blocks of {sl.block}; that dim must have {g.size * sl.block} entries: fix the group's size, dim or block"
+                    f"blocks of {sl.block}{at}; that dim must have {need} entries: fix the group's size, dim or block"
                 )
     # kept nodes: the first ceil(size/2) when cut (a 1-node group stays whole), every node otherwise
     half = lambda grp, cut: tuple(range(grp.size - grp.size // 2 if cut else grp.size))  # noqa: E731

@@ -189,7 +189,7 @@ def node_scores(groups: list[NodeGroup], weight_scores: dict[str, torch.Tensor])
             raise ValueError(f"node group '{g.name}' has no scored producer weight")
         total = torch.zeros(g.size, dtype=torch.float64)
         for sl in rows:
-            t = weight_scores[sl.tensor].detach().double().cpu().movedim(sl.dim, 0)
-            total += t.reshape(g.size, sl.block, -1).sum((1, 2))
+            t = weight_scores[sl.tensor].detach().double().cpu().movedim(sl.dim, 0).narrow(0, sl.offset, g.size * sl.block)
+            total += t.reshape(g.size, sl.block, -1).sum((1, 2))  # summed as always: the same scores to the last bit
         out.append(total)
     return out

@@ -185,7 +185,10 @@ def connected(parent: Parent, mask: WeightMask, input_shape: tuple[int, ...]) ->
     input then carries a positive value exactly along connected paths (ReLU and max-pooling pass
     non-negative values unchanged), and the gradient of the output sum is positive exactly on weights
     that also reach the output. A kept weight with either side cut off can never affect the output:
-    a mask whose effective mask is empty has collapsed.
+    a mask whose effective mask is empty has collapsed. BatchNorm is never pruned, so it must pass
+    paths through: in eval mode with scale 1, shift 0, running mean 0 and variance 1 it is the
+    identity (up to its eps), where zeroing its scale like any other unmasked tensor would cut
+    every path and call every BatchNorm network collapsed.
 
     >>> from sparsenas.models import build_parent
     >>> p = build_parent("mlp", (1, 2, 2), 2, 0, (3,))
@@ -203,6 +206,13 @@ def connected(parent: Parent, mask: WeightMask, input_shape: tuple[int, ...]) ->
     for name, p in params.items():
         p.requires_grad_(name in masks)
         p.copy_(masks[name].double() if name in masks else torch.zeros_like(p))
+    for m in probe.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            if m.weight is not None:
+                m.weight.fill_(1.0)
+            if m.running_mean is not None and m.running_var is not None:
+                m.running_mean.zero_()
+                m.running_var.fill_(1.0)
     with torch.enable_grad():
         out = probe(torch.ones(1, *input_shape, dtype=torch.float64, device=next(probe.parameters()).device))
         grads = torch.autograd.grad(out.sum(), [params[n] for n in masks], allow_unused=True)

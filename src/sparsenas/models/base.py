@@ -25,11 +25,26 @@ from torch.func import functional_call, vmap
 @dataclass(frozen=True)
 class TensorSlice:
     """`tensor` (a parameter or buffer name) is indexed by the group's nodes along `dim`; node i owns
-    indices [i*block, (i+1)*block)."""
+    indices [offset + i*block, offset + (i+1)*block). `offset` is where the group's entries start
+    when other groups share the dim (a layer reading a channel concatenation).
+
+    >>> TensorSlice("head.weight", 1, block=2, offset=2).rows(torch.arange(12.0).view(2, 6), 2).tolist()
+    [[2.0, 8.0, 3.0, 9.0], [4.0, 10.0, 5.0, 11.0]]
+    """
 
     tensor: str
     dim: int
     block: int = 1
+    offset: int = 0
+
+    def indices(self, nodes: torch.Tensor) -> torch.Tensor:
+        """The indices along `dim` that the given node indices own."""
+        return (self.offset + nodes[:, None] * self.block + torch.arange(self.block)[None, :]).reshape(-1)
+
+    def rows(self, t: torch.Tensor, size: int) -> torch.Tensor:
+        """`t`'s entries owned by each of the group's `size` nodes, as (size, -1): row i is node i's."""
+        part = t.movedim(self.dim, 0).narrow(0, self.offset, size * self.block)
+        return part.reshape(size, -1)  # node i's block of entries along dim is consecutive
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
-"""The ops a chain of Linear / Conv2d layers may hold between two layers, as discovery knows them.
+"""The ops discovery lets through between layers, as it knows them.
 
-Each acts on every node separately (an activation, dropout, 2-d pooling, a channel-major flatten),
-so removing a node is removing its producer rows and consumer columns; `discover.py` refuses
-everything else. A new elementwise op that discovery should let through is one more entry here.
+The unary ones act on every node separately (an activation, dropout, 2-d pooling, a channel-major
+flatten), so removing a node is removing its producer rows and consumer columns. The binary ones
+combine two tensors of one shape node by node (a residual add, a gate), which ties the two tensors'
+nodes into one group; concatenation lays nodes side by side. `discover.py` refuses everything else.
+A new elementwise op that discovery should let through is one more entry here.
 """
 
 from __future__ import annotations
@@ -15,10 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-RESIDUAL = (
-    "residual or branching nets need node_groups() declared by hand, with the coupled layers in one group (see examples/bring_your_own.py)"
-)
-SUPPORTED = "activations, dropout, 2-d pooling and a channel-major flatten"
+SUPPORTED = "activations, dropout, 2-d pooling, a channel-major flatten, elementwise add/mul of layers' outputs and channel concatenation"
 
 # Ops that act on each element (hence on each node) alone: the shape in is the shape out.
 ELEMENTWISE_MODULES: tuple[type[nn.Module], ...] = (
@@ -77,7 +76,14 @@ _ELEMENTWISE_NAMES = (
 ELEMENTWISE_FUNCTIONS: frozenset[Callable[..., Any]] = frozenset(
     f for mod in (torch, F) for name in _ELEMENTWISE_NAMES if (f := getattr(mod, name, None)) is not None
 ) | {operator.add, operator.sub, operator.mul, operator.truediv, operator.neg, operator.pos, torch.add, torch.sub, torch.mul, torch.div}
-ELEMENTWISE_METHODS = frozenset(_ELEMENTWISE_NAMES) | {"add", "sub", "mul", "div", "contiguous", "clone"}
+ELEMENTWISE_METHODS = frozenset(_ELEMENTWISE_NAMES) | {"add", "sub", "mul", "div", "add_", "sub_", "mul_", "div_", "contiguous", "clone"}
+# node i of the result reads node i of both operands: `out += shortcut(x)` (fx records operator.add),
+# `a * torch.sigmoid(b)`; two layers' outputs combined so become one group
+BINARY_FUNCTIONS: frozenset[Callable[..., Any]] = frozenset(
+    {operator.add, operator.sub, operator.mul, operator.truediv, operator.iadd, operator.isub, operator.imul, operator.itruediv}
+) | {torch.add, torch.sub, torch.mul, torch.div}
+BINARY_METHODS = frozenset({"add", "sub", "mul", "div", "add_", "sub_", "mul_", "div_"})
+CAT_FUNCTIONS: frozenset[Callable[..., Any]] = frozenset({torch.cat, torch.concat, torch.concatenate})
 POOL_FUNCTIONS: frozenset[Callable[..., Any]] = frozenset(
     {F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, torch.max_pool2d}
 )

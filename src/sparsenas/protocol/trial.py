@@ -70,7 +70,7 @@ def _size(parent: Parent, data: Dataset, found: Found, net: Parent) -> dict:
     alive = []
     for g in groups:
         rows = [sl for sl in g.producers if sl.tensor in effective.tensors]
-        reached = [effective.tensors[sl.tensor].movedim(sl.dim, 0).reshape(g.size, -1).any(1) for sl in rows]
+        reached = [sl.rows(effective.tensors[sl.tensor], g.size).any(1) for sl in rows]
         alive.append(int(functools.reduce(torch.logical_or, reached).sum()))
     prunable = sum(mask.sizes())
     return dict(
