@@ -1,6 +1,6 @@
 """Model layer: parent networks that declare their prunable node groups."""
 
-from . import lenet5, mlp  # noqa: E402,F401  (registration)
+from . import lenet5, mlp, resnet, vgg  # noqa: E402,F401  (registration)
 from .autoparent import as_parent
 from .base import NodeGroup, Parent, TensorSlice, init_parameters
 from .discover import discover_node_groups

@@ -9,6 +9,13 @@ architecture. The classifier layer's outputs are never a node group.
 
 Models import nothing from training (nanoGPT's model.py): a model file is a constructor plus an
 `nn.Module` that declares its node groups.
+
+Initialization θ0 is drawn by `build_parent` from a `torch.Generator` seeded by the trial, never from
+global state. By default that is `init_parameters` (PyTorch's own Linear/Conv init); a model whose
+paper prescribes another (the CIFAR ResNets' and VGGs' Kaiming-normal convs and BatchNorm at 1 and 0)
+defines a method `sparsenas_init(self, generator: torch.Generator) -> None`, which `build_parent`
+calls instead, and draws every random number from `generator` (`kaiming_init` is that method's body
+for conv + BatchNorm nets).
 """
 
 from __future__ import annotations
@@ -117,6 +124,33 @@ def init_parameters(model: nn.Module, generator: torch.Generator) -> None:
                 fan_in = m.weight[0].numel()
                 bound = 1.0 / math.sqrt(fan_in)
                 nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+
+
+def kaiming_init(model: nn.Module, generator: torch.Generator) -> None:
+    """He et al.'s initialization for conv + BatchNorm nets, drawn from `generator`.
+
+    Conv weights are Kaiming-normal with fan_out and ReLU gain (std sqrt(2 / (out_channels * k * k)),
+    torchvision's ResNet/VGG choice; open_lth's fan_in default has the same gain), conv biases 0;
+    BatchNorm scale 1, shift 0, running statistics reset; Linear layers keep PyTorch's default
+    (`init_parameters`), as torchvision's ResNet does. Modules are visited in `modules()` order, so
+    one seed gives one θ0.
+
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
+    >>> kaiming_init(net, torch.Generator().manual_seed(0)); net[1].weight.tolist(), net[1].bias.tolist()
+    ([1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0])
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=generator)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
+            m.reset_running_stats()
+            if m.affine:
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            init_parameters(m, generator)
 
 
 def linear_chain_groups(names: list[str], widths: list[int], consumer_blocks: list[int] | None = None) -> list[NodeGroup]:

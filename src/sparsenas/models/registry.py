@@ -21,6 +21,9 @@ def build_parent(name: str, input_shape: tuple[int, ...], num_classes: int, seed
     A constructor that returns a plain `nn.Module` gets its node groups discovered (`as_parent`). A
     `Parent`'s hand-declared groups are checked against its tensors by the run that builds it
     (`masks.groups.check_node_groups`, which compacts it: the masks layer sits above this one).
+    θ0 comes from the model's own `sparsenas_init(generator)` when it defines one (the CIFAR ResNets
+    and VGGs: Kaiming-normal convs, BatchNorm at 1 and 0), else from `init_parameters` (PyTorch's
+    default); either draws only from a generator seeded with `seed`.
 
     >>> p = build_parent("lenet-300-100", (1, 28, 28), 10, seed=0)
     >>> q = build_parent("lenet-300-100", (1, 28, 28), 10, seed=0)
@@ -31,5 +34,10 @@ def build_parent(name: str, input_shape: tuple[int, ...], num_classes: int, seed
     if not isinstance(built, nn.Module):
         raise SparsenasError(f"model '{name}' constructor returned {type(built).__name__}, not an nn.Module; return the network")
     model = as_parent(built, input_shape)  # a Parent comes back unchanged
-    init_parameters(model, torch.Generator().manual_seed(seed))
+    generator = torch.Generator().manual_seed(seed)
+    own_init = getattr(model, "sparsenas_init", None)
+    if callable(own_init):
+        own_init(generator)
+    else:
+        init_parameters(model, generator)
     return model
