@@ -7,7 +7,9 @@ networks train as one set of stacked tensors, and why that equals K separate tra
 epoch and dropped from the stacks (with its optimizer state); the others go on undisturbed.
 
 The data order of a trial is fixed by its `data_seed` alone: epoch e's permutation is the e-th draw
-of a generator seeded with `data_seed`, so every trial of a seed sees the same minibatches.
+of a generator seeded with `data_seed`, so every trial of a seed sees the same minibatches. With
+`spec.augment` the training batches (never the evaluated splits) are augmented by draws seeded from
+`data_seed` and the epoch alone (`augment.py`), so they stay the same for every trial of a seed too.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch import nn
 
 from ..data import Dataset, batches
 from ..measures import EpochRecord
+from .augment import check_augment, epoch_augment
 from .spec import TrainSpec
 
 # defined in stacked.py; importable from here as before
@@ -87,6 +90,7 @@ def train_population(
     >>> [([e.epoch for e in r.curve], r.status) for r in rs]
     [([0, 1, 2], 'done'), ([0, 1, 2], 'done')]
     """
+    check_augment(spec, data)  # tabular data cannot be cropped: refused before anything trains
     start = time.perf_counter()
     pop = Population(nets, spec, masks)
     k = pop.size
@@ -132,7 +136,10 @@ def train_population(
         device = next(iter(pop.params.values())).device
         loss_sum = torch.zeros(pop.size, dtype=torch.float64, device=device)
         n_batches = 0
+        augment = epoch_augment(spec.augment, data_seed, epoch, len(data.train), data.train.x.device)
         for xb, yb in batches(data.train, spec.batch_size, order):
+            if augment is not None:
+                xb = augment(xb, start=n_batches * spec.batch_size)  # this batch's place in the epoch's order
             loss_sum += pop.step(xb, yb, spec.lr * lr_factor(spec, step, total))
             n_batches += 1
             step += 1

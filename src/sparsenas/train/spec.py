@@ -22,3 +22,12 @@ class TrainSpec:
     schedule: str = field(
         default="constant", metadata={"help": "learning-rate schedule: constant or cosine", "choices": ("constant", "cosine")}
     )
+    # added after hash v1: at "none" it enters no trial's key (protocol.plan.canonical_train)
+    augment: str = field(
+        default="none",
+        metadata={
+            "help": "augmentation of training batches: none, or crop-flip (each image cropped at random after 4-pixel zero "
+            "padding, flipped left-right with probability 1/2; images only; drawn from the seed: every trial of a seed sees the same batches)",
+            "choices": ("none", "crop-flip"),
+        },
+    )
