@@ -74,7 +74,7 @@ def test_config_file_and_flag_override(tmp_path):
 
 BAD = [
     (["run", "--sparsities", "0.5,1.2"], r"sparsity must be in \[0, 1\), got 1.2"),
-    (["run", "--dataset", "cifar"], "unknown dataset 'cifar'; choose one of: digits, fashion-mnist, mnist5k"),
+    (["run", "--dataset", "cifar"], "unknown dataset 'cifar'; choose one of: cifar10, cifar100, digits, fashion-mnist, mnist5k"),
     (["run", "--model", "vgg"], "unknown model 'vgg'; choose one of"),
     (["run", "--finders", "dense,snap"], "unknown finder 'snap'; choose one of: dense, evolution, grasp, halving, imp, magnitude, nsga2, random, random-search, snip, synflow"),
     (["run", "--epochs", "many"], "--epochs must be an integer, got 'many'"),

@@ -47,7 +47,7 @@ def test_bad_flag_values_are_named(name, value, message):
     [
         ({"sparsities": (0.5, 1.0)}, r"sparsity must be in \[0, 1\), got 1.0"),
         ({"sparsities": (-0.2,)}, r"sparsity must be in \[0, 1\)"),
-        ({"dataset": "mnst"}, "unknown dataset 'mnst'; choose one of: digits, fashion-mnist, mnist5k"),
+        ({"dataset": "mnst"}, "unknown dataset 'mnst'; choose one of: cifar10, cifar100, digits, fashion-mnist, mnist5k"),
         ({"model": "resnet"}, "unknown model 'resnet'; choose one of: lenet-300-100, lenet5, mlp"),
         ({"finders": ("dense", "lottery")}, "unknown finder 'lottery'; choose one of: (.*, )?dense, evolution, grasp, halving, imp, magnitude, nsga2, random, random-search, snip, synflow"),
         ({"finders": ("random", "random")}, "finders listed twice"),

@@ -63,24 +63,33 @@ def split_and_normalize(
     num_classes: int,
     per_feature: bool = False,
     source: str = "the data",
+    per_channel: bool = False,
 ) -> Dataset:
     """Check the data, carve a validation split from train by a fixed rule and normalize with train statistics.
 
     The rule: a permutation of the train indices drawn from a generator seeded with 0 (independent of
     any trial seed); its first `n_val` indices are validation, the rest train, in original order.
     Images (N, C, H, W) share one mean and std; tabular data (N, F) is better served by
-    `per_feature=True`, which standardizes each feature on its own. Every dataset passes through here,
+    `per_feature=True`, which standardizes each feature on its own; colour images by `per_channel=True`,
+    one mean and std per channel over (N, H, W), as is usual for CIFAR (that path normalizes the train
+    and validation copies in place, one float copy of each split in all). Every dataset passes through here,
     so `check_data` runs here, on the data as given (`source` says where it came from, for the fix).
 
     >>> x, y = torch.randn(100, 5), torch.randint(0, 3, (100,))
     >>> ds = split_and_normalize("toy", x[:80], y[:80], x[80:], y[80:], n_val=10, num_classes=3, per_feature=True)
     >>> len(ds.train), len(ds.val), len(ds.test), ds.input_shape
     (70, 10, 20, (5,))
+    >>> rgb = torch.rand(100, 3, 4, 4) * torch.tensor([1.0, 10.0, 100.0]).view(1, 3, 1, 1)
+    >>> ds = split_and_normalize("rgb", rgb[:80], y[:80], rgb[80:], y[80:], n_val=10, num_classes=3, per_channel=True)
+    >>> [round(s, 3) for s in ds.train.x.std((0, 2, 3)).tolist()]  # each channel on its own, though 1 to 100 apart
+    [1.0, 1.0, 1.0]
     """
     if x_train.ndim < 2 or x_train.shape[1:] != x_test.shape[1:] or len(x_train) != len(y_train) or len(x_test) != len(y_test):
         raise ValueError("x_train/x_test must be (N, ...) with equal sample shapes and as many labels as samples")
     if not 0 < n_val < len(x_train):
         raise ValueError(f"n_val must be in (0, {len(x_train)}), got {n_val}")
+    if per_channel and (per_feature or x_train.ndim != 4):
+        raise ValueError("per_channel=True takes images (N, C, H, W) and excludes per_feature=True")
     # before normalizing: one NaN pixel would make every image NaN, and indices must be the caller's
     check_data(name, "train", x_train, y_train, num_classes, source)
     check_data(name, "test", x_test, y_test, num_classes, source)
@@ -94,7 +103,10 @@ def split_and_normalize(
     val_idx = perm[:n_val].sort().values
     train_idx = perm[n_val:].sort().values
     x_tr = x_train[train_idx].float()
-    if per_feature:
+    if per_channel:
+        var, mean = torch.var_mean(x_tr, dim=(0, 2, 3), keepdim=True)  # (1, C, 1, 1) each; unbiased, as std()
+        std = var.sqrt()
+    elif per_feature:
         mean, std = x_tr.mean(0), x_tr.std(0).clamp_min(1e-8)
     else:
         mean, std = x_tr.mean(), x_tr.std()  # one scalar each: pixel intensities share a scale
@@ -104,6 +116,19 @@ def split_and_normalize(
         raise SparsenasError(
             f"dataset '{name}': its train inputs cannot be normalized (mean {float(mean.flatten()[0]):.3g}, std "
             f"{float(std.flatten().min()):.3g}): values too large for float32 or all equal; rescale them" + f" in {source}"
+        )
+    if per_channel:
+        # x_tr and the validation rows are fresh copies (indexing copies), so they are normalized in
+        # place; the test split may be the caller's own float tensor, so it gets one new tensor
+        x_val = x_train[val_idx].float()
+        for x in (x_tr, x_val):
+            x.sub_(mean).div_(std)
+        return Dataset(
+            name=name,
+            train=Split(x_tr, y_train[train_idx].long()),
+            val=Split(x_val, y_train[val_idx].long()),
+            test=Split((x_test.float() - mean).div_(std).contiguous(), y_test.long()),
+            num_classes=num_classes,
         )
     norm = lambda x: ((x.float() - mean) / std).contiguous()  # noqa: E731
     return Dataset(
