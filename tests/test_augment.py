@@ -336,3 +336,21 @@ def test_a_ray_worker_trains_the_same_numbers(tmp_path, monkeypatch):
         with Store(tmp_path / name) as s:
             numbers[name] = {t.key: (t.curve, t.population, s.weights(t.key)) for t in s.trials()}
     assert numbers["ray"] == numbers["local"] and len(numbers["local"]) == 3
+
+
+def test_bad_or_unusable_augment_is_refused_before_binding_and_a_resume_must_match(tmp_path):
+    from sparsenas.protocol.spec import build_spec
+    with pytest.raises(SparsenasError, match="--augment must be one of none, crop-flip, got 'bogus'"):
+        build_spec({"augment": "bogus"})
+    code = main(["run", "--dataset", "test-augment-table", "--widths", "8", "--epochs", "1", "--seeds", "1", "--sparsities", "0.5",
+                 "--finders", "dense", "--augment", "crop-flip", "--quiet", "--no-report", "--out", str(tmp_path / "t")])
+    assert code == 2 and not (tmp_path / "t" / "sparsenas.db").exists()
+    args = ["--limit", "120", "--widths", "16,8", "--epochs", "1", "--seeds", "1", "--sparsities", "0.5", "--finders", "dense", "--quiet", "--no-report"]
+    assert main(["run", *args, "--augment", "crop-flip", "--out", str(tmp_path / "r")]) == 0
+    with pytest.raises(SparsenasError, match=r"differs in: augment \(crop-flip -> none\)"):
+        run(build_spec({"limit": 120, "widths": (16, 8), "epochs": 1, "seeds": (0,), "sparsities": (0.5,), "finders": ("dense",)}), tmp_path / "r")
+    assert main(["run", *args, "--out", str(tmp_path / "p")]) == 0
+    with pytest.raises(SparsenasError, match=r"differs in: augment \(none -> crop-flip\)"):
+        run(build_spec({"limit": 120, "widths": (16, 8), "epochs": 1, "seeds": (0,), "sparsities": (0.5,), "finders": ("dense",), "augment": "crop-flip"}), tmp_path / "p")
+    with Store(tmp_path / "p") as s:
+        assert "augment" not in s.spec()["train"]

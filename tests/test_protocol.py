@@ -221,8 +221,9 @@ def test_random_search_never_prefers_a_diverged_candidate(monkeypatch, digits_sm
 def test_a_field_added_later_hashes_only_away_from_its_default(monkeypatch):
     """Simulate 'schedule' having been added after v1: at its default it must not enter the hash."""
     import sparsenas.protocol.plan as plan
+    import sparsenas.train.spec as train_spec
 
-    monkeypatch.setattr(plan, "V1_TRAIN_FIELDS", plan.V1_TRAIN_FIELDS - {"schedule"})
+    monkeypatch.setattr(train_spec, "V1_TRAIN_FIELDS", train_spec.V1_TRAIN_FIELDS - {"schedule"})
     assert "schedule" not in plan.trial_spec(RunSpec(), (8,), "random", 0.5, 0)["train"]
     cosine = RunSpec(train=TrainSpec(schedule="cosine"))
     assert plan.trial_spec(cosine, (8,), "random", 0.5, 0)["train"]["schedule"] == "cosine"

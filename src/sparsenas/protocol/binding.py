@@ -8,6 +8,7 @@ names what differs, so nothing already stored is mixed with incomparable trials.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ from ..errors import SparsenasError
 from ..finders import FINDERS, get_finder
 from ..store import Store
 from ..store.records import identity
+from ..train import TrainSpec
 from .plan import PlannedTrial
 from .spec import RunSpec
 
@@ -47,7 +49,10 @@ def _differences(full: dict[str, Any], new: dict[str, Any]) -> list[str]:
         if k in (*GROWABLE, "data") or full.get(k) == new[k]:
             continue
         if k == "train":
-            out += [f"{t} ({full['train'].get(t)} -> {v})" for t, v in sorted(new["train"].items()) if full["train"].get(t) != v]
+            # a field at its default is left out of a spec (`canonical_train`): compare it at its default
+            default = dataclasses.asdict(TrainSpec())
+            old, now = default | full["train"], default | new["train"]
+            out += [f"{t} ({old[t]} -> {now[t]})" for t in sorted(now) if old[t] != now[t]]
         elif k in finder_options:
             # a finder option matters only if a finder that reads it is in both runs
             if options.get(k, set()) & shared:

@@ -8,32 +8,16 @@ value that leaves old hashes unchanged; tests pin a few keys.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from ..finders import get_finder
-from ..train import TrainSpec
+from ..train.spec import V1_TRAIN_FIELDS, canonical_train  # noqa: F401 (re-exported: the keys' rule)
 from .spec import RunSpec
 
 HASH_VERSION = 1
-
-# TrainSpec fields that existed at HASH_VERSION 1: always hashed. A field added later enters a
-# trial's hash only when set away from its default, so adding a no-op option (say, label smoothing
-# 0.0) leaves every stored trial's key, and so every resume, valid.
-V1_TRAIN_FIELDS = frozenset({"epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule"})
-
-
-def canonical_train(train: TrainSpec) -> dict[str, Any]:
-    """The hashed view of a TrainSpec: v1 fields always, later fields only when not at default.
-
-    >>> sorted(canonical_train(TrainSpec()))
-    ['batch_size', 'epochs', 'lr', 'momentum', 'optimizer', 'schedule', 'weight_decay']
-    """
-    default = TrainSpec()
-    return {k: v for k, v in dataclasses.asdict(train).items() if k in V1_TRAIN_FIELDS or v != getattr(default, k)}
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from ..masks.groups import check_node_groups
 from ..models import build_parent
 from ..store import Store, TrialRecord, run_lock
 from ..train import peak_memory, reset_peak_memory, tune_malloc
+from ..train.augment import check_augment
 from .binding import bind_run_dir, supersede_older_versions
 from .executors import Driver, get_executor
 from .members import EpochHook, Trained
@@ -77,6 +78,7 @@ def run(
     device = executor.data_device(spec)
     tune_malloc()
     data = load_dataset(spec.dataset, spec.data_dir, spec.limit)
+    check_augment(spec.train, data)  # before the run directory is bound to a spec it cannot run
     data_id = fingerprint(data)
     data = data.to(device)
     reset_peak_memory(device)  # the run's peak: training, with the data resident, not the loading

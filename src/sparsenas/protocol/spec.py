@@ -27,6 +27,7 @@ from ..finders.options import FinderOptions
 from ..masks import check_sparsity
 from ..models import MODELS
 from ..train import TrainSpec
+from ..train.spec import canonical_train
 
 # Fields that say where or how to compute, not what: they never enter a trial's hash, and a run
 # directory may be resumed with other values for them.
@@ -191,7 +192,7 @@ class RunFields:
             raise SparsenasError(f"--weight-decay must be 0 or a positive number, got {self.train.weight_decay}")
         if self.widths is not None and not self.widths:
             raise SparsenasError("--widths is empty; give positive integers, e.g. --widths 300,100")
-        for name in ("optimizer", "schedule"):
+        for name in ("optimizer", "schedule", "augment"):
             _check_choice(name, getattr(self.train, name), TrainSpec)
         _check_choice("device", self.device, RunSpec)
         _check_choice("executor", self.executor, RunSpec)
@@ -212,6 +213,8 @@ class RunFields:
         for k, v in dataclasses.asdict(self).items():
             if k == "finder_options":
                 d.update(v)
+            elif k == "train":
+                d[k] = canonical_train(self.train)  # a field added later shows only when set: stored specs bind as before
             elif k not in RUNTIME_FIELDS:
                 d[k] = v
         return json.loads(json.dumps(d))  # tuples -> lists, as they come back from the store
