@@ -25,3 +25,14 @@ def shipped(registry) -> list[str]:
     """The names of a registry's entries that sparsenas ships: the registry-driven tests run over
     these, not over what other test modules (or examples) register while the suite is collected."""
     return [e.name for e in registry.entries() if getattr(e.obj, "__module__", "").startswith("sparsenas.")]
+
+
+# the field's conv/BatchNorm parents at widths that keep a test to a fraction of a second; the
+# older parents build at their own widths (None), as their pinned numbers expect
+TINY_WIDTHS: dict[str, tuple[int, ...]] = {"resnet20": (4,), "resnet32": (4,), "resnet56": (4,), "vgg11-bn": (8,), "vgg16-bn": (8,)}
+# deeper members of one family exercise no other code: registry-wide finder tests take one of each
+SAME_CODE_AS = {"resnet32": "resnet20", "resnet56": "resnet20", "vgg16-bn": "vgg11-bn"}
+
+
+def tiny_widths(model: str) -> tuple[int, ...] | None:
+    return TINY_WIDTHS.get(model)

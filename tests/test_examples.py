@@ -56,3 +56,20 @@ def test_own_finder_example_runs_in_the_weight_space(tmp_path):
     mine = [t for t in trials if t.finder == "init-magnitude" and not t.check]
     assert mine and all(t.space == "weight" and abs(t.weight_sparsity - t.sparsity) < 1e-3 for t in mine)
     assert "| init-magnitude | shuffle |" in (tmp_path / "report.md").read_text()
+
+
+OWN_RESNET = Path(__file__).parent.parent / "examples" / "own_resnet.py"
+
+
+def test_own_resnet_example_discovers_its_streams_and_runs(tmp_path):
+    r = subprocess.run([sys.executable, str(OWN_RESNET), "--out", str(tmp_path), "--epochs", "1", "--seeds", "1", "--width", "4"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    # the first stage's stream: the stem and both blocks' second convs, with their BatchNorms
+    assert lines[0] == ("group 'conv': 4 nodes; written by conv, stage1.0.conv2, stage1.1.conv2 (normalized by bn, stage1.0.bn2, "
+                        "stage1.1.bn2); read by stage1.0.conv1, stage1.1.conv1, stage2.0.conv1, stage2.0.shortcut.0")
+    assert sum(line.startswith("group ") for line in lines) == 6
+    trials = Store(tmp_path).trials()
+    assert len(trials) == 1 + 2 * 2 and all(t.status == "done" for t in trials)
+    assert {t.kept_nodes for t in trials if t.sparsity == 0.5} == {(2, 2, 2, 4, 4, 4)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import shipped
+from helpers import shipped, tiny_widths
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -41,8 +41,8 @@ def test_allocation_rejects_bad_sparsity(bad):
 @pytest.mark.parametrize("model", shipped(MODELS))
 @pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9, 0.99])
 def test_compaction_equals_masked_parent(model, sparsity):
-    shape = SHAPES[model]
-    p = build_parent(model, shape, 10, seed=3)
+    shape = SHAPES.get(model, (1, 28, 28))
+    p = build_parent(model, shape, 10, seed=3, widths=tiny_widths(model))
     g = p.node_groups()
     m = random_mask(g, allocate(g, sparsity), torch.Generator().manual_seed(7))
     small = compact(p, m)
@@ -96,7 +96,7 @@ def test_weight_sparsity_params_and_flops_by_hand():
 def _library_flops(net: torch.nn.Module, shape: tuple[int, ...]) -> int:
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        net(torch.zeros(1, *shape))
+        net.eval()(torch.zeros(1, *shape))  # eval: BatchNorm takes a batch of one
     return counter.get_total_flops()
 
 
@@ -105,7 +105,7 @@ def test_flops_agree_with_torchs_flop_counter(model: str):
     # our convention is torch's on every net a run can build (docs/library_choices.md): a
     # multiply-add is 2, biases, activations and pooling are 0; so the library checks our counter
     shape = SHAPES.get(model, (1, 28, 28))
-    p = build_parent(model, shape, 10, 0)
+    p = build_parent(model, shape, 10, 0, widths=tiny_widths(model))
     g = p.node_groups()
     for s in (0.0, 0.5, 0.9):
         net = compact(p, random_mask(g, allocate(g, s), torch.Generator().manual_seed(0)))

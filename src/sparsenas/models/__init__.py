@@ -3,7 +3,7 @@
 from . import lenet5, mlp, resnet, vgg  # noqa: E402,F401  (registration)
 from .autoparent import as_parent
 from .base import NodeGroup, Parent, TensorSlice, init_parameters
-from .discover import discover_node_groups
+from .discover import describe_node_groups, discover_node_groups
 from .registry import MODELS, build_parent
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "TensorSlice",
     "as_parent",
     "build_parent",
+    "describe_node_groups",
     "discover_node_groups",
     "init_parameters",
 ]

@@ -433,3 +433,24 @@ def discover_node_groups(module: nn.Module, input_shape: tuple[int, ...]) -> lis
         )
     d.run()
     return d.groups()
+
+
+def describe_node_groups(groups: list[NodeGroup]) -> list[str]:
+    """One line per group: its nodes, the layers writing them (BatchNorms named apart) and the layers
+    reading them. What a user checks discovery against.
+
+    >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    >>> describe_node_groups(discover_node_groups(net, (1, 8, 8)))
+    ["group '0': 4 nodes; written by 0 (normalized by 1); read by 4"]
+    """
+    lines = []
+    for g in groups:
+        owner = lambda sl: sl.tensor.rpartition(".")[0] or sl.tensor  # noqa: E731
+        writers = list(dict.fromkeys(owner(sl) for sl in g.producers))
+        norms = {owner(sl) for sl in g.producers if sl.tensor.endswith((".running_mean", ".running_var"))}
+        layers = [w for w in writers if w not in norms]
+        bns = [w for w in writers if w in norms]
+        readers = list(dict.fromkeys(owner(sl) for sl in g.consumers))
+        normalized = f" (normalized by {', '.join(bns)})" if bns else ""
+        lines.append(f"group '{g.name}': {g.size} nodes; written by {', '.join(layers)}{normalized}; read by {', '.join(readers)}")
+    return lines
