@@ -272,7 +272,7 @@ REFUSED = {
     "groupnorm": (nn.Sequential(nn.Conv2d(1, 4, 3), nn.GroupNorm(2, 4), nn.ReLU(), nn.Flatten(), nn.Linear(144, 2)), (1, 8, 8), "layer '1' (GroupNorm)"),
     "layernorm": (nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 2)), (4,), "layer '1' (LayerNorm)"),
     "embedding": (nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(12, 4), nn.Linear(4, 2)), (3,), "layer '0' (Embedding)"),
-    "grouped-conv": (nn.Sequential(nn.Conv2d(2, 4, 3, groups=2), nn.ReLU(), nn.Flatten(), nn.Linear(144, 2)), (2, 8, 8), "layer '0' (Conv2d) is a grouped"),
+    "grouped-conv": (nn.Sequential(nn.Conv2d(2, 4, 3, groups=2), nn.ReLU(), nn.Flatten(), nn.Linear(144, 2)), (2, 8, 8), "layer '0' (Conv2d) is a grouped convolution (groups=2)"),
     "softmax-between": (nn.Sequential(nn.Linear(4, 8), nn.Softmax(-1), nn.Linear(8, 2)), (4,), "layer '1' (Softmax) after layer '0'"),
     "not-channel-major": (SpatialFlatten(), (1, 8, 8), "op 'flatten' (.flatten()) after layer 'conv'"),
     "linear-on-conv": (nn.Sequential(nn.Conv2d(1, 4, 3), nn.Linear(6, 2)), (1, 8, 8), "layer '1' (Linear) reads the channels of layer '0'"),

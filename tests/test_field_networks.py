@@ -133,6 +133,15 @@ def flatten_bn() -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.BatchNorm1d(4 * 3 * 3), nn.Linear(36, 10))
 
 
+def depthwise() -> nn.Module:
+    """MobileNet's separable conv: a depthwise conv's filters follow the channels it reads."""
+    return nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6), nn.ReLU(),
+        nn.Conv2d(6, 6, 3, padding=1, groups=6, bias=False), nn.BatchNorm2d(6), nn.ReLU(),
+        nn.Conv2d(6, 8, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10),
+    )  # fmt: skip
+
+
 ARCHITECTURES = {
     "cnn-bn": plain_cnn_bn,
     "resnet": TinyResNet,
@@ -140,6 +149,7 @@ ARCHITECTURES = {
     "resnet-plus-equals": PlusEqualsResNet,
     "cat": CatNet,
     "flatten-bn": flatten_bn,
+    "depthwise": depthwise,
 }
 SHAPE = (3, 8, 8)
 
@@ -190,6 +200,19 @@ def test_concatenation_gives_each_branch_its_offset():
     # the BatchNorm over the concatenation is cut by both branches, each at its own offset
     assert TensorSlice("bn.running_mean", 0, 1, 3) in groups["right"].producers
     assert TensorSlice("bn.running_mean", 0) in groups["left"].producers
+
+
+def test_a_depthwise_conv_follows_the_channels_it_reads():
+    groups = discover_node_groups(depthwise(), SHAPE)
+    assert [(g.name, g.size) for g in groups] == [("0", 6), ("6", 8)]
+    assert [s.tensor for s in groups[0].producers] == [
+        "0.weight", "1.weight", "1.bias", "1.running_mean", "1.running_var",
+        "3.weight", "4.weight", "4.bias", "4.running_mean", "4.running_var",
+    ]  # fmt: skip
+    assert groups[0].consumers == (TensorSlice("6.weight", 1),)  # the depthwise conv's dim 1 (size 1) is never cut
+    parent = _parent("depthwise")
+    small = compact(parent, NodeMask(((0, 2, 5), tuple(range(8)))))
+    assert small[3].groups == small[3].in_channels == small[3].out_channels == 3
 
 
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
@@ -253,7 +276,7 @@ def test_compaction_keeps_batchnorm_sizes_truthful():
 # ---- populations --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["resnet", "cat"])
+@pytest.mark.parametrize("name", ["resnet", "cat", "depthwise"])
 def test_batchnorm_population_equals_each_member_alone(name):
     parent = _parent(name)
     groups = parent.node_groups()

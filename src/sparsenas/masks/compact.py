@@ -51,6 +51,8 @@ def _fix_shape_attributes(model: nn.Module) -> None:
         if isinstance(m, nn.Linear):
             m.out_features, m.in_features = m.weight.shape
         elif isinstance(m, nn.Conv2d):
+            if m.groups > 1 and m.groups == m.out_channels:  # depthwise: one group per kept channel
+                m.groups = m.weight.shape[0]
             m.out_channels, m.in_channels = m.weight.shape[0], m.weight.shape[1] * m.groups
         elif isinstance(m, nn.modules.batchnorm._NormBase):
             per_channel = m.running_mean if m.running_mean is not None else m.weight

@@ -9,6 +9,8 @@ ones that tie nodes of two tensors together tie their spaces:
 - an elementwise op on two tensors (a residual `out += shortcut(x)`, a gate `a * b`) makes both
   spaces one: node i of each is kept or dropped together. A ResNet stage's stem conv, every block's
   second conv and its projection shortcut write into one residual stream, so they become one group;
+- a depthwise conv (groups = in = out channels) reads channel i into channel i: its filters follow
+  the nodes of its input, which stay one group (a grouped conv with fewer groups is refused);
 - BatchNorm (1d or 2d) is indexed by the nodes of the tensor it normalizes: its weight, bias,
   running mean and running variance join that space's producers;
 - a channel concatenation lays several spaces side by side: the layer reading it takes each
@@ -18,7 +20,7 @@ A space that reaches the model's input (pixels cannot be pruned) or its output (
 group. Every other space is one `NodeGroup`: its producers are the rows of every layer and
 BatchNorm writing into it, its consumers the columns of every layer reading it, and it is named by
 its first producer. Anything whose effect on nodes discovery cannot state (a LayerNorm, a grouped
-convolution, a reshape that mixes channels, a tensor of the model's own added to a layer's output)
+convolution other than a depthwise one, a reshape that mixes channels, a tensor of the model's own added to a layer's output)
 is refused with one line naming the layer rather than guessed.
 
 `autoparent.as_parent` turns a plain `nn.Module` into a `Parent` in place, with discovery as its
@@ -124,10 +126,10 @@ def _check_module_types(module: nn.Module) -> None:
     for name, m in module.named_modules():
         label = f"layer '{name or '<root>'}' ({type(m).__name__})"
         if isinstance(m, nn.Conv2d):
-            if m.groups != 1:
+            if m.groups != 1 and not _depthwise(m):
                 raise _fail(
-                    f"{label} is a grouped or depthwise convolution (groups={m.groups}), whose channels cannot be "
-                    f"pruned one by one; use groups=1 or {HOW_TO}"
+                    f"{label} is a grouped convolution (groups={m.groups}), whose channels can only be pruned in equal "
+                    f"numbers per group; use groups=1, a depthwise conv (groups = in = out channels) or {HOW_TO}"
                 )
             continue
         if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) or isinstance(m, nn.Linear):
@@ -142,6 +144,11 @@ def _check_module_types(module: nn.Module) -> None:
                 f"{label} is not supported: discovery handles Linear, Conv2d (groups=1) and BatchNorm layers joined by "
                 f"{SUPPORTED}; {HOW_TO}"
             )
+
+
+def _depthwise(m: nn.Conv2d) -> bool:
+    """One filter per channel (MobileNet's depthwise conv): output channel i reads input channel i only."""
+    return m.groups > 1 and m.groups == m.in_channels == m.out_channels
 
 
 def _is_meta_query(n: fx.Node) -> bool:
@@ -306,6 +313,16 @@ class _Discovery:
                 f"conv -> flatten -> linear and linear -> linear are supported; {HOW_TO}"
             )
         name = str(n.target)
+        if isinstance(m, nn.Conv2d) and _depthwise(m):
+            # channel i in, channel i out: the output holds the input's nodes, and the conv's filter i
+            # (its rows) and bias follow them like a BatchNorm's tensors; its dim 1 is 1, never cut
+            shape = self.shapes[n]
+            assert shape is not None
+            out = _Layout(shape, True, lay.segments)
+            self.slices(out, n, f"{name}.weight", 0, "producers")
+            if m.bias is not None:
+                self.slices(out, n, f"{name}.bias", 0, "producers")
+            return out
         self.slices(lay, n, f"{name}.weight", 1, "consumers")
         shape = self.shapes[n]
         assert shape is not None  # a Linear/Conv2d returns a tensor
