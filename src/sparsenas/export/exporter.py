@@ -32,6 +32,7 @@ import shlex
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -180,7 +181,7 @@ def load_trained(run_dir: str | Path, key: str, data_dir: str | None = None) -> 
             "re-run it into a new --out directory to export it"
         )
     data = _dataset(spec, data_dir)
-    parent = build_parent(spec["model"], data.input_shape, data.num_classes, record.seed, tuple(spec["widths"]))
+    parent = build_parent(spec["model"], data.input_shape, data.num_classes, record.seed, parent_widths(spec))
     if record.space == "weight":
         mask, target = None, copy.deepcopy(parent)  # the full-size net, its masked weights stored as zeros
     else:
@@ -195,6 +196,17 @@ def load_trained(run_dir: str | Path, key: str, data_dir: str | None = None) -> 
     else:
         masked, small = expand(parent, mask, target), target
     return record, data, masked.eval(), small.eval()
+
+
+def parent_widths(spec: dict[str, Any]) -> tuple[int, ...] | None:
+    """The `--widths` that rebuild a stored run's parent: its group sizes, or the option itself where
+    the run stored it (`bind_run_dir`: models whose one width makes many groups, as ResNets).
+
+    >>> parent_widths({"widths": [300, 100]}), parent_widths({"widths": [4, 4, 8], "parent_widths": None})
+    ((300, 100), None)
+    """
+    w = spec["parent_widths"] if "parent_widths" in spec else spec["widths"]
+    return tuple(w) if w is not None else None
 
 
 def _unreadable(run_dir: Path, key: str, e: Exception) -> str:

@@ -62,8 +62,13 @@ def _differences(full: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return out
 
 
-def bind_run_dir(store: Store, spec: RunSpec, data_fingerprint: str, widths: tuple[int, ...]) -> None:
+def bind_run_dir(store: Store, spec: RunSpec, data_fingerprint: str, widths: tuple[int, ...], rebuildable: bool = True) -> None:
     """Bind `store`'s run directory to `spec` (with its resolved parent `widths`), or refuse.
+
+    The stored spec's `widths` are the parent's group sizes. Where the model cannot be rebuilt from
+    them (`rebuildable` False: a ResNet's one width option makes twelve coupled groups), the option
+    itself is kept too, as `parent_widths` (null: the model's default); chains store nothing more, so
+    their stored specs stay as they were.
 
     >>> import tempfile; s = Store(tempfile.mkdtemp())
     >>> bind_run_dir(s, RunSpec(seeds=(0,)), "abc", (256, 128))
@@ -72,6 +77,8 @@ def bind_run_dir(store: Store, spec: RunSpec, data_fingerprint: str, widths: tup
     [0, 1]
     """
     new = spec.identity() | {"data": data_fingerprint, "widths": list(widths)}
+    if not rebuildable:
+        new["parent_widths"] = list(spec.widths) if spec.widths is not None else None
     stored = store.spec()
     if stored is None:
         store.set_spec(new)
@@ -92,6 +99,8 @@ def bind_run_dir(store: Store, spec: RunSpec, data_fingerprint: str, widths: tup
             "changed files?); pass a new --out directory"
         )
     merged = full | {k: _union(full[k], new[k]) for k in GROWABLE}
+    if "parent_widths" in new:  # equal to the stored one (checked above); a store from before keeps it from now on
+        merged["parent_widths"] = new["parent_widths"]
     # an option of a finder this directory has not run yet takes the new run's value
     for k, users in _options_by_finder(new["finders"]).items():
         if not users & set(full["finders"]):

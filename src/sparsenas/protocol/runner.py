@@ -26,9 +26,10 @@ from pathlib import Path
 import torch
 
 from ..data import fingerprint, load_dataset
+from ..errors import SparsenasError
 from ..masks import prunable_weight_count
 from ..masks.groups import check_node_groups
-from ..models import build_parent
+from ..models import Parent, build_parent
 from ..store import Store, TrialRecord, run_lock
 from ..train import peak_memory, reset_peak_memory, tune_malloc
 from ..train.augment import check_augment
@@ -53,6 +54,18 @@ class RunSummary:
     seconds: float
     populations: int = 0  # populations trained (a population of one is a trial trained alone)
     peak_memory: int = 0  # bytes: process peak resident memory (CPU) or peak allocated (GPU)
+
+
+def rebuilt_from_widths(spec: RunSpec, input_shape: tuple[int, ...], num_classes: int, parent: Parent, widths: tuple[int, ...]) -> bool:
+    """Whether the model built with its group sizes as `--widths` is the parent again, so a stored
+    run can be rebuilt from them (export does): true for chains (MLP, LeNet: one width per group),
+    false where one width option makes many coupled groups (a ResNet's 16 makes twelve groups)."""
+    try:
+        again = build_parent(spec.model, input_shape, num_classes, 0, widths)
+    except SparsenasError:
+        return False
+    shapes = lambda m: [(n, tuple(t.shape)) for n, t in m.state_dict().items()]  # noqa: E731
+    return shapes(again) == shapes(parent)
 
 
 def run(
@@ -91,7 +104,7 @@ def run(
     if spec.threads:
         torch.set_num_threads(spec.threads)  # restored below: an API caller's process keeps its setting
     with Store(out) as store, run_lock(out):
-        bind_run_dir(store, spec, data_id, widths)
+        bind_run_dir(store, spec, data_id, widths, rebuilt_from_widths(spec, data.input_shape, data.num_classes, parent, widths))
         supersede_older_versions(store, plan)  # a trial keyed by older code gives way to its new key
         done = store.done_keys()
         pending = [t for t in plan if t.key not in done]
