@@ -15,7 +15,7 @@ needs_fashion = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="Debian's da
 
 def tiny_spec(**overrides) -> RunSpec:
     """A run that takes about a second: digits slice, small MLP, 2 sparsities, 2 seeds, 3 epochs."""
-    train = TrainSpec(epochs=overrides.pop("epochs", 3), lr=overrides.pop("lr", 0.05))
+    train = TrainSpec(epochs=overrides.pop("epochs", 3), lr=overrides.pop("lr", 0.05), augment=overrides.pop("augment", "none"))
     base = dict(dataset="digits", limit=300, model="mlp", widths=(32, 16), sparsities=(0.5, 0.8), seeds=(0, 1), candidates=4)
     base.update(overrides)
     return RunSpec(**base, train=train).validate()

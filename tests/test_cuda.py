@@ -56,3 +56,21 @@ def test_cuda_hardware_aware_search_times_on_the_gpu(tmp_path):
                   generations=1, nsga_steps=3, seeds=(0,), epochs=1), tmp_path)
     slots = [t for t in _by_key(tmp_path).values() if t.slot >= 0]
     assert len(slots) == 4 and all(t.device.startswith("cuda") and t.latency_ms > 0 for t in slots)
+
+
+def test_cuda_resnet_with_batchnorm_in_both_spaces(tmp_path):
+    """A ResNet-20 (BatchNorm, residual streams) on the GPU: node trials in populations equal to
+    alone, weight trials never collapsed by BatchNorm, and CPU and GPU runs start from one θ0."""
+    common = dict(model="resnet20", widths=(4,), seeds=(0,), sparsities=(0.5,), epochs=1, augment="crop-flip")
+    run(tiny_spec(device="cuda", controls=3, **common), tmp_path / "pop")
+    run(tiny_spec(device="cuda", controls=3, population_cap=1, **common), tmp_path / "alone")
+    run(tiny_spec(device="cpu", controls=3, **common), tmp_path / "cpu")
+    pop, alone, cpu = _by_key(tmp_path / "pop"), _by_key(tmp_path / "alone"), _by_key(tmp_path / "cpu")
+    assert pop.keys() == alone.keys() == cpu.keys() and max(t.population for t in pop.values()) == 4
+    for k, t in pop.items():
+        assert t.device.startswith("cuda") and t.status == "done" and t.node_mask == cpu[k].node_mask
+        assert t.curve[-1].val_loss == pytest.approx(alone[k].curve[-1].val_loss, rel=1e-3)
+        assert t.curve[0].val_loss == pytest.approx(cpu[k].curve[0].val_loss, rel=1e-4)
+    run(tiny_spec(device="cuda", finders=("magnitude", "synflow"), space="weight", allocation="global", synflow_iterations=3, **common),
+        tmp_path / "weight")
+    assert all(t.status == "done" and not t.collapsed for t in _by_key(tmp_path / "weight").values())
