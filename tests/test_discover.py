@@ -238,10 +238,10 @@ class SpatialFlatten(nn.Module):
 class BroadcastAdd(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.a, self.b, self.out = nn.Conv2d(1, 4, 3), nn.Conv2d(1, 4, 8), nn.Linear(144, 2)
+        self.a, self.b, self.out = nn.Conv2d(1, 4, 3), nn.Conv2d(1, 1, 3), nn.Linear(144, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out((self.a(x) + self.b(x)).flatten(1))  # (B, 4, 6, 6) + (B, 4, 1, 1)
+        return self.out((self.a(x) + self.b(x)).flatten(1))  # (B, 4, 6, 6) + (B, 1, 6, 6): one channel added to all
 
 
 class OwnBias(nn.Module):
@@ -265,7 +265,7 @@ class CatBatch(nn.Module):
 
 
 REFUSED = {
-    "broadcast-add": (BroadcastAdd(), (1, 8, 8), "op 'add' (operator.add) combines 'a' (2, 4, 6, 6) with 'b' (2, 4, 1, 1)"),
+    "broadcast-add": (BroadcastAdd(), (1, 8, 8), "op 'add' (operator.add) combines 'a' (2, 4, 6, 6) with 'b' (2, 1, 6, 6)"),
     "own-tensor-added": (OwnBias(), (4,), "combines the output of 'a' with 'shift'"),
     "cat-along-batch": (CatBatch(), (4,), "concatenates along dim 0"),
     "untraceable": (DataDependent(), (4,), "if h.sum() > 0"),

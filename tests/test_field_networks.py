@@ -317,3 +317,127 @@ def test_batchnorm_never_makes_a_weight_mask_collapse():
     eff = connected(parent, WeightMask(t), SHAPE)
     assert eff.tensors["conv.weight"][0].all() and not eff.tensors["conv.weight"][1:].any()
     assert sum(eff.kept_counts()) > 0
+
+
+# ---- what the review of this work found -------------------------------------------------------
+
+
+def test_an_emptied_shortcut_does_not_collapse_a_resnet(digits_small):
+    from sparsenas.finders.base import Found
+    from sparsenas.models import build_parent
+    from sparsenas.protocol.trial import _size, build_net
+
+    parent = build_parent("resnet20", (1, 8, 8), 10, seed=0, widths=(4,))
+    params = dict(parent.named_parameters())
+    keep = {n: torch.ones_like(params[n], dtype=torch.bool) for n in parent.prunable_weights()}
+    keep["layer2.0.shortcut.0.weight"][:] = False  # the residual stream still carries the input
+    found = Found(WeightMask(keep))
+    size = _size(parent, digits_small, found, build_net(parent, found)[0])
+    assert not size["collapsed"] and size["effective_sparsity"] < 0.1
+    keep["layer1.0.conv1.weight"][:] = False
+    keep["conv1.weight"][:] = False  # the stem feeds every path: nothing reaches the classifier
+    found = Found(WeightMask(keep))
+    assert _size(parent, digits_small, found, build_net(parent, found)[0])["collapsed"]
+
+
+def test_probing_forwards_leave_batchnorm_statistics_and_accept_1x1_maps():
+    from sparsenas.masks import count_flops
+    from sparsenas.models import build_parent
+    from sparsenas.train.memory import activation_floats
+
+    parent = build_parent("vgg11-bn", (1, 28, 28), 10, seed=0, widths=(2,))  # its last convs see 1x1 maps
+    before = {k: v.clone() for k, v in parent.state_dict().items()}
+    assert activation_floats(parent, (1, 28, 28)) > 0 and count_flops(parent, (1, 28, 28)) > 0
+    assert parent.training and all(torch.equal(v, before[k]) for k, v in parent.state_dict().items())
+
+
+def test_discovery_leaves_batchnorm_statistics_alone():
+    net = plain_cnn_bn()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    as_parent(net, SHAPE)
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+
+
+class SqueezeExcite(nn.Module):
+    """A channel gate (B, C, H, W) * (B, C, 1, 1), global pooling by mean((2, 3)), in-place ops."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.squeeze, self.excite = nn.Linear(8, 4), nn.Linear(4, 8)
+        self.conv2, self.relu, self.fc = nn.Conv2d(8, 6, 3), nn.ReLU(inplace=True), nn.Linear(6, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.bn(self.conv(x)))
+        g = torch.sigmoid(self.excite(F.relu(self.squeeze(h.mean((2, 3))))))
+        h = h * g.view(h.size(0), -1, 1, 1)
+        h = self.conv2(h)
+        self.relu(h)  # in place, result unassigned
+        h.sigmoid_()
+        return self.fc(h.mean([2, 3])).clamp_(-20, 20)
+
+
+class CatInput(nn.Module):
+    """A layer's channels concatenated with the input's (not prunable) channels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.fc = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(7, 5, 3), nn.Linear(5 * 6 * 6, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.b(torch.cat([F.relu(self.a(x)), x], 1)).flatten(1))
+
+
+@pytest.mark.parametrize("cls", [SqueezeExcite, CatInput])
+def test_gates_in_place_ops_and_a_concatenated_input_compact_exactly(cls):
+    torch.manual_seed(0)
+    parent = as_parent(cls(), SHAPE)
+    groups = parent.node_groups()
+    if cls is SqueezeExcite:  # the gate's rows scale the conv's channels: they are one group
+        assert [(g.name, g.size) for g in groups] == [("conv", 8), ("squeeze", 4), ("conv2", 6)]
+        assert "excite.weight" in {s.tensor for s in groups[0].producers}
+    else:
+        assert groups[0].consumers == (TensorSlice("b.weight", 1),) and groups[0].size == 4
+    check_node_groups(parent, SHAPE, cls.__name__)
+    mask = random_mask(groups, allocate(groups, 0.5), torch.Generator().manual_seed(0))
+    small, (masked, _) = compact(parent, mask), _masked(parent, mask)
+    x = torch.randn(4, *SHAPE)
+    torch.testing.assert_close(small.eval()(x), masked.eval()(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "net, words",
+    [
+        (nn.Sequential(nn.Linear(3 * 8 * 8, 4), nn.BatchNorm1d(4, track_running_stats=False), nn.Linear(4, 2)), "track_running_stats=False"),
+        (nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 8, 3, groups=2), nn.Flatten(), nn.Linear(8 * 4 * 4, 2)), "grouped convolution"),
+    ],
+)
+def test_what_discovery_cannot_follow_is_one_line(net, words):
+    from sparsenas.errors import SparsenasError
+
+    shape = (192,) if isinstance(net[0], nn.Linear) else SHAPE
+    with pytest.raises(SparsenasError, match=words) as err:
+        as_parent(net, shape)
+    assert "\n" not in str(err.value)
+
+
+def test_a_model_returning_a_tuple_is_refused_at_build_time():
+    from sparsenas.errors import SparsenasError
+
+    class Features(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            h = self.a(x)
+            return self.b(h), h
+
+    with pytest.raises(SparsenasError, match="returns a tuple, not one tensor of logits"):
+        as_parent(Features(), (4,))
+
+
+def test_a_depthwise_conv_cut_to_one_channel_stays_depthwise():
+    parent = _parent("depthwise")
+    small = compact(parent, NodeMask(((4,), (0, 1))))
+    assert [g.size for g in small.node_groups()] == [1, 2]

@@ -84,3 +84,17 @@ def test_the_stored_spec_keeps_the_width_option_that_rebuilds_a_resnet(node_run)
 def test_a_chain_run_stores_no_parent_widths(tmp_path):
     run(tiny_spec(seeds=(0,), sparsities=(0.5,), finders=("dense",), epochs=1), tmp_path)
     assert "parent_widths" not in Store(tmp_path).spec()
+
+
+def test_a_resnet_run_stored_before_parent_widths_resumes_and_gains_it(node_run, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(node_run, old)
+    with Store(old) as s:
+        spec = s.spec()
+        del spec["parent_widths"]
+        s.set_spec(spec)
+    before = len(Store(old).trials())
+    run(tiny_spec(model="resnet20", widths=(4,), finders=("dense", "random", "random-search"), sparsities=(0.5,), seeds=(0,), epochs=2), old)
+    assert len(Store(old).trials()) == before and Store(old).spec()["parent_widths"] == [4]

@@ -30,6 +30,28 @@ def resolve_device(name: str) -> torch.device:
 
 
 @contextlib.contextmanager
+def eval_mode(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """`module` in eval mode inside the block, every submodule's own mode restored after it.
+
+    For the probing forwards (shapes, FLOPs, activation sizes) on a live parent: in train mode a
+    BatchNorm would move its running statistics (θ0 of every trial compacted from it) and refuse a
+    batch of one on a 1x1 map, and dropout would draw from the global generator.
+
+    >>> net = torch.nn.Sequential(torch.nn.BatchNorm1d(2)); net[0].eval() and None
+    >>> with eval_mode(net): net.training
+    False
+    >>> net.training, net[0].training
+    (True, False)
+    """
+    modes = [(m, m.training) for m in module.modules()]
+    try:
+        yield module.eval()
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+@contextlib.contextmanager
 def seeded(seed: int, device: torch.device) -> Iterator[None]:
     """torch's global generators seeded with `seed` inside the block, restored after it.
 

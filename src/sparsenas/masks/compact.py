@@ -53,6 +53,7 @@ def _fix_shape_attributes(model: nn.Module) -> None:
         elif isinstance(m, nn.Conv2d):
             if m.groups > 1 and m.groups == m.out_channels:  # depthwise: one group per kept channel
                 m.groups = m.weight.shape[0]
+                setattr(m, "sparsenas_depthwise", True)  # still depthwise when one channel is left (groups=1)
             m.out_channels, m.in_channels = m.weight.shape[0], m.weight.shape[1] * m.groups
         elif isinstance(m, nn.modules.batchnorm._NormBase):
             per_channel = m.running_mean if m.running_mean is not None else m.weight

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import SparsenasError, first_line
+from ..models.autoparent import is_discovered
 from ..models.base import NodeGroup, Parent
 from .compact import compact
 from .node import NodeMask
@@ -63,6 +64,7 @@ def check_node_groups(parent: Parent, input_shape: tuple[int, ...], model: str) 
     tensors = dict(parent.named_parameters()) | dict(parent.named_buffers())
     cuts = Counter((sl.tensor, sl.dim) for g in groups for sl in (*g.producers, *g.consumers))
     shared = lambda sl: cuts[(sl.tensor, sl.dim)] > 1  # noqa: E731
+    discovered = is_discovered(parent)
     for g in groups:
         for sl in (*g.producers, *g.consumers):
             t = tensors.get(sl.tensor)
@@ -71,13 +73,10 @@ def check_node_groups(parent: Parent, input_shape: tuple[int, ...], model: str) 
                     f"group '{g.name}' of model '{model}' names {sl.tensor}, which the model does not have; name one of its parameters or buffers"
                 )
             need = sl.offset + g.size * sl.block
-            # a slice from offset 0 covers its dim; one at an offset shares it (a concatenation's reader)
-            if (
-                not 0 <= sl.dim < t.ndim
-                or sl.offset < 0
-                or t.shape[sl.dim] < need
-                or (sl.offset == 0 and not shared(sl) and t.shape[sl.dim] != need)
-            ):
+            # a declared slice from offset 0 alone on its dim must cover it (a wrong size shows here, not as
+            # a silently partial cut); discovery also leaves a concatenated input's columns uncut
+            exact = sl.offset == 0 and not shared(sl) and not discovered
+            if not 0 <= sl.dim < t.ndim or sl.offset < 0 or t.shape[sl.dim] < need or (exact and t.shape[sl.dim] != need):
                 at = f" from offset {sl.offset}" if sl.offset else ""
                 raise SparsenasError(
                     f"group '{g.name}' of model '{model}' slices {sl.tensor} {tuple(t.shape)} along dim {sl.dim} in {g.size} "

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..models.base import Parent
+from ..runtime import eval_mode
 
 
 def count_params(model: nn.Module) -> int:
@@ -55,17 +56,11 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...], kept_weights: di
         return hook
 
     handles = [m.register_forward_hook(hook_of(n)) for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
-    # eval mode: a train-mode BatchNorm would update the model's running statistics (a finder counts
-    # on the parent at θ0) and refuse a batch of one on a 1x1 map; modes are restored per module
-    modes = [(m, m.training) for m in model.modules()]
     try:
         device = next(model.parameters()).device
-        model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(model):  # a finder counts on the parent at θ0: leave its BatchNorm as it is
             model(torch.zeros(1, *input_shape, device=device))
     finally:
-        for m, training in modes:
-            m.training = training
         for h in handles:
             h.remove()
     return total

@@ -76,6 +76,15 @@ def _parent_class(cls: type) -> type[Parent]:
     return _PARENT_CLASSES[cls]
 
 
+def is_discovered(module: nn.Module) -> bool:
+    """Whether `module`'s node groups come from discovery (`as_parent`) rather than its author.
+
+    >>> is_discovered(as_parent(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), (4,)))
+    True
+    """
+    return "sparsenas_input_shape" in module.__dict__
+
+
 def as_parent(module: nn.Module, input_shape: tuple[int, ...]) -> Parent:
     """`module` itself, now a `Parent` whose `node_groups()` are discovered (see `discover_node_groups`).
 

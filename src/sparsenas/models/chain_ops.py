@@ -76,7 +76,11 @@ _ELEMENTWISE_NAMES = (
 ELEMENTWISE_FUNCTIONS: frozenset[Callable[..., Any]] = frozenset(
     f for mod in (torch, F) for name in _ELEMENTWISE_NAMES if (f := getattr(mod, name, None)) is not None
 ) | {operator.add, operator.sub, operator.mul, operator.truediv, operator.neg, operator.pos, torch.add, torch.sub, torch.mul, torch.div}
-ELEMENTWISE_METHODS = frozenset(_ELEMENTWISE_NAMES) | {"add", "sub", "mul", "div", "add_", "sub_", "mul_", "div_", "contiguous", "clone"}
+ELEMENTWISE_METHODS = (
+    frozenset(_ELEMENTWISE_NAMES)
+    | {f"{n}_" for n in _ELEMENTWISE_NAMES}
+    | {"add", "sub", "mul", "div", "add_", "sub_", "mul_", "div_", "contiguous", "clone"}
+)
 # node i of the result reads node i of both operands: `out += shortcut(x)` (fx records operator.add),
 # `a * torch.sigmoid(b)`; two layers' outputs combined so become one group
 BINARY_FUNCTIONS: frozenset[Callable[..., Any]] = frozenset(

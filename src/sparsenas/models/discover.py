@@ -132,7 +132,14 @@ def _check_module_types(module: nn.Module) -> None:
                     f"numbers per group; use groups=1, a depthwise conv (groups = in = out channels) or {HOW_TO}"
                 )
             continue
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) or isinstance(m, nn.Linear):
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            if not m.track_running_stats:
+                raise _fail(
+                    f"{label} keeps no running statistics (track_running_stats=False), so it cannot evaluate a batch of one "
+                    f"or a sub-network alone; use track_running_stats=True or {HOW_TO}"
+                )
+            continue
+        if isinstance(m, nn.Linear):
             continue
         if isinstance(m, nn.PReLU) and m.weight.numel() == 1:
             continue
@@ -148,7 +155,8 @@ def _check_module_types(module: nn.Module) -> None:
 
 def _depthwise(m: nn.Conv2d) -> bool:
     """One filter per channel (MobileNet's depthwise conv): output channel i reads input channel i only."""
-    return m.groups > 1 and m.groups == m.in_channels == m.out_channels
+    # a depthwise conv compacted to one channel has groups=1; compaction marks it so it stays one
+    return (m.groups > 1 or getattr(m, "sparsenas_depthwise", False)) and m.groups == m.in_channels == m.out_channels
 
 
 def _is_meta_query(n: fx.Node) -> bool:
@@ -195,6 +203,8 @@ def _step(kind: str, lay: _Layout, out: tuple[int, ...], label: str) -> _Layout:
         if out[1] == math.prod(lay.shape[1:]):
             # row-major (B, C, H, W) -> (B, C*H*W): channel c owns columns [c*H*W, (c+1)*H*W)
             return _Layout(out, False, lay.segments, block=math.prod(lay.shape[2:]))
+    if kind == "reshape" and not lay.channels and lay.block == 1 and len(lay.shape) == 2 and out == (*lay.shape, 1, 1):
+        return _Layout(out, True, lay.segments)  # (B, C) -> (B, C, 1, 1): a gate's view back to channels
     if kind == "reshape" and not lay.channels and out[-1] == lay.shape[-1] and math.prod(out) == math.prod(lay.shape):
         return _Layout(out, False, lay.segments, lay.block)  # only leading (batch) dims move
     raise _fail(
@@ -202,6 +212,19 @@ def _step(kind: str, lay: _Layout, out: tuple[int, ...], label: str) -> _Layout:
         f"which mixes nodes: only a channel-major flatten (B, C, H, W) -> (B, C*H*W) and pooling that keeps the "
         f"channels are supported; {HOW_TO}"
     )
+
+
+def _spatial_reduction(n: fx.Node, lay: _Layout) -> bool:
+    """`x.mean((2, 3))`, `torch.amax(x, dim=(-2, -1), keepdim=True)`: a reduction over H and W only."""
+    if not (lay.channels and len(lay.shape) == 4):
+        return False
+    if n.op == "call_method" and n.target in ("mean", "sum", "amax"):
+        dims = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim")
+    elif n.op == "call_function" and n.target in (torch.mean, torch.sum, torch.amax):
+        dims = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim")
+    else:
+        return False
+    return isinstance(dims, (list, tuple)) and all(isinstance(d, int) for d in dims) and sorted(d % 4 for d in dims) == [2, 3]
 
 
 def _node_axis(lay: _Layout) -> int:
@@ -268,7 +291,14 @@ class _Discovery:
             flows = self.flows(n)
             if not flows:
                 continue
-            if not (self.leads[n] or n in self.is_layer or _in_place(n)):
+            if _in_place(n):
+                # x.relu_(), out.add_(y): later ops read x itself, so what matters is whether x leads on
+                target = n.args[0] if n.args else None
+                if not (isinstance(target, fx.Node) and self.leads[target]):
+                    continue  # it changes values past the last layer only (logits.clamp_(...))
+            elif not n.users and n not in self.is_layer:
+                continue  # a result nobody reads: dead code, or F.relu(x, inplace=True) left unassigned
+            elif not (self.leads[n] or n in self.is_layer):
                 for a in flows:  # past the last layer: whatever it computes, these nodes reach the output
                     self.fix(self.layouts[a], _OUTPUT)
                 continue
@@ -298,6 +328,9 @@ class _Discovery:
             )
         kind = _unary_kind(n, module)
         label = f"{self.describe(n)} after {_origin(self, first)}"
+        if kind is None and shape is not None and _spatial_reduction(n, first):
+            # x.mean((2, 3)): global pooling, one value per channel
+            return _Layout(shape, len(shape) == 4, first.segments)
         if kind is None or shape is None:
             raise _fail(f"{label} is not supported between prunable layers (only {SUPPORTED} are); {HOW_TO}")
         return _step(kind, first, shape, label)
@@ -348,7 +381,17 @@ class _Discovery:
     def tie(self, n: fx.Node, flows: list[fx.Node]) -> _Layout:
         a, b = self.layouts[flows[0]], self.layouts[flows[1]]
         shape = self.shapes.get(n)
-        if a.shape != b.shape or a.channels != b.channels or a.block != b.block or shape != a.shape:
+        same = a.shape == b.shape == shape
+        # a channel gate (squeeze-and-excitation): (B, C, H, W) * (B, C, 1, 1) scales channel i by gate i
+        gate = (
+            a.channels
+            and b.channels
+            and shape is not None
+            and a.shape[:2] == b.shape[:2] == shape[:2]
+            and (a.shape[2:] == (1, 1) or b.shape[2:] == (1, 1))
+            and shape in (a.shape, b.shape)
+        )
+        if not (same or gate) or a.channels != b.channels or a.block != b.block:
             raise _fail(
                 f"{self.describe(n)} combines '{_name(flows[0])}' {a.shape} with '{_name(flows[1])}' {b.shape}: only tensors of "
                 f"one shape can be tied node by node (no broadcasting); {HOW_TO}"
@@ -360,7 +403,7 @@ class _Discovery:
             )
         for (sa, _), (sb, _) in zip(a.segments, b.segments):
             self.spaces.tie(sa, sb)
-        return a
+        return a if a.shape == shape else b
 
     def cat(self, n: fx.Node, flows: list[fx.Node]) -> _Layout:
         parts = n.args[0] if n.args else n.kwargs.get("tensors")

@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import SparsenasError, first_line
+from ..runtime import eval_mode
 
 HOW_TO = "declare node_groups() yourself (see examples/bring_your_own.py)"
 
@@ -113,12 +114,19 @@ def _propagate(gm: fx.GraphModule, module: nn.Module, input_shape: tuple[int, ..
     # discovery never shifts the random stream of a seeded run
     cuda = [p.device.index or 0] if p is not None and p.device.type == "cuda" else []
     try:
-        with torch.random.fork_rng(devices=cuda), torch.no_grad():
-            interp.run(x)
+        # eval mode: a BatchNorm in train mode would move its running statistics (a pretrained net's, or
+        # θ0's, drawn from the global generator through the biases before it)
+        with torch.random.fork_rng(devices=cuda), torch.no_grad(), eval_mode(module):
+            out = interp.run(x)
     except Exception as e:
         at = f" at {_describe(interp.current, dict(gm.named_modules()))}" if interp.current is not None else ""
         raise _fail(
             f"running {type(module).__name__} on a zero batch of shape {tuple(x.shape)} failed{at}: {first_line(e)}; "
             "check input_shape (one sample's shape, e.g. (13,) or (1, 28, 28))"
         ) from None
+    if not isinstance(out, torch.Tensor):
+        raise _fail(
+            f"forward of {type(module).__name__} returns a {type(out).__name__}, not one tensor of logits; sparsenas trains "
+            "and scores the logits alone: make forward return them (e.g. a wrapper returning out[0])"
+        )
     return interp.shapes

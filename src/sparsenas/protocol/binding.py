@@ -87,6 +87,9 @@ def bind_run_dir(store: Store, spec: RunSpec, data_fingerprint: str, widths: tup
     defaults = RunSpec().identity()
     full = {**defaults, "data": data_fingerprint, **stored}
     full["train"] = {**defaults["train"], **stored.get("train", {})}
+    if "parent_widths" in new and "parent_widths" not in stored:
+        # stored before the option was kept: equal group sizes of the same model mean the same parent
+        full["parent_widths"] = new["parent_widths"]
     diff = _differences(full, new)
     if diff:
         raise SparsenasError(
@@ -99,8 +102,6 @@ def bind_run_dir(store: Store, spec: RunSpec, data_fingerprint: str, widths: tup
             "changed files?); pass a new --out directory"
         )
     merged = full | {k: _union(full[k], new[k]) for k in GROWABLE}
-    if "parent_widths" in new:  # equal to the stored one (checked above); a store from before keeps it from now on
-        merged["parent_widths"] = new["parent_widths"]
     # an option of a finder this directory has not run yet takes the new run's value
     for k, users in _options_by_finder(new["finders"]).items():
         if not users & set(full["finders"]):

@@ -82,7 +82,9 @@ def _size(parent: Parent, data: Dataset, found: Found, net: Parent) -> dict:
         node_mask=(),
         kept_weights=tuple(kept.values()),
         effective_sparsity=effective.sparsity(),
-        collapsed=min(kept.values()) == 0 or sum(effective.kept_counts()) == 0,
+        # no path left from input to output (in a chain, an emptied layer leaves none; in a ResNet an
+        # emptied block conv or projection shortcut does not: the residual stream still carries the input)
+        collapsed=sum(effective.kept_counts()) == 0,
     )
 
 

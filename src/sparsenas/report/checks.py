@@ -109,13 +109,13 @@ def blocks(trials: Sequence[TrialRecord], cells: Sequence[Cell], label: str) -> 
             out += [
                 (
                     "p",
-                    "A mask has collapsed when it empties a layer or leaves no path from input to output: the network "
+                    "A mask has collapsed when it leaves no path from input to output (an emptied layer of a chain leaves none): the network "
                     "then computes a constant and trains to chance accuracy. Cells with collapsed trials:",
                 ),
                 ("ul", [f"{c.finder} at {label} {c.sparsity:g}: {c.n_collapsed} of {c.n_trials} trials collapsed" for c in collapsed]),
             ]
         else:
-            out.append(("p", "No mask of this run emptied a layer or cut the input off from the output."))
+            out.append(("p", "No mask of this run cut the input off from the output."))
     return out
 
 

@@ -16,6 +16,7 @@ import sys
 import torch
 from torch import nn
 
+from ..runtime import eval_mode
 from .spec import TrainSpec
 
 CPU_FRACTION = 0.5  # of physical memory a population may plan for on the CPU
@@ -72,7 +73,8 @@ def activation_floats(net: nn.Module, input_shape: tuple[int, ...]) -> int:
     ]
     try:
         p = next(net.parameters())
-        with torch.no_grad():
+        # eval: the net may be a run's parent at θ0, whose BatchNorm statistics a train-mode forward would move
+        with torch.no_grad(), eval_mode(net):
             net(torch.zeros(1, *input_shape, device=p.device, dtype=p.dtype))
     finally:
         for h in hooks:
