@@ -14,7 +14,7 @@ masks per member, so its members follow other random draws than they would alone
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -22,25 +22,30 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data import Split, batches
-from ..models.base import vmapped_forward
+from ..models.base import Parent, vmapped_forward
 from .memory import eval_rows
 from .spec import TrainSpec
-
-Forward = Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
+from .stacked_graph import Forward, graph_stacked_forward
 
 
 def stacked_forward_of(base: nn.Module) -> Forward:
     """The function (stacked params, x) -> logits (K, B, C) for networks shaped like `base`.
 
-    Parents provide `stacked_forward`; any other module is vmapped over its own forward.
+    A Parent that overrides `stacked_forward` (MLP's stacked GEMMs) gives its own. Any other module
+    runs its traced graph on all members at once when every op in it allows that (`stacked_graph`:
+    conv / BatchNorm nets; resnet20's population steps 1.8x faster than vmapped on the CPU), and is
+    vmapped over its own forward otherwise.
 
     >>> f = stacked_forward_of(nn.Linear(4, 3))
     >>> p = {"weight": torch.zeros(2, 3, 4), "bias": torch.ones(2, 3)}
     >>> tuple(f(p, torch.zeros(5, 4)).shape)
     (2, 5, 3)
     """
-    own = getattr(base, "stacked_forward", None)
-    return own if own is not None else vmapped_forward(base)
+    own = getattr(type(base), "stacked_forward", None)
+    if own is not None and own is not Parent.stacked_forward:
+        # getattr: mypy types an nn.Module's attributes as tensors or modules, not as its methods
+        return getattr(base, "stacked_forward")
+    return graph_stacked_forward(base) or vmapped_forward(base)
 
 
 def make_stacked_optimizer(params: list[torch.Tensor], spec: TrainSpec) -> torch.optim.Optimizer:
