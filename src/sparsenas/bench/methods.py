@@ -2,7 +2,13 @@
 
 (a) and (b) train the full-size masked parent (`_masked_alone`, batches from a DataLoader or from
 in-memory tensors); (c) and (d) train compacted networks through the library's own `Population`
-(`_population`, one network or K). Every method draws its minibatches in the same order (seed 0).
+(`_population`, one network or K). Every method draws its minibatches in the same order (seed 0),
+and every network trains in train mode (BatchNorm on batch statistics, updating its running ones).
+
+A masked parent with BatchNorm stays the sub-network it stands for: the masks cover every tensor a
+node group touches, BatchNorm's scale, shift and running statistics included, and are reapplied
+after every step. A removed channel's conv output is exactly zero, its BatchNorm normalizes zeros
+to zero and scales them by zero, so nothing of it reaches a kept weight or a kept statistic.
 """
 
 from __future__ import annotations
@@ -51,10 +57,10 @@ def _minibatches(data: Split, loader: bool) -> Any:
 def _masked_alone(parent: Parent, mask: NodeMask, data: Split, steps: int, spec: TrainSpec, loader: bool) -> tuple[Parent, float]:
     """Train the full-size masked parent for `steps` steps; returns it and the seconds it took."""
     masks = weight_masks(parent, mask)
-    net = apply_weight_masks(parent, masks)
+    net = apply_weight_masks(parent, masks).train()
     device = data.x.device
     masks = {n: m.to(device) for n, m in masks.items()}
-    params = dict(net.named_parameters())
+    tensors = dict(net.named_parameters()) | dict(net.named_buffers())  # BatchNorm's running statistics are masked too
     opt = torch.optim.SGD(net.parameters(), lr=spec.lr, momentum=spec.momentum)
     it = _minibatches(data, loader)
     start = _now(device)
@@ -67,7 +73,7 @@ def _masked_alone(parent: Parent, mask: NodeMask, data: Split, steps: int, spec:
         opt.step()
         with torch.no_grad():
             for name, m in masks.items():
-                params[name].mul_(m)  # keep the pruned weights at zero
+                tensors[name].mul_(m)  # keep the pruned weights (and statistics) at zero
     return net, _now(device) - start
 
 

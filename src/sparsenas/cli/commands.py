@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import sys
 import threading
@@ -141,6 +142,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from ..bench import run_bench, to_markdown
     from ..masks import check_sparsity
+    from ..protocol.options import options, parse_value
+    from ..protocol.spec import build_spec
 
     try:
         sparsities = [check_sparsity(float(v)) for v in args.sparsities.split(",") if v.strip()]
@@ -151,17 +154,66 @@ def cmd_bench(args: argparse.Namespace) -> int:
     populations = _ints("--populations", args.populations, 1, 4096)
     steps = _ints("--steps", args.steps, 1, 100_000)[0]
     alone = _ints("--alone", args.alone, 1, 4096)[0]
+    rounds = _ints("--rounds", args.rounds, 1, 100)[0]
+    check_steps = _ints("--check-steps", args.check_steps, 1, 100_000)[0] if args.check_steps is not None else None
     if alone > min(populations):
         raise SparsenasError(f"--alone {alone} is more than the smallest population {min(populations)}; lower --alone")
+    # --widths and --threads parsed and checked exactly as `run` does (a spec holding only them)
+    given = {o.name: parse_value(o, getattr(args, o.name)) for o in options() if o.name in ("widths", "threads")}
+    checked = build_spec({name: v for name, v in given.items() if v is not None})
     if args.device not in ("cpu", "cuda"):
         raise SparsenasError(f"--device must be cpu or cuda, got {args.device!r}")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SparsenasError("--device cuda asked for, but this torch build sees no CUDA GPU; use --device cpu")
-    out = Path(args.out) if args.out else None
-    if out is not None and (out.suffix not in (".md", ".json") or not out.parent.is_dir()):
-        raise SparsenasError(f"--out must be a .md or .json file in an existing folder, got '{out}'")
-    result = run_bench(sparsities, populations, steps, alone, args.device)
-    if out is not None:
+    outs = [Path(o) for o in args.out or []]
+    for out in outs:
+        if out.suffix not in (".md", ".json") or not out.parent.is_dir():
+            raise SparsenasError(f"--out must be a .md or .json file in an existing folder, got '{out}'")
+    result = run_bench(
+        sparsities,
+        populations,
+        steps,
+        alone,
+        args.device,
+        model=args.model,
+        widths=checked.widths,
+        check_steps=check_steps,
+        threads=checked.threads,
+        rounds=rounds,
+    )
+    result["command"] = _bench_command(args)
+    for out in outs:
         out.write_text(json.dumps(result, indent=1) if out.suffix == ".json" else to_markdown(result))
         print(f"written: {out}")
     return 0
+
+
+def _bench_command(args: argparse.Namespace) -> str:
+    """The command line that repeats this bench, every flag spelled out (defaults too), so a saved
+    table says how it was made.
+
+    >>> ns = argparse.Namespace(imports=[], model="resnet20", widths=None, sparsities="0.75", populations="16", steps="30",
+    ...                         alone="2", rounds="3", check_steps="3", threads="1", device="cpu", out=["r.md"])
+    >>> _bench_command(ns)
+    'sparsenas bench --model resnet20 --sparsities 0.75 --populations 16 --steps 30 --alone 2 --rounds 3 --check-steps 3 --threads 1 --device cpu --out r.md'
+    """
+    words = ["sparsenas", "bench"]
+    for imported in args.imports:
+        words += ["--import", imported]
+    for flag, value in (
+        ("--model", args.model),
+        ("--widths", args.widths),
+        ("--sparsities", args.sparsities),
+        ("--populations", args.populations),
+        ("--steps", args.steps),
+        ("--alone", args.alone),
+        ("--rounds", args.rounds),
+        ("--check-steps", args.check_steps),
+        ("--threads", args.threads),
+        ("--device", args.device),
+    ):
+        if value is not None:
+            words += [flag, str(value)]
+    for out in args.out or []:
+        words += ["--out", out]
+    return shlex.join(words)

@@ -86,14 +86,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
+    from ..protocol.options import options
+
+    widths = next(o for o in options() if o.name == "widths")  # what --widths means for run, it means here
     p = sub.add_parser(
         "bench",
         help="time K sub-networks trained four ways (masked+DataLoader ... population)",
         description="`sparsenas bench`: how fast K sub-networks train four ways, side by side in one process.",
     )
+    p.add_argument("--model", default="lenet-300-100", metavar="NAME", help="the parent, any registered model (default: lenet-300-100)")
+    p.add_argument("--widths", default=None, metavar=widths.metavar, help=widths.full_help)
     p.add_argument("--sparsities", default="0.5,0.8,0.95", metavar="S,S,...", help="node sparsities (default: 0.5,0.8,0.95)")
     p.add_argument("--populations", default="8,32,128", metavar="K,K,...", help="population sizes K, 1 to 4,096 (default: 8,32,128)")
     p.add_argument("--steps", default="100", metavar="N", help="training steps per sub-network and method, 1 to 100,000 (default: 100)")
     p.add_argument("--alone", default="4", metavar="N", help="sub-networks timed for each one-at-a-time method (default: 4)")
+    p.add_argument(
+        "--rounds",
+        default="1",
+        metavar="N",
+        help="time the methods in turn N times, 1 to 100 (a shared machine's load then hits each alike; default: 1)",
+    )
+    p.add_argument(
+        "--check-steps",
+        default=None,
+        metavar="N",
+        help="steps of the float64 check of (d) against (a), 1 to 100,000 (default: --steps; fewer for a large parent)",
+    )
+    p.add_argument(
+        "--threads",
+        default=None,
+        metavar="N",
+        help="torch threads for every method, 1 to 1,024 (default: torch's own; beside other busy processes 1 holds up best)",
+    )
     p.add_argument("--device", default="cpu", metavar="{cpu,cuda}", help="cpu or cuda (default: cpu)")
-    p.add_argument("--out", metavar="FILE", help="also write the table (.md) or all numbers (.json) to FILE")
+    p.add_argument(
+        "--out",
+        action="append",
+        metavar="FILE",
+        help="also write the table (.md) or all numbers (.json) to FILE; repeat for both from one run",
+    )
