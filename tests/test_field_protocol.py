@@ -98,3 +98,17 @@ def test_a_resnet_run_stored_before_parent_widths_resumes_and_gains_it(node_run,
     before = len(Store(old).trials())
     run(tiny_spec(model="resnet20", widths=(4,), finders=("dense", "random", "random-search"), sparsities=(0.5,), seeds=(0,), epochs=2), old)
     assert len(Store(old).trials()) == before and Store(old).spec()["parent_widths"] == [4]
+
+
+def test_only_batchnorm_nets_take_the_graph_path_and_their_keys_say_so():
+    from sparsenas.protocol import RunSpec, make_plan
+    from sparsenas.train.stacked import population_engine
+
+    engines = {m: population_engine(build_parent(m, (1, 28, 28), 10, seed=0, widths=w)) for m, w in
+               (("mlp", None), ("lenet5", None), ("resnet20", (4,)), ("vgg11-bn", (8,)))}
+    # nets without BatchNorm keep the vmapped populations their stored results were trained with
+    assert engines == {"mlp": "own", "lenet5": "vmap", "resnet20": "graph", "vgg11-bn": "graph"}
+    spec = RunSpec(seeds=(0,), sparsities=(0.5,))
+    plain, graph = make_plan(spec, (8,)), make_plan(spec, (8,), engine="graph")
+    assert all("engine" not in t.spec for t in plain) and all(t.spec["engine"] == "stacked-graph" for t in graph)
+    assert not {t.key for t in plain} & {t.key for t in graph}

@@ -48,6 +48,7 @@ def trial_spec(
     slot: int = -1,
     match: str = "",
     prunable: int | None = None,
+    engine: str = "",
 ) -> dict[str, Any]:
     """The canonical description of one trial: what its numbers depend on, nothing else.
 
@@ -83,6 +84,10 @@ def trial_spec(
     if match:  # a random net sized like front finder `match`'s member: it depends on that search
         extra["match"] = match
         options = run.options_for(match).as_dict()
+    if engine == "graph":
+        # populations of BatchNorm nets run train.stacked_graph, which rounds unlike the vmapped path
+        # those nets' hand-declared parents trained with before it existed: another key, not mixed results
+        extra["engine"] = "stacked-graph"
     return extra | {
         "v": HASH_VERSION,
         "dataset": run.dataset,
@@ -107,7 +112,7 @@ def trial_key(spec: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def make_plan(run: RunSpec, widths: tuple[int, ...], prunable: int | None = None) -> list[PlannedTrial]:
+def make_plan(run: RunSpec, widths: tuple[int, ...], prunable: int | None = None, engine: str = "") -> list[PlannedTrial]:
     """All trials of a run, seed-major (so each seed's parent is built once), dense first.
 
     A control finder (`random`) is planned `run.controls` times per sparsity and seed.
@@ -128,18 +133,18 @@ def make_plan(run: RunSpec, widths: tuple[int, ...], prunable: int | None = None
             cells.extend((name, s) for name in run.finders if not (get_finder(name).sparsity_free or get_finder(name).front))
         for name, s in cells:
             for c in range(run.controls if get_finder(name).control else 1):
-                ts = trial_spec(run, widths, name, s, seed, c, prunable=prunable)
+                ts = trial_spec(run, widths, name, s, seed, c, prunable=prunable, engine=engine)
                 out.append(PlannedTrial(name, ts["sparsity"], seed, trial_key(ts), ts, c))
             for check in checks_of(run, name):
-                ts = trial_spec(run, widths, name, s, seed, check=check, prunable=prunable)
+                ts = trial_spec(run, widths, name, s, seed, check=check, prunable=prunable, engine=engine)
                 out.append(PlannedTrial(name, ts["sparsity"], seed, trial_key(ts), ts, check=check))
         for name in run.finders:
             if not get_finder(name).front:
                 continue
             for slot in range(get_finder(name).slots(run.options_for(name))):  # each member, and a random net of its size
-                ts = trial_spec(run, widths, name, 0.0, seed, slot=slot)
+                ts = trial_spec(run, widths, name, 0.0, seed, slot=slot, engine=engine)
                 out.append(PlannedTrial(name, 0.0, seed, trial_key(ts), ts, slot=slot))
-                ts = trial_spec(run, widths, "random", 0.0, seed, slot=slot, match=name)
+                ts = trial_spec(run, widths, "random", 0.0, seed, slot=slot, match=name, engine=engine)
                 out.append(PlannedTrial("random", 0.0, seed, trial_key(ts), ts, slot=slot))
     return out
 

@@ -32,6 +32,7 @@ from ..models import Parent, build_parent
 from ..store import Store, TrialRecord, run_lock
 from ..train import peak_memory, reset_peak_memory, tune_malloc
 from ..train.augment import check_augment
+from ..train.stacked import population_engine
 from .binding import bind_run_dir, supersede_older_versions
 from .executors import Driver, get_executor
 from .members import EpochHook, Trained
@@ -98,7 +99,7 @@ def run(
     # hand-declared groups that leave out a tensor (a BatchNorm's running_mean) would fail mid-run
     check_node_groups(parent, data.input_shape, spec.model)
     widths = tuple(g.size for g in parent.node_groups())
-    plan = make_plan(spec, widths, prunable_weight_count(parent))
+    plan = make_plan(spec, widths, prunable_weight_count(parent), engine=population_engine(parent))
     threads = torch.get_num_threads()
     if spec.threads:
         torch.set_num_threads(spec.threads)  # restored below: an API caller's process keeps its setting

@@ -31,10 +31,12 @@ from .stacked_graph import Forward, graph_stacked_forward
 def stacked_forward_of(base: nn.Module) -> Forward:
     """The function (stacked params, x) -> logits (K, B, C) for networks shaped like `base`.
 
-    A Parent that overrides `stacked_forward` (MLP's stacked GEMMs) gives its own. Any other module
-    runs its traced graph on all members at once when every op in it allows that (`stacked_graph`:
-    conv / BatchNorm nets; resnet20's population steps 1.8x faster than vmapped on the CPU), and is
-    vmapped over its own forward otherwise.
+    A Parent that overrides `stacked_forward` (MLP's stacked GEMMs) gives its own. A module with
+    BatchNorm runs its traced graph on all members at once when every op in it allows that
+    (`stacked_graph`; resnet20's population steps 1.8x faster than vmapped on the CPU), and is
+    vmapped over its own forward otherwise. Nets without BatchNorm stay vmapped: their stored
+    population results were computed so, and the graph path rounds differently (`population_engine`
+    puts the path into a trial's key where it is taken).
 
     >>> f = stacked_forward_of(nn.Linear(4, 3))
     >>> p = {"weight": torch.zeros(2, 3, 4), "bias": torch.ones(2, 3)}
@@ -45,7 +47,25 @@ def stacked_forward_of(base: nn.Module) -> Forward:
     if own is not None and own is not Parent.stacked_forward:
         # getattr: mypy types an nn.Module's attributes as tensors or modules, not as its methods
         return getattr(base, "stacked_forward")
-    return graph_stacked_forward(base) or vmapped_forward(base)
+    graph = graph_stacked_forward(base) if population_engine(base) == "graph" else None
+    return graph or vmapped_forward(base)
+
+
+def population_engine(base: nn.Module) -> str:
+    """How populations of `base` run: "own" (its `stacked_forward`), "graph" (`stacked_graph`, for
+    BatchNorm nets whose every op it knows) or "vmap". Trials trained by "graph" carry it in their key.
+
+    >>> population_engine(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 2)))
+    'graph'
+    >>> population_engine(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2)))
+    'vmap'
+    """
+    own = getattr(type(base), "stacked_forward", None)
+    if own is not None and own is not Parent.stacked_forward:
+        return "own"
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in base.modules()) and graph_stacked_forward(base) is not None:
+        return "graph"
+    return "vmap"
 
 
 def make_stacked_optimizer(params: list[torch.Tensor], spec: TrainSpec) -> torch.optim.Optimizer:
