@@ -8,6 +8,7 @@ from helpers import SAME_CODE_AS, shipped, tiny_widths
 import torch
 
 from sparsenas.data import load_dataset
+from sparsenas.errors import SparsenasError
 from sparsenas.finders import FINDERS, SearchContext, get_finder
 from sparsenas.finders.options import FinderOptions
 from sparsenas.finders.scoring import prunable_params
@@ -51,7 +52,15 @@ def test_every_finder_on_every_parent_in_every_space(model, finder, space, mnist
     parent = build_parent(model, mnist_small.input_shape, 10, seed=0, widths=tiny_widths(model))
     before = {k: v.clone() for k, v in parent.state_dict().items()}
     f = get_finder(finder)
-    found = f.find(_ctx(parent, mnist_small, 0.8, space=space, options=f.Options.tiny()))
+    ctx = _ctx(parent, mnist_small, 0.8, space=space, options=f.Options.tiny())
+    try:
+        f.check_parent(parent, model)
+    except SparsenasError as refused:  # bn-scale on a parent without BatchNorm: find refuses alike
+        with pytest.raises(SparsenasError, match="has none; use l1-norm"):
+            f.find(ctx)
+        assert f.name == "bn-scale" and model in str(refused)
+        return
+    found = f.find(ctx)
     if space == "node":
         groups = parent.node_groups()
         found.mask.validate(groups)

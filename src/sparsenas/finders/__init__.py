@@ -2,11 +2,13 @@
 
 from ..measures import SearchCost
 from . import (  # noqa: E402,F401  (registration)
+    bn_scale,
     dense,
     evolution,
     grasp,
     halving,
     imp,
+    l1_norm,
     magnitude,
     nsga2,
     random,

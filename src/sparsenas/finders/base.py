@@ -104,6 +104,14 @@ class Finder:
     def find(self, ctx: SearchContext) -> Found:
         raise NotImplementedError
 
+    def check_parent(self, parent: Parent, model: str = "") -> None:
+        """Refuse, with a one-line `SparsenasError`, a parent this finder cannot search (bn-scale needs
+        a BatchNorm scale on every node group); the run asks before anything trains. Default: any.
+
+        >>> from sparsenas.models import build_parent
+        >>> get_finder("snip").check_parent(build_parent("mlp", (1, 8, 8), 10, 0, (8,)), "mlp")
+        """
+
     def topk_changes_mask(self, prunable: int, sparsity: float, options: Any) -> bool:
         """Whether `global_topk` keeps another number of `prunable` weights at `sparsity` than the
         rounding every finder used before: only then do this finder's global weight masks, and so its

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from ..data import fingerprint, load_dataset
+from ..finders import get_finder
 from ..masks import prunable_weight_count
 from ..masks.groups import check_node_groups
 from ..models import Parent, build_parent
@@ -98,6 +99,8 @@ def run(
     parent = build_parent(spec.model, data.input_shape, data.num_classes, 0, spec.widths)
     # hand-declared groups that leave out a tensor (a BatchNorm's running_mean) would fail mid-run
     check_node_groups(parent, data.input_shape, spec.model)
+    for name in spec.finders:  # a finder that cannot search this parent (bn-scale without BatchNorm) says so now
+        get_finder(name).check_parent(parent, spec.model)
     widths = tuple(g.size for g in parent.node_groups())
     plan = make_plan(spec, widths, prunable_weight_count(parent), engine=population_engine(parent))
     threads = torch.get_num_threads()
