@@ -12,7 +12,7 @@ from sparsenas.errors import SparsenasError
 from sparsenas.finders import FINDERS, SearchContext, get_finder
 from sparsenas.finders.options import FinderOptions
 from sparsenas.finders.scoring import prunable_params
-from sparsenas.masks import NodeMask, WeightMask, allocate, compact, layer_counts, random_mask
+from sparsenas.masks import NodeMask, WeightMask, allocate, compact, erk_counts, global_count, layer_counts, random_mask
 from sparsenas.models import MODELS, build_parent
 from sparsenas.train import TrainSpec, evaluate
 
@@ -75,6 +75,10 @@ def test_every_finder_on_every_parent_in_every_space(model, finder, space, mnist
         sizes = tuple(p.numel() for p in prunable_params(parent).values())
         if finder == "imp":  # the classifier is pruned at half the rate: the total lands on target
             assert abs(found.mask.sparsity() - 0.8) < 1e-3
+        elif finder == "random-erk":  # ERK densities per layer, the global total
+            shapes = [tuple(p.shape) for p in prunable_params(parent).values()]
+            assert found.mask.kept_counts() == erk_counts(shapes, 0.8)
+            assert sum(found.mask.kept_counts()) == global_count(sizes, 0.8)
         else:
             assert found.mask.kept_counts() == layer_counts(sizes, 0.8)
     # finders never touch the parent's init

@@ -12,6 +12,7 @@ from . import (  # noqa: E402,F401  (registration)
     magnitude,
     nsga2,
     random,
+    random_erk,
     random_search,
     snip,
     synflow,

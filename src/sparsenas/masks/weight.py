@@ -14,6 +14,7 @@ layer may collapse (empty, or cut off from input or output). `connected` detects
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -91,6 +92,64 @@ def global_count(sizes: tuple[int, ...], sparsity: float, topk: str = "round") -
     if topk != "round":
         raise ValueError(f"unknown top-k rule {topk!r}; choose one of {', '.join(TOPK_RULES)}")
     return max(1, math.floor(round((1.0 - sparsity) * n, 9) + 0.5))
+
+
+def _erk_quotas(shapes: Sequence[tuple[int, ...]], total: int) -> list[float]:
+    """ERK's real-valued kept count per layer, summing to `total`: layer l keeps eps * (sum of its
+    dims) weights (its density eps * sum/prod times its size), every layer that would keep more than
+    its size is made dense, and eps is solved again over the others (Evci et al. 2020, RigL)."""
+    sizes = [math.prod(s) for s in shapes]
+    dense: set[int] = set()
+    while True:
+        rest = [i for i in range(len(shapes)) if i not in dense]
+        if not rest:  # every layer dense: only a total of all weights gets here
+            return [float(n) for n in sizes]
+        # raw density times size is just the sum of the dims: eps * sum(rest's dim sums) fills what
+        # the dense layers leave of the total
+        eps = (total - sum(sizes[i] for i in dense)) / sum(sum(shapes[i]) for i in rest)
+        over = {i for i in rest if eps * sum(shapes[i]) > sizes[i]}
+        if not over:
+            return [float(sizes[i]) if i in dense else eps * sum(shapes[i]) for i in range(len(shapes))]
+        # RigL densifies only the layers of the highest raw density per pass; all that are over at
+        # once ends the same: densifying an over-full layer only raises eps, so none comes back under
+        dense |= over
+
+
+def erk_counts(shapes: Sequence[tuple[int, ...]], sparsity: float) -> tuple[int, ...]:
+    """Erdos-Renyi-Kernel allocation (Evci et al. 2020, RigL): weights kept per prunable tensor.
+
+    `shapes` are the prunable weights' shapes in layer order, (out, in) or (out, in, kh, kw). Layer
+    l's density is eps * (sum of its dims) / (product of its dims): Erdos-Renyi's (n_in + n_out) /
+    (n_in * n_out) for a Linear, with the kernel's kh + kw and kh * kw for a conv, so small layers
+    keep more of their weights and wide ones less. eps is set so that the total kept is exactly
+    `global_count(sizes, sparsity)`, round((1-s)*N), so an ERK mask and a uniform one compare at
+    equal weight counts (the `random` control rounds layer by layer, `layer_counts`, whose sum can
+    differ by a few weights where layers are small). A layer whose density would exceed 1 is dense,
+    and eps is solved again over the others. Real-valued counts become integers by largest remainder
+    (ties: the earlier layer), each at least one (no layer emptied) and at most the layer's size; a
+    sparsity that keeps fewer weights than there are layers is refused.
+
+    >>> erk_counts([(300, 784), (100, 300), (10, 100)], 0.9)  # lenet-300-100: the classifier is dense
+    (18714, 6906, 1000)
+    >>> erk_counts([(2, 2), (64, 64)], 0.5)  # (2, 2) would keep 15.5x its size: dense
+    (4, 2046)
+    """
+    sizes = tuple(math.prod(s) for s in shapes)
+    total = global_count(sizes, sparsity, "round")
+    if total < len(sizes):
+        raise ValueError(f"sparsity {sparsity} keeps {total} weights, fewer than the {len(sizes)} layers that each keep one")
+    # quotas rounded like every count here, so float noise never moves a weight to another layer
+    quotas = [round(q, 9) for q in _erk_quotas(shapes, total)]
+    counts = [min(n, max(1, math.floor(q))) for q, n in zip(quotas, sizes)]
+    # largest remainder: the layers furthest below their quota gain the weights the floors left out;
+    # where lifting a layer to one weight overshot, those furthest above theirs give weights back
+    while sum(counts) < total:
+        i = min((i for i in range(len(sizes)) if counts[i] < sizes[i]), key=lambda i: (counts[i] - quotas[i], i))
+        counts[i] += 1
+    while sum(counts) > total:
+        i = min((i for i in range(len(sizes)) if counts[i] > 1), key=lambda i: (quotas[i] - counts[i], i))
+        counts[i] -= 1
+    return tuple(counts)
 
 
 def _top(scores: torch.Tensor, k: int) -> torch.Tensor:
