@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from ..errors import SparsenasError
 from ..store.records import TrialRecord
 from .stats import Paired, holm, paired, verdict
-from .tables import CONTROL, DENSE, NAN, finder_order, mean_or_nan
+from .tables import CONTROL, CONTROLS, DENSE, NAN, finder_order, mean_or_nan
 
 # The Holm families a verdict can follow, and what each corrects across (the report says which).
 FAMILIES: dict[str, str] = {
@@ -101,8 +101,9 @@ def _compare(
     ctrl = {(seed, s): ts for (f, seed, s), ts in cells.items() if f == control}
     if not ctrl:
         return []  # no control in this run: nothing to pair with (the report says so)
-    # against dense every other arm (random included) is compared; against random, the finders
-    finders = [f for f in finder_order(t.arm for t in trials) if f not in {DENSE, control}]
+    # against dense every other arm (the controls included) is compared; against a control, the finders
+    skip = {DENSE, control} | (set() if control == DENSE else set(CONTROLS))
+    finders = [f for f in finder_order(t.arm for t in trials) if f not in skip]
     out: list[Comparison] = []
     for finder in finders:
         sparsities = sorted({t.sparsity for t in trials if t.arm == finder})
@@ -184,6 +185,25 @@ def gap_to_dense(trials: Sequence[TrialRecord], alpha: float = 0.05) -> list[Com
     """
     dense_sparsity = {t.seed: t.sparsity for t in trials if t.finder == DENSE}
     return _compare(trials, DENSE, lambda t: (t.seed, dense_sparsity.get(t.seed, NAN)), ["final_test_acc"], alpha)
+
+
+def compare_to_controls(trials: Sequence[TrialRecord], alpha: float = 0.05) -> dict[str, list[Comparison]]:
+    """Final test accuracy of each finder against every random control the run holds, by the way
+    the control allocates its sparsity over the layers: "uniform" (`random`: every layer alike),
+    "erk" (`random-erk`: Erdos-Renyi-Kernel densities, weight space) and "matched" (the finder's own
+    per-layer counts at random positions: its `shuffle` trials). Paired by seed, Holm across the
+    finder's sparsities per control; a control the run lacks has no entry.
+
+    >>> sorted(compare_to_controls(trials))  # doctest: +SKIP
+    ['erk', 'matched', 'uniform']
+    """
+    by_seed = lambda t: (t.seed, t.sparsity)  # noqa: E731
+    out = {
+        kind: [c for c in _compare(trials, control, by_seed, ["final_test_acc"], alpha) if not c.check]
+        for kind, control in (("uniform", CONTROL), ("erk", "random-erk"))
+    }
+    out["matched"] = [c for c in compare_to_checks(trials, alpha) if c.control.endswith("~shuffle")]
+    return {k: v for k, v in out.items() if v}
 
 
 def compare_to_checks(trials: Sequence[TrialRecord], alpha: float = 0.05) -> list[Comparison]:

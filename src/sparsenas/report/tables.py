@@ -18,7 +18,10 @@ from ..store.records import TrialRecord
 from .derive import Derived
 from .stats import Paired, Summary, summarize
 
-CONTROL = "random"
+CONTROL = "random"  # the control of the verdict table: uniform per-layer counts
+# every random control the report knows: each is compared with, never counted as, a finder
+# (random-erk: Erdos-Renyi-Kernel per-layer densities, Evci et al. 2020)
+CONTROLS = (CONTROL, "random-erk")
 DENSE = "dense"
 NAN = float("nan")
 
@@ -52,13 +55,13 @@ class Cell:
 
 
 def finder_order(names: Iterable[str]) -> list[str]:
-    """Controls first (dense, random), then the finders alphabetically, each followed by its checks.
+    """Controls first (dense, random, random-erk), then the finders alphabetically, each followed by its checks.
 
-    >>> finder_order(["snip~shuffle", "snip", "random", "dense", "imp"])
-    ['dense', 'random', 'imp', 'snip', 'snip~shuffle']
+    >>> finder_order(["snip~shuffle", "snip", "random-erk", "random", "dense", "imp"])
+    ['dense', 'random', 'random-erk', 'imp', 'snip', 'snip~shuffle']
     """
-    rank = {DENSE: 0, CONTROL: 1}
-    return sorted(set(names), key=lambda f: (rank.get(f, 2), f.split("~")[0], "~" in f, f))
+    rank = {DENSE: 0} | {c: 1 + i for i, c in enumerate(CONTROLS)}
+    return sorted(set(names), key=lambda f: (rank.get(f, len(rank)), f.split("~")[0], "~" in f, f))
 
 
 def mean_or_nan(values: Iterable[float]) -> float:
