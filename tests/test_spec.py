@@ -49,7 +49,7 @@ def test_bad_flag_values_are_named(name, value, message):
         ({"sparsities": (-0.2,)}, r"sparsity must be in \[0, 1\)"),
         ({"dataset": "mnst"}, "unknown dataset 'mnst'; choose one of: cifar10, cifar100, digits, fashion-mnist, mnist5k"),
         ({"model": "resnet"}, "unknown model 'resnet'; choose one of: lenet-300-100, lenet5, mlp"),
-        ({"finders": ("dense", "lottery")}, "unknown finder 'lottery'; choose one of: (.*, )?dense, evolution, grasp, halving, imp, magnitude, nsga2, random, random-search, snip, synflow"),
+        ({"finders": ("dense", "lottery")}, "unknown finder 'lottery'; choose one of: (.*, )?bn-scale, dense, evolution, grasp, halving, imp, l1-norm, magnitude, nsga2, random, random-erk, random-search, snip, synflow"),
         ({"finders": ("random", "random")}, "finders listed twice"),
         ({"epochs": 0}, "--epochs must be at least 1"),
         ({"candidates": 0}, "--candidates must be at least 1"),
