@@ -81,7 +81,9 @@ def open_db(run_dir: Path, create: bool) -> sqlite3.Connection:
             # an SQLite file of something else (or an empty one): never write our tables into it
             raise SparsenasError(f"'{path}' is not a sparsenas store (it lacks the sparsenas tables); pass another --out directory")
         if create:
-            db.executescript(SCHEMA)
+            # one transaction: a kill -9 while the tables are made leaves all of them or none (one at
+            # a time, a kill between two left a store the resumed run refused as "not a sparsenas store")
+            db.executescript(f"begin;\n{SCHEMA}commit;\n")
             # fail now, not after the first trial has trained, if the store cannot be written
             db.execute("begin immediate")
             db.execute("rollback")
