@@ -62,7 +62,7 @@ def test_erk_keeps_one_weight_per_layer_and_the_exact_total():
     shapes = [(2, 2), (2, 2), (11, 11)]
     assert global_count((4, 4, 121), 0.977) == 3
     assert erk_counts(shapes, 0.977) == (1, 1, 1)
-    with pytest.raises(ValueError, match="keeps 1 weights, fewer than the 3 layers"):
+    with pytest.raises(SparsenasError, match="keeps 1 weights, fewer than the 3 layers an ERK mask keeps one each; use sparsities of at most"):
         erk_counts(shapes, 0.99)
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import SparsenasError
 from ..models.base import Parent
 
 ALLOCATIONS = ("per-layer", "global")
@@ -137,7 +138,11 @@ def erk_counts(shapes: Sequence[tuple[int, ...]], sparsity: float) -> tuple[int,
     sizes = tuple(math.prod(s) for s in shapes)
     total = global_count(sizes, sparsity, "round")
     if total < len(sizes):
-        raise ValueError(f"sparsity {sparsity} keeps {total} weights, fewer than the {len(sizes)} layers that each keep one")
+        # a user's --sparsities reaches here at find time: one line naming the fix
+        raise SparsenasError(
+            f"sparsity {sparsity} keeps {total} weights, fewer than the {len(sizes)} layers an ERK mask keeps one each; "
+            f"use sparsities of at most {math.floor((1 - len(sizes) / sum(sizes)) * 1e6) / 1e6:g} with random-erk"
+        )
     # quotas rounded like every count here, so float noise never moves a weight to another layer
     quotas = [round(q, 9) for q in _erk_quotas(shapes, total)]
     counts = [min(n, max(1, math.floor(q))) for q, n in zip(quotas, sizes)]
