@@ -90,8 +90,8 @@ def test_bn_scale_ranks_channels_by_their_summed_absolute_batchnorm_scales():
     ctx = _ctx(toy(), "bn-scale", 0.4)
     ctx.memo[("bn-scale", BnScaleOptions().bn_penalty)] = (toy(), COST)
     found = get_finder("bn-scale").find(ctx)
-    # |bn1| + |bn2| = 0.4, 0.6, 0.25 (a residual stream's channel has two scales); |bn3| = 0.01, 0.02
-    assert [s.tolist() for s in found.scores] == [pytest.approx([0.4, 0.6, 0.25]), pytest.approx([0.01, 0.02])]
+    # (|bn1| + |bn2|) / 2 = 0.2, 0.3, 0.125 (a residual stream's channel has two scales: their mean); |bn3| = 0.01, 0.02
+    assert [s.tolist() for s in found.scores] == [pytest.approx([0.2, 0.3, 0.125]), pytest.approx([0.01, 0.02])]
     assert found.mask.kept == ((0, 1), (1,))
     assert found.cost == COST and found.init is None
 
@@ -99,7 +99,7 @@ def test_bn_scale_ranks_channels_by_their_summed_absolute_batchnorm_scales():
 def test_bn_scale_with_global_allocation_is_the_papers_one_threshold_over_the_network():
     ctx = _ctx(toy(), "bn-scale", 0.2, allocation="global")
     ctx.memo[("bn-scale", BnScaleOptions().bn_penalty)] = (toy(), COST)
-    # keep round(0.8 * 5) = 4: conv3's best channel (each group keeps one), then 0.6, 0.4, 0.25 over
+    # keep round(0.8 * 5) = 4: conv3's best channel (each group keeps one), then 0.3, 0.2, 0.125 over
     # the network; per layer it would keep 2 of 3 and 2 of 2
     assert get_finder("bn-scale").find(ctx).mask.kept == ((0, 1, 2), (1,))
 
@@ -150,3 +150,14 @@ def test_a_run_with_bn_scale_on_a_parent_without_batchnorm_is_refused_before_any
 def test_the_penalty_option_is_checked():
     with pytest.raises(SparsenasError, match="--bn-penalty must be a finite number >= 0"):
         RunSpec(finders=("bn-scale",), bn_penalty=float("nan")).validate()
+
+
+def test_bn_scale_global_ranks_a_residual_channel_by_its_mean_scale_beside_single_batchnorm_channels():
+    trained = toy()
+    with torch.no_grad():
+        trained.bn3.weight.copy_(torch.tensor([0.35, -0.32]))
+    ctx = _ctx(toy(), "bn-scale", 0.4, allocation="global")
+    ctx.memo[("bn-scale", BnScaleOptions().bn_penalty)] = (trained, COST)
+    # keep 3: conv3's best (0.35), then 0.32 (conv3) and 0.3 (the residual stream's mean of 0.5 and 0.1);
+    # summed, the residual channels (0.6, 0.4) would have pushed conv3's second channel out
+    assert get_finder("bn-scale").find(ctx).mask.kept == ((1,), (0, 1))

@@ -8,7 +8,8 @@ and rewind the kept channels to θ0, so the ticket is trained exactly like its c
 fine-tunes the slimmed net instead; the run's starts compare the two).
 
 A channel written by several BatchNorms (a residual stream: each block's last BN, and the
-projection shortcut's) scores the sum of its |γ|. The paper prunes with one threshold over the
+projection shortcut's) scores the mean of its |γ|, so that under `--allocation global` it is ranked
+on the same scale as a channel with one BatchNorm. The paper prunes with one threshold over the
 whole network: that is `--allocation global`; the default per-layer allocation prunes every layer
 alike. λ defaults to 1e-4, the paper's value for VGGNet on CIFAR and its code's default; the paper
 used 1e-5 for ResNets and DenseNets. With λ = 0 the parent is the plain trained parent that
@@ -128,6 +129,13 @@ class BnScale(Finder):
         check_bn_groups(ctx.parent)
         net, cost = slimmed_parent(ctx)
         scales = set(bn_scale_names(net))
-        scores = {n: p.detach().abs() for n, p in net.named_parameters() if n in scales}
+        params = dict(net.named_parameters())
+        scores: dict[str, torch.Tensor] = {}
+        for g in ctx.parent.node_groups():
+            # a channel's score is its mean |γ| over the BatchNorms that scale it (a residual stream has
+            # several): per layer the same ranking as their sum, and under --allocation global one scale
+            # with the channels that have a single BatchNorm, as the paper's one threshold over all γ
+            mine = [sl.tensor for sl in g.producers if sl.tensor in scales]
+            scores |= {n: params[n].detach().abs() / len(mine) for n in mine}
         mask, ranked = to_mask(ctx, scores)
-        return found(mask, cost, ranked)
+        return found(mask, cost, ranked, trained=net)  # the paper fine-tunes the slimmed parent
