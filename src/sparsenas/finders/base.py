@@ -63,13 +63,20 @@ Scores = dict[str, torch.Tensor] | list[torch.Tensor]
 @dataclass(frozen=True)
 class Found:
     """A finder's answer: the mask, what the search cost, and optionally the scores that chose it
-    (weight scores by tensor name, or node scores per group; the inversion check keeps the lowest) and
-    the parent-shaped weights the sub-network starts from when that is not θ0 (IMP rewound to step k)."""
+    (weight scores by tensor name, or node scores per group; the inversion check keeps the lowest),
+    the parent-shaped weights the sub-network starts from when that is not θ0 (IMP rewound to step k),
+    and the trained parent-shaped weights it ranked, if it trained any (the `finetune` start begins
+    there; without them, from the seed's trained dense parent).
+
+    `train` is set by the protocol, not by a finder: a start whose budget is not the run's
+    (`finetune`, `scratch-b`) trains with it."""
 
     mask: Mask
     cost: SearchCost = SearchCost()
     scores: Scores | None = None
     init: dict[str, torch.Tensor] | None = None
+    trained: dict[str, torch.Tensor] | None = None
+    train: TrainSpec | None = None
 
 
 class Finder:

@@ -198,4 +198,4 @@ class IMP(Finder):
             mask.validate(ctx.parent.node_groups())
         # the inversion check ranks by round 0's scores (the trained dense parent's magnitudes):
         # later rounds' scores exist only for the units still kept
-        return found(mask, chain.costs[r], _scores(ctx, chain.trained[0], None), chain.init)
+        return found(mask, chain.costs[r], _scores(ctx, chain.trained[0], None), chain.init, trained=chain.trained[r])

@@ -46,4 +46,4 @@ class L1Norm(Finder):
     def find(self, ctx: SearchContext) -> Found:
         net, cost = trained_dense(ctx)
         mask, ranked = to_mask(ctx, l1_scores(net))
-        return found(mask, cost, ranked)
+        return found(mask, cost, ranked, trained=net)

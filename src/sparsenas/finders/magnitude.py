@@ -28,4 +28,4 @@ class Magnitude(Finder):
         # node space ranks by squared L2 norm (same order as the norm); weights by |θ|
         scores = {n: (w.detach() ** 2 if ctx.space == "node" else w.detach().abs()) for n, w in weights.items()}
         mask, ranked = to_mask(ctx, scores, topk=self.global_topk)
-        return found(mask, cost, ranked)
+        return found(mask, cost, ranked, trained=net)

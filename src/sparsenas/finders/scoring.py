@@ -214,13 +214,15 @@ def found(
     cost: SearchCost,
     scores: dict[str, torch.Tensor] | list[torch.Tensor] | None = None,
     init: dict[str, torch.Tensor] | None = None,
+    trained: Parent | None = None,
 ) -> Found:
-    """A `Found` whose scores are detached CPU copies (they are kept only for the inversion check)."""
+    """A `Found` whose scores are detached CPU copies (they are kept only for the inversion check);
+    `trained` is the net the finder ranked, kept (its state, not a copy) for the finetune start."""
     if isinstance(scores, dict):
         scores = {n: s.detach().cpu() for n, s in scores.items()}
     elif scores is not None:
         scores = [s.detach().cpu() for s in scores]
-    return Found(mask, cost, scores, init)
+    return Found(mask, cost, scores, init, None if trained is None else trained.state_dict())
 
 
 __all__ = [

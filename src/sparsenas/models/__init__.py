@@ -4,7 +4,7 @@ from . import lenet5, mlp, resnet, vgg  # noqa: E402,F401  (registration)
 from .autoparent import as_parent
 from .base import NodeGroup, Parent, TensorSlice, init_parameters
 from .discover import describe_node_groups, discover_node_groups
-from .registry import MODELS, build_parent
+from .registry import MODELS, build_parent, initialize
 
 __all__ = [
     "MODELS",
@@ -13,6 +13,7 @@ __all__ = [
     "TensorSlice",
     "as_parent",
     "build_parent",
+    "initialize",
     "describe_node_groups",
     "discover_node_groups",
     "init_parameters",

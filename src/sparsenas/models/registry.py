@@ -34,10 +34,21 @@ def build_parent(name: str, input_shape: tuple[int, ...], num_classes: int, seed
     if not isinstance(built, nn.Module):
         raise SparsenasError(f"model '{name}' constructor returned {type(built).__name__}, not an nn.Module; return the network")
     model = as_parent(built, input_shape)  # a Parent comes back unchanged
-    generator = torch.Generator().manual_seed(seed)
+    initialize(model, torch.Generator().manual_seed(seed))
+    return model
+
+
+def initialize(model: nn.Module, generator: torch.Generator) -> None:
+    """Draw `model`'s init from `generator`: its own `sparsenas_init(generator)` when it defines one,
+    else PyTorch's default (`init_parameters`). A compacted sub-network initialized this way is
+    initialized as itself (the fans of its own layers): the scratch starts do that.
+
+    >>> p = build_parent("mlp", (1, 8, 8), 10, 0, (8,)); q = build_parent("mlp", (1, 8, 8), 10, 1, (8,))
+    >>> initialize(q, torch.Generator().manual_seed(0)); bool(torch.equal(p.fc1.weight, q.fc1.weight))
+    True
+    """
     own_init = getattr(model, "sparsenas_init", None)
     if callable(own_init):
         own_init(generator)
     else:
         init_parameters(model, generator)
-    return model

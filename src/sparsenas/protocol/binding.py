@@ -20,7 +20,7 @@ from ..train import TrainSpec
 from .plan import PlannedTrial
 from .spec import RunSpec
 
-GROWABLE = ("finders", "sparsities", "seeds", "controls", "checks")  # a run may grow along these; trials are reused
+GROWABLE = ("finders", "sparsities", "seeds", "controls", "checks", "starts")  # a run may grow along these; trials are reused
 
 
 def _union(old: Any, new: Any) -> Any:
@@ -48,6 +48,8 @@ def _differences(full: dict[str, Any], new: dict[str, Any]) -> list[str]:
     for k in sorted(new):
         if k in (*GROWABLE, "data") or full.get(k) == new[k]:
             continue
+        if k.startswith("finetune_") and k not in full:
+            continue  # this directory never fine-tuned: its trials do not depend on the budget
         if k == "train":
             # a field at its default is left out of a spec (`canonical_train`): compare it at its default
             default = dataclasses.asdict(TrainSpec())
@@ -101,7 +103,11 @@ def bind_run_dir(store: Store, spec: RunSpec, data_fingerprint: str, widths: tup
             f"'{store.run_dir}' holds a run on other data than this {spec.dataset} (another --data-dir or "
             "changed files?); pass a new --out directory"
         )
-    merged = full | {k: _union(full[k], new[k]) for k in GROWABLE}
+    # `starts` is left out of a spec that has none (protocol.spec.LATER_FIELDS)
+    merged = full | {k: _union(full.get(k, []), new.get(k, [])) for k in GROWABLE if k in full or k in new}
+    for k in ("finetune_epochs", "finetune_lr"):
+        if k in new and k not in full:
+            merged[k] = new[k]  # the first run of this directory to fine-tune sets its budget
     # an option of a finder this directory has not run yet takes the new run's value
     for k, users in _options_by_finder(new["finders"]).items():
         if not users & set(full["finders"]):

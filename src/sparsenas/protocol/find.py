@@ -18,7 +18,8 @@ from ..models import Parent, build_parent
 from ..runtime import seeded
 from .checks import derive
 from .plan import PlannedTrial, finder_seed
-from .spec import RunSpec
+from .spec import STARTS, RunSpec
+from .starts import start_from
 
 
 def find(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTrial, memo: dict | None = None) -> Found:
@@ -35,28 +36,31 @@ def find(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTrial, me
     if planned.slot >= 0 and get_finder(planned.finder).control:
         return _same_size(parent, data, spec, planned, memo)
     key = ("found", planned.finder, planned.sparsity, planned.control, planned.slot)
+    own_seed = finder_seed(planned.seed, planned.sparsity, planned.finder, planned.control)
+    ctx = SearchContext(
+        parent=parent,
+        data=data,
+        train=spec.train,
+        sparsity=planned.sparsity,
+        seed=planned.seed,
+        generator=torch.Generator().manual_seed(own_seed),
+        options=spec.options_for(planned.finder),
+        space=spec.space,
+        allocation=spec.allocation,
+        memo=memo,
+        slot=planned.slot,
+    )
     if key not in memo:
-        finder = get_finder(planned.finder)
-        own_seed = finder_seed(planned.seed, planned.sparsity, planned.finder, planned.control)
-        ctx = SearchContext(
-            parent=parent,
-            data=data,
-            train=spec.train,
-            sparsity=planned.sparsity,
-            seed=planned.seed,
-            generator=torch.Generator().manual_seed(own_seed),
-            options=spec.options_for(planned.finder),
-            space=spec.space,
-            allocation=spec.allocation,
-            memo=memo,
-            slot=planned.slot,
-        )
         with seeded(own_seed + planned.slot + 1, data.train.x.device):
-            memo[key] = finder.find(ctx)  # a proxy's dropout, like the rest, independent of other trials
+            memo[key] = get_finder(planned.finder).find(ctx)  # a proxy's dropout, like the rest, independent of other trials
     base = memo[key]
     if not planned.check:
         return base
-    own = finder_seed(planned.seed, planned.sparsity, planned.arm)  # the check's own randomness
+    own = finder_seed(planned.seed, planned.sparsity, planned.arm)  # the variant's own randomness
+    if planned.check in STARTS:
+        # scratch-e and scratch-b draw one init: the two differ only in their budget
+        own = finder_seed(planned.seed, planned.sparsity, f"{planned.finder}~scratch") if planned.check.startswith("scratch") else own
+        return start_from(planned.check, base, ctx, spec, torch.Generator().manual_seed(own))
     fresh = None
     if planned.check == "reinit":
         fresh = build_parent(spec.model, data.input_shape, data.num_classes, own, spec.widths)

@@ -57,6 +57,10 @@ def train_members(
     seeds = {t.seed for t, _ in trials}
     if len(seeds) != 1:
         raise ValueError(f"a population trains trials of one seed (one data order), got seeds {sorted(seeds)}")
+    budgets = {found.train for _, found in trials}
+    if len(budgets) != 1:
+        raise ValueError("a population trains trials of one training budget (see populations.shape_of)")
+    train = budgets.pop() or spec.train  # a start's own budget (finetune, scratch-b), else the run's
     built = [build_net(parent, found) for _, found in trials]
     nets = [net for net, _ in built]
     masks = [m for _, m in built]
@@ -69,7 +73,7 @@ def train_members(
         results = train_population(
             nets,
             data,
-            spec.train,
+            train,
             data_seed=trials[0][0].seed,
             on_epoch=hook,
             masks=None if masks[0] is None else masks,  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..finders import get_finder
 from ..train.spec import V1_TRAIN_FIELDS, canonical_train  # noqa: F401 (re-exported: the keys' rule)
-from .spec import RunSpec
+from .spec import SCRATCH_B_CAP, RunSpec
 
 HASH_VERSION = 1
 
@@ -28,12 +28,15 @@ class PlannedTrial:
     key: str
     spec: dict[str, Any]  # the canonical trial spec that `key` hashes
     control: int = 0  # which of the seed's random controls (0 for every other finder)
-    check: str = ""  # a sanity check of the finder's mask ("shuffle", "reinit", "invert"), or ""
+    # the arm's variant of its finder's trial, or "": a sanity check of the finder's mask ("shuffle",
+    # "reinit", "invert") or where its sub-network starts ("scratch-e", "scratch-b", "finetune"); both
+    # are paired by seed with the finder's own trial, and the report tells them apart by name
+    check: str = ""
     slot: int = -1  # a front finder's member (nsga2), or the random net of that member's size; -1 otherwise
 
     @property
     def arm(self) -> str:
-        """What the report compares: the finder, or the finder under a check ("snip~shuffle")."""
+        """What the report compares: the finder, or the finder under a check or a start ("snip~shuffle")."""
         return f"{self.finder}~{self.check}" if self.check else self.finder
 
 
@@ -49,6 +52,7 @@ def trial_spec(
     match: str = "",
     prunable: int | None = None,
     engine: str = "",
+    start: str = "",
 ) -> dict[str, Any]:
     """The canonical description of one trial: what its numbers depend on, nothing else.
 
@@ -78,6 +82,13 @@ def trial_spec(
                 extra["topk"] = f.global_topk
     if check:
         extra["check"] = check
+    if start:
+        extra["start"] = start
+        if start == "finetune":  # its budget decides its numbers
+            epochs, lr = run.finetune_budget()
+            extra["finetune"] = {"epochs": epochs, "lr": lr}
+        elif start == "scratch-b":  # its epochs follow from the mask's FLOPs under this rule: a new rule, new keys
+            extra["scratch_b"] = {"flops": "forward-v1", "cap": SCRATCH_B_CAP}
     options = run.options_for(finder).as_dict()  # in declaration order: the stored spec reads as before
     if slot >= 0:
         extra["slot"] = slot
@@ -138,6 +149,9 @@ def make_plan(run: RunSpec, widths: tuple[int, ...], prunable: int | None = None
             for check in checks_of(run, name):
                 ts = trial_spec(run, widths, name, s, seed, check=check, prunable=prunable, engine=engine)
                 out.append(PlannedTrial(name, ts["sparsity"], seed, trial_key(ts), ts, check=check))
+            for start in starts_of(run, name):
+                ts = trial_spec(run, widths, name, s, seed, prunable=prunable, engine=engine, start=start)
+                out.append(PlannedTrial(name, ts["sparsity"], seed, trial_key(ts), ts, check=start))
         for name in run.finders:
             if not get_finder(name).front:
                 continue
@@ -147,6 +161,17 @@ def make_plan(run: RunSpec, widths: tuple[int, ...], prunable: int | None = None
                 ts = trial_spec(run, widths, "random", 0.0, seed, slot=slot, match=name, engine=engine)
                 out.append(PlannedTrial("random", 0.0, seed, trial_key(ts), ts, slot=slot))
     return out
+
+
+def starts_of(run: RunSpec, finder: str) -> list[str]:
+    """The run's other starts (`--starts`) that apply to `finder`: none for dense (it is the parent),
+    the random control (it is what every start is compared with) and front finders.
+
+    >>> starts_of(RunSpec(starts=("finetune",)), "snip"), starts_of(RunSpec(starts=("finetune",)), "random")
+    (['finetune'], [])
+    """
+    f = get_finder(finder)
+    return [] if f.control or f.sparsity_free or f.front else list(run.starts)
 
 
 def checks_of(run: RunSpec, finder: str) -> list[str]:

@@ -8,6 +8,7 @@ populations and gives the numbers an uninterrupted one would have, to the last b
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 import torch
@@ -24,15 +25,17 @@ from .spec import RunSpec
 
 
 def shape_of(found: Found) -> tuple:
-    """What must agree for two trials to share a population: the compacted widths of a node mask;
-    every weight-masked trial trains at the parent's full size.
+    """What must agree for two trials to share a population: the compacted widths of a node mask
+    (every weight-masked trial trains at the parent's full size), and the training budget where a
+    start sets its own (`Found.train`: finetune, scratch-b).
 
     >>> shape_of(Found(NodeMask(((0, 1), (3,)))))
     ('node', 2, 1)
     """
+    budget = () if found.train is None else (found.train,)
     if isinstance(found.mask, NodeMask):
-        return ("node", *found.mask.kept_counts())
-    return ("weight",)
+        return ("node", *found.mask.kept_counts(), *budget)
+    return ("weight", *budget)
 
 
 def populations(trials: Sequence[tuple[PlannedTrial, Found]], size_of: Callable[[Found], int]) -> list[list[tuple[PlannedTrial, Found]]]:
@@ -77,7 +80,8 @@ def seed_populations(
     """
     parent = build_parent(spec.model, data.input_shape, data.num_classes, seed, spec.widths).to(device)
     memo = {} if memo is None else memo  # one seed's finders share their work (dense parent, IMP's chain)
-    found = [(t, find(parent, data, spec, t, memo)) for t in trials if t.seed == seed]
+    # a finder's trained net (`Found.trained`) served the finetune start, which copied it: not kept through training
+    found = [(t, dataclasses.replace(find(parent, data, spec, t, memo), trained=None)) for t in trials if t.seed == seed]
     fronts = {name for name in spec.finders if get_finder(name).front}
     for k in [k for k in memo if k not in fronts]:
         del memo[k]  # trained nets held for the search are not needed for the final training

@@ -36,6 +36,14 @@ MAX_SEEDS = 10_000  # a seed count beyond this is a typo, not an experiment
 # sanity checks of a found mask (Frankle et al. 2021, "Pruning neural networks at initialization:
 # why are we missing the mark?"): each is one more trial per finder, sparsity and seed
 CHECKS = ("shuffle", "reinit", "invert")
+# where a found sub-network starts besides θ0 restricted to its mask (Liu et al., ICLR 2019,
+# "Rethinking the Value of Network Pruning"): each is one more trial per finder, sparsity and seed,
+# an arm of its own ("l1-norm~finetune") paired by seed with the finder and the random control
+STARTS = ("scratch-e", "scratch-b", "finetune")
+SCRATCH_B_CAP = 2.0  # Scratch-B trains at most this many times the epochs (Liu et al. 2019); in its trials' keys
+# fields added after stored specs existed: left out of a spec's identity while unused (no starts; the
+# fine-tune budget while no run asks for the finetune start), so those run directories bind as before
+LATER_FIELDS = ("starts", "finetune_epochs", "finetune_lr")
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,19 @@ class RunFields:
             "help": "sanity checks of every finder's mask: shuffle (layerwise), reinit (fresh init), invert (lowest scores kept); default: none"
         },
     )
+    starts: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "where each finder's sub-network also starts, each start one more trial: scratch-e (a fresh init of the "
+            "sub-network, same epochs), scratch-b (fresh, same training FLOPs as the dense parent, at most 2x the epochs), "
+            "finetune (the trained parent's weights, fine-tuned --finetune-epochs); default: θ0 only"
+        },
+    )
+    finetune_epochs: int | None = field(
+        default=None,
+        metadata={"help": "epochs of the finetune start (default: a quarter of --epochs, at least 1)", "range": (1, 100_000)},
+    )
+    finetune_lr: float | None = field(default=None, metadata={"help": "constant learning rate of the finetune start (default: --lr / 100)"})
     seeds: tuple[int, ...] = field(
         default=(0, 1, 2, 3, 4), metadata={"help": "a count N (seeds 0..N-1) or a comma-separated list of seeds"}
     )
@@ -167,6 +188,24 @@ class RunFields:
                 raise SparsenasError(f"unknown check '{c}'; choose from {', '.join(CHECKS)}, e.g. --checks shuffle,reinit")
         if len(set(self.checks)) != len(self.checks):
             raise SparsenasError(f"checks listed twice in {','.join(self.checks)}; list each once")
+        for st in self.starts:
+            if st not in STARTS:
+                raise SparsenasError(f"unknown start '{st}'; choose from {', '.join(STARTS)}, e.g. --starts scratch-b,finetune")
+        if len(set(self.starts)) != len(self.starts):
+            raise SparsenasError(f"starts listed twice in {','.join(self.starts)}; list each once")
+        if self.starts and not any(
+            not (FINDERS.get(f).control or FINDERS.get(f).sparsity_free or FINDERS.get(f).front) for f in self.finders
+        ):
+            raise SparsenasError(
+                "--starts applies to finders that search (not dense, the random controls or front finders); "
+                "add one, e.g. --finders dense,random,l1-norm"
+            )
+        for name in ("finetune_epochs", "finetune_lr"):
+            if getattr(self, name) is not None and "finetune" not in self.starts:
+                flag = "--" + name.replace("_", "-")
+                raise SparsenasError(f"{flag} sets the finetune start's budget; add --starts finetune or drop {flag}")
+        if self.finetune_lr is not None and not (math.isfinite(self.finetune_lr) and self.finetune_lr > 0):
+            raise SparsenasError(f"--finetune-lr must be a positive number, got {self.finetune_lr}")
         if len({round(s, 6) for s in self.sparsities}) != len(self.sparsities):
             raise SparsenasError(f"sparsities listed twice in {','.join(map(str, self.sparsities))}; list each once")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0 or max(self.seeds) >= 2**63:
@@ -215,9 +254,29 @@ class RunFields:
                 d.update(v)
             elif k == "train":
                 d[k] = canonical_train(self.train)  # a field added later shows only when set: stored specs bind as before
+            elif k in LATER_FIELDS:
+                # the fine-tune budget is part of a run only when it fine-tunes: resolved, so a default that
+                # changes cannot rebind a run directory to other numbers
+                if k == "starts" and v:
+                    d[k] = v
+                elif k != "starts" and "finetune" in self.starts:
+                    d[k] = self.finetune_budget()[0 if k == "finetune_epochs" else 1]
             elif k not in RUNTIME_FIELDS:
                 d[k] = v
         return json.loads(json.dumps(d))  # tuples -> lists, as they come back from the store
+
+    def finetune_budget(self) -> tuple[int, float]:
+        """The finetune start's epochs and constant learning rate, defaults resolved: a quarter of the
+        training epochs (at least 1; Li et al. 2017 fine-tune 40 of 160 epochs) at a hundredth of the
+        learning rate (the last rate of the 0.1, 0.01, 0.001 schedule Liu et al. 2019 fine-tune at).
+
+        >>> from sparsenas.train import TrainSpec
+        >>> RunSpec(train=TrainSpec(epochs=30, lr=0.1)).finetune_budget()
+        (8, 0.001)
+        """
+        epochs = self.finetune_epochs if self.finetune_epochs is not None else max(1, math.floor(self.train.epochs / 4 + 0.5))
+        lr = self.finetune_lr if self.finetune_lr is not None else self.train.lr / 100
+        return epochs, lr
 
 
 class RunSpec(RunFields):

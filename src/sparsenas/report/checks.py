@@ -9,7 +9,7 @@ from ..store.records import TrialRecord
 from . import figures
 from .compare import FAMILIES, Comparison, compare_to_checks, compare_to_random
 from .markup import Block
-from .tables import CONTROL, DENSE, Cell, fmt, fmt_ci, fmt_mean_sd, fmt_p
+from .tables import CONTROL, DENSE, STARTS, Cell, fmt, fmt_ci, fmt_mean_sd, fmt_p
 
 # what a finder beating (or not beating) each check says about its mask
 MEANING = {
@@ -50,7 +50,7 @@ def glance(trials: Sequence[TrialRecord], cells: Sequence[Cell], label: str, fam
     >>> glance([], [], "node sparsity")
     []
     """
-    present = {t.check for t in trials if t.check}
+    present = {t.check for t in trials if t.check and t.check not in STARTS}  # starts: report.starts
     checks = [k for k in MEANING if k in present] + sorted(present - set(MEANING))
     if not checks:
         return []
@@ -120,7 +120,7 @@ def blocks(trials: Sequence[TrialRecord], cells: Sequence[Cell], label: str) -> 
 
 
 def figure(cells: Sequence[Cell], label: str) -> list[Block]:
-    """The sanity-check figure, when the run has checks."""
+    """The sanity-check figure, when the run has checks or other starts."""
     if not any("~" in c.finder for c in cells):
         return []
     return [
@@ -128,6 +128,6 @@ def figure(cells: Sequence[Cell], label: str) -> list[Block]:
             "fig",
             "checks_vs_sparsity.png",
             figures.checks_vs_sparsity(cells, label),
-            f"Each finder beside its sanity checks and the random control: final test accuracy vs {label} (mean, 95% CI band).",
+            f"Each finder beside its sanity checks and other starts, and the random control: final test accuracy vs {label} (mean, 95% CI band).",
         )
     ]

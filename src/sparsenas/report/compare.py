@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from ..errors import SparsenasError
 from ..store.records import TrialRecord
 from .stats import Paired, holm, paired, verdict
-from .tables import CONTROL, CONTROLS, DENSE, NAN, finder_order, mean_or_nan
+from .tables import CONTROL, CONTROLS, DENSE, NAN, STARTS, finder_order, mean_or_nan
 
 # The Holm families a verdict can follow, and what each corrects across (the report says which).
 FAMILIES: dict[str, str] = {
@@ -145,6 +145,9 @@ def compare_to_random(trials: Sequence[TrialRecord], alpha: float = 0.05, family
     ('no significant difference', True)
     """
     check_family(family)
+    # a start arm trains for its own budget (its convergence epoch is no peer of the others'): the
+    # starts section compares it with random, and it joins no Holm family of this table
+    trials = [t for t in trials if t.check not in STARTS]
     comps = _compare(trials, CONTROL, lambda t: (t.seed, t.sparsity), list(METRICS), alpha)
     # the table family: one Holm correction over every row, whichever finder, metric or check it is
     table = holm([c.result.p for c in comps])
@@ -215,7 +218,7 @@ def compare_to_checks(trials: Sequence[TrialRecord], alpha: float = 0.05) -> lis
     """
     out: list[Comparison] = []
     for arm in finder_order(t.arm for t in trials):
-        if "~" in arm:
+        if "~" in arm and arm.split("~")[1] not in STARTS:  # a start is no check: report.starts compares those
             base = arm.split("~")[0]
             pair = [t for t in trials if t.arm in (base, arm)]
             out += _compare(pair, arm, lambda t: (t.seed, t.sparsity), ["final_test_acc"], alpha)

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..store.records import TrialRecord
 from ..store.sqlite import Store
-from . import checks, controls, figures, pareto
+from . import checks, controls, figures, pareto, starts
 from . import exports as export_section
 from .compare import Comparison, check_family, compare_to_random, gap_to_dense
 from .csvfile import trials_csv
@@ -153,6 +153,7 @@ def _blocks(
             ("p", family_note(comps)),
         ]
     blocks += controls.blocks(trials, cells, label)
+    blocks += starts.blocks(trials, cells, label)
     blocks += checks.blocks(trials, cells, label)
     blocks.append(("h2", "Gap to dense (finder − dense parent, paired by seed)"))
     if gaps:

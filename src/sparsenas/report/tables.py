@@ -22,6 +22,8 @@ CONTROL = "random"  # the control of the verdict table: uniform per-layer counts
 # every random control the report knows: each is compared with, never counted as, a finder
 # (random-erk: Erdos-Renyi-Kernel per-layer densities, Evci et al. 2020)
 CONTROLS = (CONTROL, "random-erk")
+# where a finder's sub-network also starts (protocol.spec.STARTS, repeated so reading a store needs no torch)
+STARTS = ("scratch-e", "scratch-b", "finetune")
 DENSE = "dense"
 NAN = float("nan")
 
