@@ -74,3 +74,17 @@ def test_cuda_resnet_with_batchnorm_in_both_spaces(tmp_path):
     run(tiny_spec(device="cuda", finders=("magnitude", "synflow"), space="weight", allocation="global", synflow_iterations=3, **common),
         tmp_path / "weight")
     assert all(t.status == "done" and not t.collapsed for t in _by_key(tmp_path / "weight").values())
+
+
+@pytest.mark.parametrize("space", ["node", "weight"])
+def test_cuda_starts_draw_their_init_on_the_cpu_and_agree_with_cpu(tmp_path, space):
+    # scratch inits are drawn with a CPU generator: on a CUDA parent too, and to the same numbers
+    spec = dict(space=space, finders=("dense", "random", "magnitude"), starts=("scratch-e", "scratch-b", "finetune"), seeds=(0,))
+    run(tiny_spec(device="cuda", **spec), tmp_path / "gpu")
+    run(tiny_spec(device="cpu", **spec), tmp_path / "cpu")
+    gpu, cpu = _by_key(tmp_path / "gpu"), _by_key(tmp_path / "cpu")
+    assert gpu.keys() == cpu.keys()
+    for k, t in gpu.items():
+        if t.check.startswith("scratch"):
+            assert t.curve[0].val_loss == pytest.approx(cpu[k].curve[0].val_loss, rel=1e-4)
+            assert len(t.curve) == len(cpu[k].curve)
