@@ -104,6 +104,10 @@ class Finder:
     # round((1-s)*N), "floor" prunes int(s*N) as the pruning-at-init papers' code does. Not "round"
     # enters the key of the finder's global weight trials, so masks made before the change keep theirs
     global_topk: ClassVar[str] = "round"
+    # it trains work shared by the seed's finders (`scoring.trained_dense`, IMP's chain): on a parent
+    # with dropout that work has been seeded per work, not by the trial that asks first, since
+    # `scoring.shared_work`; such trials' keys say so (`rng`), so none mixes with one trained before
+    shares_trained_work: ClassVar[bool] = False
     # a multi-objective finder returns a front: it is planned once per slot (--front-size), not per
     # sparsity, and every slot gets a random sub-network of the same size beside it
     front: ClassVar[bool] = False

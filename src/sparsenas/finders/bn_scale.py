@@ -30,7 +30,7 @@ from ..measures import SearchCost
 from ..models import Parent
 from ..train import train_population
 from .base import Finder, FinderOptions, Found, SearchContext, register
-from .scoring import flops_per_sample, found, to_mask, trained_dense
+from .scoring import flops_per_sample, found, shared_work, to_mask, trained_dense
 
 
 def bn_scale_names(net: nn.Module) -> list[str]:
@@ -76,7 +76,8 @@ def slimmed_parent(ctx: SearchContext[BnScaleOptions]) -> tuple[Parent, SearchCo
         # population of one trains its network's own parameters, so the hooks see every step.
         hooks = [params[n].register_hook(_l1_subgradient(params[n], lam)) for n in bn_scale_names(net)]
         try:
-            result = train_population([net], ctx.data, ctx.train, data_seed=ctx.seed)[0]
+            with shared_work(ctx, f"bn-scale|{lam!r}"):
+                result = train_population([net], ctx.data, ctx.train, data_seed=ctx.seed)[0]
         finally:
             for h in hooks:
                 h.remove()
@@ -121,6 +122,7 @@ class BnScale(Finder):
     spaces = ("node",)  # a scale belongs to a channel: there is no per-weight version of the idea
     scored = True
     has_search_cost = True  # it trains the parent
+    shares_trained_work = True  # the seed's trained parent (see Finder.shares_trained_work)
 
     def check_parent(self, parent: Parent, model: str = "") -> None:
         check_bn_groups(parent, model)

@@ -38,7 +38,7 @@ from ..masks import (
 from ..measures import SearchCost
 from ..models import Parent
 from .base import Finder, FinderOptions, Found, Mask, SearchContext, register
-from .scoring import add_costs, found, prunable_params, train_masked, trained_dense
+from .scoring import add_costs, found, prunable_params, shared_work, train_masked, trained_dense
 
 
 @dataclass
@@ -119,14 +119,20 @@ def _target_counts(ctx: SearchContext[ImpOptions], kept: tuple[int, ...]) -> tup
     return _layer_round_counts(ctx, kept, hi)
 
 
+def _chain_key(ctx: SearchContext[ImpOptions]) -> tuple:
+    return ("imp", ctx.space, ctx.allocation, ctx.options.imp_rate, ctx.options.rewind_steps)
+
+
 def _chain(ctx: SearchContext[ImpOptions]) -> Chain:
-    key = ("imp", ctx.space, ctx.allocation, ctx.options.imp_rate, ctx.options.rewind_steps)
+    key = _chain_key(ctx)
     if key not in ctx.memo:
         k = ctx.options.rewind_steps
         if k > 0:
-            theta_k, _, rewind_cost = train_masked(ctx, None, max_steps=k)
+            with shared_work(ctx, f"{key}|rewind"):
+                theta_k, _, rewind_cost = train_masked(ctx, None, max_steps=k)
             chain = Chain({n: t.detach().clone() for n, t in theta_k.state_dict().items()})
-            net, _, cost = train_masked(ctx, None, init=chain.init)
+            with shared_work(ctx, f"{key}|round 0"):
+                net, _, cost = train_masked(ctx, None, init=chain.init)
             cost = add_costs(rewind_cost, cost)
         else:
             chain = Chain(None)
@@ -175,6 +181,7 @@ class IMP(Finder):
     help = "iterative magnitude pruning: --imp-rate per round (classifier half), rewind to init or --rewind-steps; one chain per seed"
     Options = ImpOptions
     has_search_cost = True
+    shares_trained_work = True  # the seed's trained parent (see Finder.shares_trained_work)
     spaces = ("node", "weight")
     scored = True
 
@@ -187,7 +194,8 @@ class IMP(Finder):
             nxt = _select(ctx, scores, _round_counts(ctx, last.kept_counts(), 1.0))
             if _sparsity(ctx, nxt) >= ctx.sparsity - 1e-12 or sum(nxt.kept_counts()) >= sum(last.kept_counts()):
                 break
-            net, _, cost = train_masked(ctx, nxt, init=chain.init)
+            with shared_work(ctx, f"{_chain_key(ctx)}|round {len(chain.masks)}"):  # whichever sparsity extends the chain
+                net, _, cost = train_masked(ctx, nxt, init=chain.init)
             chain.masks.append(nxt)
             chain.trained.append(net)
             chain.costs.append(add_costs(chain.costs[-1], cost))

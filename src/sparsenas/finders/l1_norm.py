@@ -42,6 +42,7 @@ class L1Norm(Finder):
     spaces = ("node",)  # a single weight's L1 norm is its magnitude: the weight space has `magnitude`
     scored = True
     has_search_cost = True  # it trains the dense parent
+    shares_trained_work = True  # the seed's trained parent (see Finder.shares_trained_work)
 
     def find(self, ctx: SearchContext) -> Found:
         net, cost = trained_dense(ctx)

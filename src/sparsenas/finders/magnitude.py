@@ -20,6 +20,7 @@ class Magnitude(Finder):
     spaces = ("node", "weight")
     scored = True
     has_search_cost = True  # it trains the dense parent
+    shares_trained_work = True  # the seed's trained parent (see Finder.shares_trained_work)
     global_topk = GLOBAL_TOPK  # it ranks through `to_mask`
 
     def find(self, ctx: SearchContext) -> Found:

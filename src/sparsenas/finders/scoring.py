@@ -9,7 +9,9 @@ same allocation code as the finders they control.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +32,7 @@ from ..masks import (
 )
 from ..measures import SearchCost
 from ..models import Parent
+from ..runtime import seeded
 from ..train import Population, TrainResult, train_population
 from .base import Found, Mask, SearchContext
 
@@ -129,10 +132,27 @@ def train_masked(
     return net, result, cost
 
 
+def shared_work(ctx: SearchContext, name: str) -> contextlib.AbstractContextManager[None]:
+    """torch's global generators seeded for work that one seed's finders share (`name`: the trained
+    dense parent, IMP's round r): a dropout net then trains it to the same numbers whichever trial of
+    the seed asks first, as the memo promises (the finder's own seed would differ by trial).
+
+    >>> from sparsenas.data import load_dataset; from sparsenas.models import build_parent
+    >>> ds = load_dataset("digits", limit=32); ctx = SearchContext(build_parent("mlp", ds.input_shape, 10, 0), ds, None, 0.5, 3, None, {})
+    >>> with shared_work(ctx, "x"): a = torch.rand(1)
+    >>> with shared_work(ctx, "x"): b = torch.rand(1)
+    >>> bool(a == b)
+    True
+    """
+    digest = hashlib.sha256(f"{ctx.seed}|shared|{name}".encode()).hexdigest()
+    return seeded(int(digest[:15], 16), ctx.data.train.x.device)
+
+
 def trained_dense(ctx: SearchContext) -> tuple[Parent, SearchCost]:
     """The dense parent trained with the trial budget (once per seed, shared through `ctx.memo`)."""
     if "trained_dense" not in ctx.memo:
-        net, _, cost = train_masked(ctx, None)
+        with shared_work(ctx, "trained_dense"):
+            net, _, cost = train_masked(ctx, None)
         ctx.memo["trained_dense"] = (net, cost)
     return ctx.memo["trained_dense"]
 
@@ -237,6 +257,7 @@ __all__ = [
     "proxy_losses",
     "proxy_scores",
     "score_batch",
+    "shared_work",
     "to_mask",
     "train_masked",
     "trained_dense",

@@ -2,7 +2,7 @@
 
 from . import lenet5, mlp, resnet, vgg  # noqa: E402,F401  (registration)
 from .autoparent import as_parent
-from .base import NodeGroup, Parent, TensorSlice, init_parameters
+from .base import NodeGroup, Parent, TensorSlice, init_parameters, is_stochastic
 from .discover import describe_node_groups, discover_node_groups
 from .registry import MODELS, build_parent, initialize
 
@@ -17,4 +17,5 @@ __all__ = [
     "describe_node_groups",
     "discover_node_groups",
     "init_parameters",
+    "is_stochastic",
 ]

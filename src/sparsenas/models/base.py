@@ -20,6 +20,7 @@ for conv + BatchNorm nets).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -195,3 +196,21 @@ def stacked_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     if bias is None:
         return torch.bmm(x, weight.transpose(1, 2))
     return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+
+def is_stochastic(model: nn.Module, input_shape: tuple[int, ...]) -> bool:
+    """Whether `model`'s training-mode forward draws from torch's global generator (dropout, as a
+    module or functional): two forwards of one input under two global seeds differ. Run on a copy, so
+    the model's BatchNorm statistics are left as they are.
+
+    >>> is_stochastic(nn.Sequential(nn.Flatten(), nn.Linear(4, 3)), (1, 2, 2)), is_stochastic(nn.Sequential(nn.Flatten(), nn.Dropout(), nn.Linear(4, 3)), (1, 2, 2))
+    (False, True)
+    """
+    net = copy.deepcopy(model).cpu().train()  # on the CPU: the generators forked below are the CPU's
+    x = torch.randn(2, *input_shape, generator=torch.Generator().manual_seed(0))
+    outs = []
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        for seed in (1, 2):
+            torch.manual_seed(seed)
+            outs.append(net(x))
+    return not torch.equal(outs[0], outs[1])

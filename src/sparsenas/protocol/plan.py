@@ -53,6 +53,7 @@ def trial_spec(
     prunable: int | None = None,
     engine: str = "",
     start: str = "",
+    stochastic: bool = False,
 ) -> dict[str, Any]:
     """The canonical description of one trial: what its numbers depend on, nothing else.
 
@@ -95,6 +96,10 @@ def trial_spec(
     if match:  # a random net sized like front finder `match`'s member: it depends on that search
         extra["match"] = match
         options = run.options_for(match).as_dict()
+    if stochastic and f.shares_trained_work:
+        # a dropout parent: the shared trained parent was once seeded by whichever trial asked first
+        # (`finders.scoring.shared_work`): another key, so no run mixes the two
+        extra["rng"] = "shared-work"
     if engine == "graph":
         # populations of BatchNorm nets run train.stacked_graph, which rounds unlike the vmapped path
         # those nets' hand-declared parents trained with before it existed: another key, not mixed results
@@ -123,7 +128,9 @@ def trial_key(spec: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def make_plan(run: RunSpec, widths: tuple[int, ...], prunable: int | None = None, engine: str = "") -> list[PlannedTrial]:
+def make_plan(
+    run: RunSpec, widths: tuple[int, ...], prunable: int | None = None, engine: str = "", stochastic: bool = False
+) -> list[PlannedTrial]:
     """All trials of a run, seed-major (so each seed's parent is built once), dense first.
 
     A control finder (`random`) is planned `run.controls` times per sparsity and seed.
@@ -144,13 +151,13 @@ def make_plan(run: RunSpec, widths: tuple[int, ...], prunable: int | None = None
             cells.extend((name, s) for name in run.finders if not (get_finder(name).sparsity_free or get_finder(name).front))
         for name, s in cells:
             for c in range(run.controls if get_finder(name).control else 1):
-                ts = trial_spec(run, widths, name, s, seed, c, prunable=prunable, engine=engine)
+                ts = trial_spec(run, widths, name, s, seed, c, prunable=prunable, engine=engine, stochastic=stochastic)
                 out.append(PlannedTrial(name, ts["sparsity"], seed, trial_key(ts), ts, c))
             for check in checks_of(run, name):
-                ts = trial_spec(run, widths, name, s, seed, check=check, prunable=prunable, engine=engine)
+                ts = trial_spec(run, widths, name, s, seed, check=check, prunable=prunable, engine=engine, stochastic=stochastic)
                 out.append(PlannedTrial(name, ts["sparsity"], seed, trial_key(ts), ts, check=check))
             for start in starts_of(run, name):
-                ts = trial_spec(run, widths, name, s, seed, prunable=prunable, engine=engine, start=start)
+                ts = trial_spec(run, widths, name, s, seed, prunable=prunable, engine=engine, stochastic=stochastic, start=start)
                 out.append(PlannedTrial(name, ts["sparsity"], seed, trial_key(ts), ts, check=start))
         for name in run.finders:
             if not get_finder(name).front:

@@ -29,7 +29,7 @@ from ..data import fingerprint, load_dataset
 from ..finders import get_finder
 from ..masks import prunable_weight_count
 from ..masks.groups import check_node_groups
-from ..models import Parent, build_parent
+from ..models import Parent, build_parent, is_stochastic
 from ..store import Store, TrialRecord, run_lock
 from ..train import peak_memory, reset_peak_memory, tune_malloc
 from ..train.augment import check_augment
@@ -102,7 +102,9 @@ def run(
     for name in spec.finders:  # a finder that cannot search this parent (bn-scale without BatchNorm) says so now
         get_finder(name).check_parent(parent, spec.model)
     widths = tuple(g.size for g in parent.node_groups())
-    plan = make_plan(spec, widths, prunable_weight_count(parent), engine=population_engine(parent))
+    plan = make_plan(
+        spec, widths, prunable_weight_count(parent), engine=population_engine(parent), stochastic=is_stochastic(parent, data.input_shape)
+    )
     threads = torch.get_num_threads()
     if spec.threads:
         torch.set_num_threads(spec.threads)  # restored below: an API caller's process keeps its setting
