@@ -148,7 +148,7 @@ def _blocks(
     ]
     if comps:
         blocks += [
-            ("h2", "Verdict table (finder − random, paired by seed)"),
+            ("h2", "Verdict table (finder − random control with uniform per-layer counts, paired by seed)"),
             ("table", *verdict_rows(comps, label)),
             ("p", family_note(comps)),
         ]
