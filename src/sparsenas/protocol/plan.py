@@ -96,7 +96,7 @@ def trial_spec(
     if match:  # a random net sized like front finder `match`'s member: it depends on that search
         extra["match"] = match
         options = run.options_for(match).as_dict()
-    if stochastic and f.shares_trained_work:
+    if stochastic and (f.shares_trained_work or start == "finetune"):  # finetune starts from the shared trained parent
         # a dropout parent: the shared trained parent was once seeded by whichever trial asked first
         # (`finders.scoring.shared_work`): another key, so no run mixes the two
         extra["rng"] = "shared-work"
