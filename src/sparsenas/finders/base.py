@@ -115,6 +115,16 @@ class Finder:
     def find(self, ctx: SearchContext) -> Found:
         raise NotImplementedError
 
+    @classmethod
+    def searches(cls) -> bool:
+        """Whether its trials are a found mask at a target sparsity, which checks and starts vary: not
+        dense, a random control or a front finder.
+
+        >>> get_finder("snip").searches(), get_finder("random").searches()
+        (True, False)
+        """
+        return not (cls.control or cls.sparsity_free or cls.front)
+
     def check_parent(self, parent: Parent, model: str = "") -> None:
         """Refuse, with a one-line `SparsenasError`, a parent this finder cannot search (bn-scale needs
         a BatchNorm scale on every node group); the run asks before anything trains. Default: any.

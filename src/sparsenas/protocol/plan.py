@@ -177,8 +177,7 @@ def starts_of(run: RunSpec, finder: str) -> list[str]:
     >>> starts_of(RunSpec(starts=("finetune",)), "snip"), starts_of(RunSpec(starts=("finetune",)), "random")
     (['finetune'], [])
     """
-    f = get_finder(finder)
-    return [] if f.control or f.sparsity_free or f.front else list(run.starts)
+    return list(run.starts) if get_finder(finder).searches() else []
 
 
 def checks_of(run: RunSpec, finder: str) -> list[str]:
@@ -189,7 +188,7 @@ def checks_of(run: RunSpec, finder: str) -> list[str]:
     (['shuffle'], [])
     """
     f = get_finder(finder)
-    if f.control or f.sparsity_free or f.front:
+    if not f.searches():
         return []
     return [c for c in run.checks if c != "invert" or f.scored]
 

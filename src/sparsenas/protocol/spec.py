@@ -193,9 +193,7 @@ class RunFields:
                 raise SparsenasError(f"unknown start '{st}'; choose from {', '.join(STARTS)}, e.g. --starts scratch-b,finetune")
         if len(set(self.starts)) != len(self.starts):
             raise SparsenasError(f"starts listed twice in {','.join(self.starts)}; list each once")
-        if self.starts and not any(
-            not (FINDERS.get(f).control or FINDERS.get(f).sparsity_free or FINDERS.get(f).front) for f in self.finders
-        ):
+        if self.starts and not any(FINDERS.get(f).searches() for f in self.finders):
             raise SparsenasError(
                 "--starts applies to finders that search (not dense, the random controls or front finders); "
                 "add one, e.g. --finders dense,random,l1-norm"
