@@ -15,6 +15,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -148,11 +149,40 @@ def shared_work(ctx: SearchContext, name: str) -> contextlib.AbstractContextMana
     return seeded(int(digest[:15], 16), ctx.data.train.x.device)
 
 
+@dataclass(frozen=True)
+class StoredDense:
+    """The seed's dense trial as the run's store holds it: its trained state dict and its training's
+    wall seconds. Put in a seed's memo under `STORED_DENSE` by the runner where that
+    trial trained exactly as `trained_dense` would (a parent whose training draws nothing from torch's
+    generators, the same budget and data order), so the seed's finders load it instead of training
+    the parent a second time."""
+
+    state: dict[str, torch.Tensor]
+    seconds: float
+
+
+STORED_DENSE = "stored_dense"  # the memo key of a seed's `StoredDense`
+
+
 def trained_dense(ctx: SearchContext) -> tuple[Parent, SearchCost]:
-    """The dense parent trained with the trial budget (once per seed, shared through `ctx.memo`)."""
+    """The dense parent trained with the trial budget (once per seed, shared through `ctx.memo`).
+
+    Where the memo holds the seed's stored dense trial (`StoredDense`), its weights are the answer:
+    the same numbers bit for bit (tests/test_stored_dense.py), charged as that training cost.
+    """
     if "trained_dense" not in ctx.memo:
-        with shared_work(ctx, "trained_dense"):
-            net, _, cost = train_masked(ctx, None)
+        stored = ctx.memo.get(STORED_DENSE)
+        if stored is not None:
+            net = copy.deepcopy(ctx.parent)
+            net.load_state_dict(stored.state)
+            # what train_masked would charge for the whole budget (a stored dense trial that
+            # diverged is never offered): every step, every sample of every epoch
+            samples = ctx.train.epochs * len(ctx.data.train)
+            steps = ctx.train.epochs * math.ceil(len(ctx.data.train) / ctx.train.batch_size)
+            cost = SearchCost(steps=steps, flops=3.0 * flops_per_sample(ctx) * samples, seconds=stored.seconds)
+        else:
+            with shared_work(ctx, "trained_dense"):
+                net, _, cost = train_masked(ctx, None)
         ctx.memo["trained_dense"] = (net, cost)
     return ctx.memo["trained_dense"]
 
@@ -248,6 +278,8 @@ def found(
 __all__ = [
     "CANDIDATE_BATCH",
     "GLOBAL_TOPK",
+    "STORED_DENSE",
+    "StoredDense",
     "add_costs",
     "find_on_batch",
     "flops_per_sample",

@@ -39,7 +39,7 @@ from .executors import Driver, get_executor
 from .members import EpochHook, Trained
 from .plan import PlannedTrial, make_plan
 from .spec import RunSpec
-from .state import keep_state, stored_state
+from .state import keep_state, stored_dense, stored_state
 
 # on_trial(done_count, total, trial, record or None): None when its population starts training
 TrialHook = Callable[[int, int, PlannedTrial, TrialRecord | None], None]
@@ -102,9 +102,8 @@ def run(
     for name in spec.finders:  # a finder that cannot search this parent (bn-scale without BatchNorm) says so now
         get_finder(name).check_parent(parent, spec.model)
     widths = tuple(g.size for g in parent.node_groups())
-    plan = make_plan(
-        spec, widths, prunable_weight_count(parent), engine=population_engine(parent), stochastic=is_stochastic(parent, data.input_shape)
-    )
+    stochastic = is_stochastic(parent, data.input_shape)
+    plan = make_plan(spec, widths, prunable_weight_count(parent), engine=population_engine(parent), stochastic=stochastic)
     threads = torch.get_num_threads()
     if spec.threads:
         torch.set_num_threads(spec.threads)  # restored below: an API caller's process keeps its setting
@@ -137,7 +136,8 @@ def run(
         driver = Driver(
             started=started_training,
             commit=commit,
-            state=lambda seed: stored_state(store, plan, seed, spec.finders),
+            # a stored dense trial is the seed's trained parent where both train alike (no dropout draws)
+            state=lambda seed: stored_state(store, plan, seed, spec.finders) | ({} if stochastic else stored_dense(store, plan, seed)),
             keep_state=lambda seed, memo: keep_state(store, plan, seed, memo),
         )
         try:

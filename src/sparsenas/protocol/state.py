@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..finders import get_finder
+from ..finders.scoring import STORED_DENSE, StoredDense
 from ..store import Store
+from ..store.weights import unpack_weights
 from .plan import PlannedTrial
 
 
@@ -38,6 +40,27 @@ def stored_state(store: Store, plan: Sequence[PlannedTrial], seed: int, finders:
         if text:
             memo[name] = finder.load_state(text)
     return memo
+
+
+def stored_dense(store: Store, plan: Sequence[PlannedTrial], seed: int) -> dict[str, StoredDense]:
+    """A memo holding the seed's stored dense trial (`finders.scoring.StoredDense`) if it finished,
+    so the seed's finders that rank a trained parent (magnitude, IMP, l1-norm, a finetune start)
+    load it rather than train the parent again: 1/3 of such a run's work on a ResNet. The runner asks
+    only where that is the same computation (a parent whose training draws nothing from torch's
+    generators: the dense trial and the shared parent are seeded differently, `scoring.shared_work`).
+
+    >>> import tempfile; from sparsenas.protocol import RunSpec, make_plan
+    >>> stored_dense(Store(tempfile.mkdtemp()), make_plan(RunSpec(seeds=(0,)), (8,)), 0)
+    {}
+    """
+    dense = next((t for t in plan if t.seed == seed and t.finder == "dense"), None)
+    status = None if dense is None else store.status(dense.key)
+    if dense is None or status is None or status[0] != "done":
+        return {}  # not in this run, not trained yet, or diverged: whoever needs it trains it
+    blob = store.weights(dense.key)
+    if blob is None:
+        return {}
+    return {STORED_DENSE: StoredDense(unpack_weights(blob), status[1])}
 
 
 def keep_state(store: Store, plan: Sequence[PlannedTrial], seed: int, memo: dict[str, Any]) -> None:
