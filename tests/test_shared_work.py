@@ -32,6 +32,15 @@ def test_probe_tells_dropout_parents_apart():
     assert not is_stochastic(build_parent("resnet20", (1, 28, 28), 10, 0, (4,)), (1, 28, 28))
 
 
+def test_probe_asks_the_generator_not_the_outputs():
+    # dropout of 1% over 3 units of a batch of 2 almost never drops anything: the outputs alone would say no
+    light = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.Dropout(0.01), nn.Linear(3, 2))
+    assert is_stochastic(light, (1, 2, 2))
+    # spectral norm's power iteration changes every training forward's output but draws nothing
+    normed = nn.Sequential(nn.Flatten(), nn.utils.parametrizations.spectral_norm(nn.Linear(4, 3)), nn.Linear(3, 2))
+    assert not is_stochastic(normed, (1, 2, 2))
+
+
 @pytest.mark.parametrize("finder", ["magnitude", "imp", "l1-norm"])
 def test_a_trial_on_a_dropout_parent_does_not_depend_on_which_trial_asked_first(tmp_path, finder):
     # alone at 0.8, or after the 0.5 trial trained the shared parent (and IMP's first rounds)
