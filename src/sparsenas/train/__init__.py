@@ -3,10 +3,11 @@
 from ..measures import EpochRecord
 from .loop import evaluate, train
 from .memory import peak_memory, population_size, release_memory, reset_peak_memory, tune_malloc
-from .population import Population, TrainResult, train_population
+from .population import Checkpoints, Population, TrainResult, train_population
 from .spec import TrainSpec
 
 __all__ = [
+    "Checkpoints",
     "EpochRecord",
     "Population",
     "TrainResult",

@@ -31,6 +31,7 @@ from .spec import TrainSpec
 from .stacked import Forward, Population, make_stacked_optimizer, member_losses, stacked_forward_of
 
 __all__ = [
+    "Checkpoints",
     "Forward",
     "MemberHook",
     "Population",
@@ -47,9 +48,24 @@ MemberHook = Callable[[int, EpochRecord], None]
 
 
 @dataclass(frozen=True)
+class Checkpoints:
+    """Validation checks every `every` optimizer steps, with a say in who trains on: `stop(step,
+    members, val_accs)` gets the members still in (indices into the nets) and their validation
+    accuracies, and returns those to stop now (status "stopped", their weights as they are). How
+    learning-curve search (`lce-search`) stops candidates it predicts will lose.
+
+    >>> Checkpoints(5, lambda step, members, accs: []).every
+    5
+    """
+
+    every: int
+    stop: Callable[[int, list[int], list[float]], Sequence[int]]
+
+
+@dataclass(frozen=True)
 class TrainResult:
     curve: tuple[EpochRecord, ...]
-    status: str  # "done" or "diverged"
+    status: str  # "done", "diverged", or "stopped" (by `Checkpoints.stop`)
     wall_seconds: float  # of the whole population's training
     steps: int = 0  # optimizer steps this member took
     samples: int = 0  # training samples those steps processed
@@ -74,10 +90,13 @@ def train_population(
     max_steps: int | None = None,
     on_epoch: MemberHook | None = None,
     masks: Sequence[dict[str, torch.Tensor]] | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> list[TrainResult]:
     """Train the same-shape `nets` together, in place, for `spec.epochs` epochs (or `max_steps`).
 
     `masks`, one {weight name: 0/1 tensor} per net, trains weight-masked nets (see `Population`).
+    `checkpoints` reads every member's validation accuracy every `every` steps and stops those its
+    `stop` names; the others train on undisturbed (a member's arithmetic never depends on another's).
 
     Returns one result per net, in order. A curve starts at epoch 0 (at init) and holds one record
     per completed epoch; with `max_steps` (proxies that score a candidate after k steps) training
@@ -99,13 +118,19 @@ def train_population(
     step, seen = 0, 0  # optimizer steps and samples so far: every member still in takes each step
     spent: dict[int, tuple[int, int]] = {}  # member -> (steps, samples) when it left
 
-    def drop(bad_rows: list[int]) -> None:
+    def drop(bad_rows: list[int], why: str = "diverged") -> None:
         if bad_rows:
-            pop.write_back(nets, bad_rows)  # a diverged net keeps the weights it diverged with
+            pop.write_back(nets, bad_rows)  # a diverged (or stopped) net keeps the weights it left with
             for r in bad_rows:
-                status[pop.members[r]] = "diverged"
+                status[pop.members[r]] = why
                 spent[pop.members[r]] = (step, seen)
             pop.keep([r for r in range(pop.size) if r not in set(bad_rows)])
+
+    def check() -> None:
+        assert checkpoints is not None
+        _, accs = pop.evaluate(data.val)
+        stop = set(checkpoints.stop(step, list(pop.members), accs))
+        drop([r for r, m in enumerate(pop.members) if m in stop], "stopped")
 
     def record(epoch: int, train_losses: list[float]) -> None:
         val_loss, val_acc = pop.evaluate(data.val)
@@ -144,6 +169,13 @@ def train_population(
             n_batches += 1
             step += 1
             seen += len(yb)
+            if checkpoints is not None and step % checkpoints.every == 0:
+                before = list(pop.members)
+                check()
+                if pop.size < len(before):  # the stopped members' loss sums leave with them
+                    loss_sum = loss_sum[[before.index(m) for m in pop.members]]
+                if pop.size == 0:
+                    break
             if max_steps is not None and step >= max_steps:
                 break
         sums = loss_sum.tolist()
