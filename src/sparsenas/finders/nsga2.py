@@ -12,7 +12,8 @@ NSGA-II (Deb et al. 2002) comes from pymoo (`NSGA2`: binary tournaments on rank 
 crossover and polynomial mutation rounded to integers, duplicates eliminated), run for
 `generations` generations of `evo_population` candidates, seeded from the trial seed (NumPy's
 global generator is saved and restored around the search all the same, should a pymoo release draw
-from it).
+from it). With `--predictor ridge|gbm` every generation after the first is proposed by a surrogate
+(finders/surrogate.py); only the candidates trained count and are charged.
 
 A latency search is not repeatable (timings are noisy), so the runner stores each seed's front
 (`front_to_json`) before training it; a resumed run reuses it instead of searching again, so every
@@ -44,6 +45,14 @@ from .base import Finder, FinderOptions, Found, SearchContext, register
 from .scoring import proxy_scores
 
 OBJECTIVES = ("accuracy", "latency", "params", "flops")
+PREDICTORS = ("none", "ridge", "gbm")  # --predictor: none is plain NSGA-II
+PREDICTOR_HELP = (
+    "a regressor of the proxy error over per-layer widths (scikit-learn), refit each generation on every candidate trained so far, "
+    "whose inner NSGA-II proposes the next generation (LINAS-style); none: plain NSGA-II"
+)
+POOL = 100  # --predictor-pool's default
+POOL_HELP = "population of the surrogate's inner NSGA-II, which proposes the next generation"
+EVALUATED = ("nsga2", "evaluated")  # memo key: every candidate the seed's search trained, in order
 COSTS = ("latency", "params", "flops")
 LATENCY_REPEATS = 15  # timed forward passes per candidate (median), after 3 untimed
 
@@ -84,12 +93,19 @@ class NSGA2Options(FinderOptions):
         default=6,
         metadata={"help": "sub-networks of the found front trained in full, each beside a random one of its size", "range": (1, 1000)},
     )
+    # declared after nsga2's trials were stored ("later"): at their defaults they stay out of its keys
+    predictor: str = field(default="none", metadata={"help": PREDICTOR_HELP, "choices": PREDICTORS, "later": True})
+    predictor_pool: int = field(default=POOL, metadata={"help": POOL_HELP, "range": (2, 100_000), "later": True})
 
     def validate(self, in_run: bool = True) -> None:
         objs = tuple(self.objectives)
         if objs and (len(objs) != 2 or objs[0] != "accuracy" or objs[1] not in COSTS):
             raise SparsenasError(
                 f"--objectives {','.join(objs)} is not accuracy and one cost; use accuracy,latency or accuracy,params or accuracy,flops"
+            )
+        if self.predictor == "none" and self.predictor_pool != POOL:
+            raise SparsenasError(
+                f"--predictor-pool {self.predictor_pool} sizes the surrogate's search; add --predictor ridge or gbm, or drop it"
             )
         if in_run and self.front_size > self.evo_population:
             raise SparsenasError(
@@ -190,9 +206,11 @@ def search_front(ctx: SearchContext[NSGA2Options]) -> tuple[list[Candidate], Sea
             super().__init__(n_var=len(sizes), n_obj=2, xl=np.ones(len(sizes)), xu=np.array(sizes, dtype=float), vtype=int)
 
         def _evaluate(self, x: np.ndarray, out: dict, *args: object, **kwargs: object) -> None:
-            rows = [tuple(int(v) for v in r) for r in np.asarray(x).round().astype(int)]
-            evaluate(rows)
-            out["F"] = np.array([[1.0 - seen[w].proxy_acc, seen[w].cost] for w in rows])
+            out["F"] = objectives([tuple(int(v) for v in r) for r in np.asarray(x).round().astype(int)])
+
+    def objectives(rows: list[tuple[int, ...]]) -> np.ndarray:  # (len(rows), 2): proxy error, cost
+        evaluate(rows)
+        return np.array([[1.0 - seen[w].proxy_acc, seen[w].cost] for w in rows])
 
     n = ctx.options.evo_population
     algorithm = NSGA2(
@@ -205,7 +223,13 @@ def search_front(ctx: SearchContext[NSGA2Options]) -> tuple[list[Candidate], Sea
     seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
     state = np.random.get_state()  # pymoo seeds NumPy's global generator: leave the caller's alone
     try:
-        minimize(Widths(), algorithm, ("n_gen", max(1, ctx.options.generations)), seed=seed, verbose=False)
+        if ctx.options.predictor == "none":
+            minimize(Widths(), algorithm, ("n_gen", max(1, ctx.options.generations)), seed=seed, verbose=False)
+        else:  # LINAS-style (finders/surrogate.py): params and FLOPs are exact and cheap there; latency is measured, so not
+            from .surrogate import guided_search
+
+            exact = None if cost_name == "latency" else lambda w: cost_of(compact(ctx.parent, mask_of(orders, w)))
+            guided_search(algorithm, Widths(), seed, objectives, exact, ctx.options, int(torch.randint(2**31 - 1, (1,), generator=gen)))
     finally:
         np.random.set_state(state)
     everything = list(seen.values())
@@ -218,6 +242,7 @@ def search_front(ctx: SearchContext[NSGA2Options]) -> tuple[list[Candidate], Sea
         seconds=time.perf_counter() - start,
     )
     ctx.memo["nsga2"] = (front, cost)  # a front finder keeps its state under its own name (Finder.dump_state)
+    ctx.memo[EVALUATED] = everything
     return front, cost
 
 

@@ -8,8 +8,10 @@ together, so their declarations must agree; `check_agreement` refuses them at re
 
 Metadata keys a field may carry: "help" (no finder prefix: the flag's help adds the finders),
 "range" (inclusive integer bounds, of each item for a tuple), "above" (why the upper bound is
-there, said when a value passes it), "metavar", and "implies_finder" (giving the option a value
-other than its default adds the declaring finder to the run).
+there, said when a value passes it), "metavar", "implies_finder" (giving the option a value
+other than its default adds the declaring finder to the run), and "later" (declared after the
+finder's trials were first stored: the option enters the trial key only when set to another value
+than its default, so every stored key of the finder holds; see `FinderOptions.as_dict`).
 """
 
 from __future__ import annotations
@@ -44,8 +46,22 @@ class FinderOptions:
         return cls()
 
     def as_dict(self) -> dict[str, Any]:
-        """{name: value} in declaration order: what enters the finder's trial keys."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        """{name: value} in declaration order: what enters the finder's trial keys. An option
+        declared "later" is left out while at its default (the keys stored before it existed).
+
+        >>> from dataclasses import field
+        >>> @dataclass(frozen=True)
+        ... class A(FinderOptions):
+        ...     n: int = 2
+        ...     m: str = field(default="none", metadata={"later": True})
+        >>> A().as_dict(), A(m="ridge").as_dict()
+        ({'n': 2}, {'n': 2, 'm': 'ridge'})
+        """
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if not (f.metadata.get("later") and getattr(self, f.name) == f.default)
+        }
 
 
 @dataclass(frozen=True)
