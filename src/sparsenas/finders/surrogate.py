@@ -6,8 +6,10 @@ the evolutionary loop. Here the first generation is plain NSGA-II's (the same `e
 random width vectors); after it, every generation:
 
 1. a regressor is fitted on every candidate trained so far: features are the per-layer widths as
-   fractions of the parent's (standardized for ridge), with the cost relative to the parent's where
-   the cost is exact; the target is the proxy error. `ridge` is scikit-learn's `Ridge` (alpha 1),
+   fractions of the parent's and their logs (the error falls off with width like a log, which a
+   linear model then sees; it raised ridge's hypervolume on seeds 3 and 4 of benchmarks/nsga2_surrogate.py,
+   not those reported), standardized for ridge, with the cost relative to the parent's where the cost
+   is exact; the target is the proxy error. `ridge` is scikit-learn's `Ridge` (alpha 1),
    `gbm` its `GradientBoostingRegressor` (100 trees of depth 3, random_state from the finder's
    generator);
 2. an inner NSGA-II (`predictor_pool` candidates, `INNER_GENERATIONS` generations, the outer search's
@@ -176,10 +178,10 @@ def propose(
     fit_seed = int(rng.integers(2**31 - 1))
     cost: Callable[[np.ndarray], np.ndarray]
 
-    def features(rows: np.ndarray) -> np.ndarray:  # (N, L) widths -> (N, L [+ 1]): fractions [and relative cost]
+    def features(rows: np.ndarray) -> np.ndarray:  # (N, L) widths -> (N, 2L [+ 1]): fractions, their logs [, relative cost]
         if exact is None:
-            return rows / scale
-        return np.column_stack([rows / scale, exact(rows) / exact(scale[None].astype(int))])
+            return np.column_stack([rows / scale, np.log(rows / scale)])
+        return np.column_stack([rows / scale, np.log(rows / scale), exact(rows) / exact(scale[None].astype(int))])
 
     if exact is None:  # latency: measured on the trained candidates only, so regressed like the error
         latency = regressor(options.predictor, fit_seed).fit(x / scale, f[:, 1])
