@@ -9,7 +9,7 @@ import pytest
 
 SRC = Path(__file__).parent.parent / "src" / "sparsenas"
 # top to bottom; modules at the package root (errors, registry) are below everything
-ORDER = ["cli", "progress", "bench", "frames", "report", "export", "protocol", "store", "finders", "train", "masks", "models", "data"]
+ORDER = ["cli", "progress", "bench", "frames", "report", "export", "protocol", "store", "finders", "predict", "train", "masks", "models", "data"]
 RANK = {name: i for i, name in enumerate(ORDER)}
 SAME_LEVEL = {("models", "data"), ("data", "models")}
 
