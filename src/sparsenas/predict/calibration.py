@@ -44,6 +44,7 @@ class CalibrationRow:
     seen: tuple[int, int]  # fewest and most points a forecast saw
     mae: float  # mean |mean - actual|
     median_ae: float
+    bias: float  # mean (mean - actual): negative when the forecasts run low
     cover50: float  # share of actual values inside the central 50% interval
     cover90: float
     width90: float  # mean width of the central 90% interval
@@ -93,13 +94,14 @@ def summarize(fraction: float, extrapolations: Sequence[Extrapolation]) -> Calib
 
     >>> f = Forecast(0.8, (1.0,), (0.8,), (0.01,))
     >>> r = summarize(0.2, [Extrapolation(f, 0.81, 2, 10), Extrapolation(f, 0.9, 2, 10)])
-    >>> r.n, round(r.mae, 3), r.cover90
-    (2, 0.055, 0.5)
+    >>> r.n, round(r.mae, 3), round(r.bias, 3), r.cover90
+    (2, 0.055, -0.055, 0.5)
     """
     if not extrapolations:
         nan = math.nan
-        return CalibrationRow(fraction, 0, (0, 0), nan, nan, nan, nan, nan)
-    err = np.array([abs(e.forecast.mean - e.actual) for e in extrapolations])
+        return CalibrationRow(fraction, 0, (0, 0), nan, nan, nan, nan, nan, nan)
+    signed = np.array([e.forecast.mean - e.actual for e in extrapolations])
+    err = np.abs(signed)
     i50 = [e.forecast.interval(0.5) for e in extrapolations]
     i90 = [e.forecast.interval(0.9) for e in extrapolations]
     actual = [e.actual for e in extrapolations]
@@ -110,6 +112,7 @@ def summarize(fraction: float, extrapolations: Sequence[Extrapolation]) -> Calib
         seen=(min(seen), max(seen)),
         mae=float(err.mean()),
         median_ae=float(np.median(err)),
+        bias=float(signed.mean()),
         cover50=float(np.mean([lo <= a <= hi for (lo, hi), a in zip(i50, actual)])),
         cover90=float(np.mean([lo <= a <= hi for (lo, hi), a in zip(i90, actual)])),
         width90=float(np.mean([hi - lo for lo, hi in i90])),

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..store.records import TrialRecord
 from ..store.sqlite import Store
-from . import checks, controls, figures, pareto, starts
+from . import calibration, checks, controls, figures, pareto, starts
 from . import exports as export_section
 from .compare import Comparison, check_family, compare_to_random, gap_to_dense
 from .csvfile import trials_csv
@@ -198,6 +198,7 @@ def _blocks(
             "(mean and 95% CI; dotted: finders that do not search, dashed: dense parent).",
         ),
         *checks.figure(cells, label),
+        *calibration.blocks(everything, spec),
         *pareto.blocks(everything),
         *export_section.blocks(exports, everything),
         ("h2", "Run spec"),
