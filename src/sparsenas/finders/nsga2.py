@@ -42,7 +42,9 @@ from ..masks import NodeMask, compact, count_flops, count_params
 from ..measures import SearchCost
 from ..timing import measure_latency
 from .base import Finder, FinderOptions, Found, SearchContext, register
+from .front import pick_front
 from .scoring import proxy_scores
+from .surrogate import guided_search
 
 OBJECTIVES = ("accuracy", "latency", "params", "flops")
 PREDICTORS = ("none", "ridge", "gbm")  # --predictor: none is plain NSGA-II
@@ -137,30 +139,6 @@ def mask_of(orders: list[torch.Tensor], widths: tuple[int, ...]) -> NodeMask:
     return NodeMask(tuple(tuple(sorted(o[:w].tolist())) for o, w in zip(orders, widths)))
 
 
-def pick_front(points: np.ndarray, k: int) -> list[int]:
-    """Indices of `k` points (rows: objectives to minimize; column 1 the cost), by non-dominated
-    rank; the last rank that does not fit whole gives members evenly spaced along the cost.
-    Returned cheapest first.
-
-    >>> pick_front(np.array([[0.1, 3.0], [0.2, 2.0], [0.3, 1.0], [0.3, 3.0]]), 2)
-    [2, 0]
-    """
-    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
-
-    fronts = NonDominatedSorting().do(points, n_stop_if_ranked=len(points))
-    chosen: list[int] = []
-    for front in fronts:
-        front = sorted(front.tolist(), key=lambda i: (points[i, 1], points[i, 0], i))
-        need = k - len(chosen)
-        if need <= 0:
-            break
-        if len(front) <= need:
-            chosen += front
-        else:
-            chosen += [front[int(j)] for j in np.linspace(0, len(front) - 1, need).round()]
-    return sorted(chosen, key=lambda i: (points[i, 1], points[i, 0], i))
-
-
 def search_front(ctx: SearchContext[NSGA2Options]) -> tuple[list[Candidate], SearchCost]:
     """Run NSGA-II once per seed (memoized in `ctx.memo`) and return the chosen front and its cost."""
     if "nsga2" in ctx.memo:
@@ -226,8 +204,6 @@ def search_front(ctx: SearchContext[NSGA2Options]) -> tuple[list[Candidate], Sea
         if ctx.options.predictor == "none":
             minimize(Widths(), algorithm, ("n_gen", max(1, ctx.options.generations)), seed=seed, verbose=False)
         else:  # LINAS-style (finders/surrogate.py): params and FLOPs are exact and cheap there; latency is measured, so not
-            from .surrogate import guided_search
-
             exact = None if cost_name == "latency" else lambda w: cost_of(compact(ctx.parent, mask_of(orders, w)))
             guided_search(algorithm, Widths(), seed, objectives, exact, ctx.options, int(torch.randint(2**31 - 1, (1,), generator=gen)))
     finally:

@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from ..errors import SparsenasError
-from .nsga2 import NSGA2Options, pick_front
+from .front import pick_front
 
 INNER_GENERATIONS = 20
 Widths = tuple[int, ...]
@@ -126,13 +126,27 @@ def hypervolume(points: Sequence[tuple[float, float]], parent_cost: float, ref: 
     return float(HV(ref_point=np.array(ref))(np.array(inside, dtype=float)))
 
 
+class SearchBudget(Protocol):
+    """What the surrogate reads of nsga2's options (`NSGA2Options`; typed structurally, so this module
+    does not import nsga2, which imports it)."""
+
+    @property
+    def generations(self) -> int: ...
+    @property
+    def evo_population(self) -> int: ...
+    @property
+    def predictor(self) -> str: ...
+    @property
+    def predictor_pool(self) -> int: ...
+
+
 def guided_search(
     algorithm: Any,
     problem: Any,
     seed: int,
     objectives: Callable[[list[Widths]], np.ndarray],
     exact: Callable[[Widths], float] | None,
-    options: NSGA2Options,
+    options: SearchBudget,
     inner_seed: int,
 ) -> None:
     """Train the first generation plain NSGA-II (`algorithm` on `problem`, seeded `seed`) would, then
@@ -161,7 +175,7 @@ def propose(
     trained: dict[Widths, tuple[float, float]],
     sizes: Widths,
     exact: Callable[[np.ndarray], np.ndarray] | None,
-    options: NSGA2Options,
+    options: SearchBudget,
     rng: np.random.Generator,
 ) -> list[Widths]:
     """The next generation: `evo_population` untrained width vectors picked from the inner search
