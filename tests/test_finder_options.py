@@ -35,7 +35,7 @@ def test_every_finder_declares_typed_bounded_options_with_a_tiny_size(name):
 
 def test_a_shared_name_is_one_flag_whose_help_names_every_finder():
     by_name = {o.name: o for o in options()}
-    assert by_name["candidates"].help.startswith("halving, random-search: ")
+    assert by_name["candidates"].help.startswith("halving, lce-search, random-search: ")
     assert by_name["evo_population"].help == "evolution: masks per generation; nsga2: candidates per generation"
     spec = build_spec({"candidates": 9, "finders": ("dense", "random-search", "halving")})
     assert spec.options_for("halving").candidates == spec.options_for("random-search").candidates == 9

@@ -9,6 +9,7 @@ from . import (  # noqa: E402,F401  (registration)
     halving,
     imp,
     l1_norm,
+    lce_search,
     magnitude,
     nsga2,
     random,

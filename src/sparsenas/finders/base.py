@@ -111,6 +111,9 @@ class Finder:
     # a multi-objective finder returns a front: it is planned once per slot (--front-size), not per
     # sparsity, and every slot gets a random sub-network of the same size beside it
     front: ClassVar[bool] = False
+    # another finder whose generator this one draws from (lce-search draws random-search's candidates,
+    # so the two are compared on the same masks); "" = its own, seeded by its name
+    draws_as: ClassVar[str] = ""
 
     def find(self, ctx: SearchContext) -> Found:
         raise NotImplementedError
@@ -185,7 +188,7 @@ def declared_options() -> dict[str, Declaration]:
     """Every registered finder's options, one declaration per name (the flat flags and keys).
 
     >>> declared_options()["candidates"].finders
-    ('halving', 'random-search')
+    ('halving', 'lce-search', 'random-search')
     """
     entries = tuple((e.name, e.obj.Options) for e in FINDERS.entries())
     if entries not in _DECLARED:  # every RunSpec asks: merge once per set of registered finders

@@ -36,7 +36,7 @@ def find(parent: Parent, data: Dataset, spec: RunSpec, planned: PlannedTrial, me
     if planned.slot >= 0 and get_finder(planned.finder).control:
         return _same_size(parent, data, spec, planned, memo)
     key = ("found", planned.finder, planned.sparsity, planned.control, planned.slot)
-    own_seed = finder_seed(planned.seed, planned.sparsity, planned.finder, planned.control)
+    own_seed = finder_seed(planned.seed, planned.sparsity, get_finder(planned.finder).draws_as or planned.finder, planned.control)
     ctx = SearchContext(
         parent=parent,
         data=data,

@@ -1,0 +1,148 @@
+"""`lce-search`: random search that stops the candidates a learning-curve forecast says will lose.
+
+The candidates are random-search's own (drawn by `random_mask` from random-search's generator, so the
+two finders are compared on the same masks: `Finder.draws_as`). They train together as one
+population on the seed's data order for a budget of `lce_steps` steps, their validation accuracy read
+every `lce_every` steps. From the `MIN_READS`-th read on, each candidate's partial curve is
+extrapolated to the budget's end (`predict.forecast`, a predictive distribution) and a candidate is
+stopped when the probability that it ends above the best forecast mean among the others falls below
+`lce_stop` (the rule LC-PFN uses to stop training runs, Adriaensen et al. 2023, with the other
+candidates' forecasts in place of finished runs, since the population trains in lockstep). The
+survivors train to the budget; the one with the highest validation accuracy there is kept.
+
+With `lce_stop` 0 nothing stops: every candidate is trained to the full budget and the pick is by
+its measured accuracy, which is the reference a stopping rule is measured against (same picks, less
+search cost). The whole search is charged: every step each candidate took, every validation read,
+and the forecasts' seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ..errors import SparsenasError
+from ..masks import allocate, compact, count_flops, random_mask
+from ..measures import SearchCost
+from ..predict import Forecast, forecast
+from ..train import Checkpoints, train_population
+from .base import Finder, FinderOptions, Found, SearchContext, register
+
+MIN_READS = 3  # validation reads a curve needs before it is extrapolated: two points fit any family
+
+Forecaster = Callable[[Sequence[float], Sequence[float], float], Forecast]
+
+
+@dataclass(frozen=True)
+class LceSearchOptions(FinderOptions):
+    """Learning-curve search's options: candidates (shared with random-search), the budget, how often
+    curves are read, and the stopping probability.
+
+    >>> LceSearchOptions(lce_steps=100, lce_every=30).validate()
+    Traceback (most recent call last):
+    sparsenas.errors.SparsenasError: --lce-steps 100 is not a multiple of --lce-every 30; e.g. --lce-steps 90 --lce-every 30
+    """
+
+    candidates: int = field(default=20, metadata={"help": "random masks sampled and scored", "range": (1, 100_000)})
+    lce_steps: int = field(
+        default=200, metadata={"help": "training steps of a candidate that is never stopped (the budget)", "range": (1, 10**7)}
+    )
+    lce_every: int = field(default=20, metadata={"help": "steps between a candidate's validation reads", "range": (1, 10**7)})
+    lce_stop: float = field(
+        default=0.05, metadata={"help": "stop a candidate once its forecast gives it less than this probability of ending best (0 = never)"}
+    )
+
+    def validate(self, in_run: bool = True) -> None:
+        if not 0.0 <= self.lce_stop < 1.0:
+            raise SparsenasError(f"--lce-stop must be a probability in [0, 1), got {self.lce_stop}; e.g. --lce-stop 0.05")
+        if self.lce_steps % self.lce_every:
+            good = max(self.lce_every, self.lce_steps - self.lce_steps % self.lce_every)
+            raise SparsenasError(
+                f"--lce-steps {self.lce_steps} is not a multiple of --lce-every {self.lce_every}; e.g. --lce-steps {good} --lce-every {self.lce_every}"
+            )
+
+    @classmethod
+    def tiny(cls) -> LceSearchOptions:
+        return cls(candidates=3, lce_steps=8, lce_every=2)
+
+
+def losers(reads: dict[int, list[tuple[int, float]]], budget: int, threshold: float, predict: Forecaster = forecast) -> list[int]:
+    """The members to stop now, given each member's reads so far (step, validation accuracy): those
+    whose last read is not finite, and those whose forecast of the accuracy at `budget` gives them less
+    than `threshold` probability of ending above the best forecast mean among the other members. A
+    member with fewer than `MIN_READS` reads is never judged; the sole member left is never stopped.
+
+    >>> curve = lambda top: [(s, top * (1 - 0.5 ** (s / 10))) for s in (10, 20, 30)]
+    >>> losers({0: curve(0.9), 1: curve(0.5), 2: curve(0.88)}, budget=100, threshold=0.05)
+    [1]
+    """
+    bad = sorted(m for m, r in reads.items() if not math.isfinite(r[-1][1]))
+    ready = {m: r for m, r in reads.items() if m not in bad and len(r) >= MIN_READS}
+    if threshold <= 0.0 or len(reads) - len(bad) < 2 or not ready:
+        return bad
+    forecasts = {m: predict([s for s, _ in r], [a for _, a in r], float(budget)) for m, r in ready.items()}
+    out = []
+    for m, f in forecasts.items():
+        rivals = [g.mean for n, g in forecasts.items() if n != m]
+        if rivals and f.prob_above(max(rivals)) < threshold:
+            out.append(m)
+    if len(out) == len(reads) - len(bad):
+        out.remove(max(out, key=lambda m: (forecasts[m].mean, -m)))  # never every member: the likeliest stays
+    return sorted(bad + out)
+
+
+@register
+class LceSearch(Finder):
+    name = "lce-search"
+    help = (
+        "random-search's --candidates trained together for --lce-steps, read every --lce-every steps; a learning-curve "
+        "forecast stops those unlikely to end best (--lce-stop); best measured survivor kept"
+    )
+    Options = LceSearchOptions
+    has_search_cost = True
+    draws_as = "random-search"  # the same candidates as random-search: the two are compared mask for mask
+
+    def find(self, ctx: SearchContext[LceSearchOptions]) -> Found:
+        o = ctx.options
+        start = time.perf_counter()
+        groups = ctx.parent.node_groups()
+        counts = allocate(groups, ctx.sparsity)
+        cands = [random_mask(groups, counts, ctx.generator) for _ in range(o.candidates)]
+        nets = [compact(ctx.parent, c) for c in cands]  # copies: θ0 on each candidate's nodes
+        reads: dict[int, list[tuple[int, float]]] = {m: [] for m in range(len(nets))}
+        n_reads = 0
+
+        def stop(step: int, members: list[int], accs: list[float]) -> list[int]:
+            nonlocal n_reads
+            n_reads += len(members)
+            for m, a in zip(members, accs):
+                reads[m].append((step, a))
+            if step >= o.lce_steps:
+                return []  # the budget's end: its reads pick the winner
+            return losers({m: reads[m] for m in members}, o.lce_steps, o.lce_stop)
+
+        results = train_population(
+            nets, ctx.data, ctx.train, data_seed=ctx.seed, max_steps=o.lce_steps, checkpoints=Checkpoints(o.lce_every, stop)
+        )
+        per_sample = count_flops(nets[0], ctx.data.input_shape)
+        cost = SearchCost(
+            candidates=len(cands),
+            steps=sum(r.steps for r in results),
+            flops=3.0 * per_sample * sum(r.samples for r in results) + per_sample * len(ctx.data.val) * n_reads,
+            seconds=time.perf_counter() - start,
+        )
+        return Found(cands[best_survivor(reads, [r.status for r in results])], cost)
+
+
+def best_survivor(reads: dict[int, list[tuple[int, float]]], status: list[str]) -> int:
+    """The member that trained to the end with the highest last validation accuracy; earliest on
+    ties. If none did (a budget shorter than one read, every survivor diverged), the best last read.
+
+    >>> best_survivor({0: [(2, 0.5)], 1: [(2, 0.7)], 2: [(2, 0.9)]}, ["done", "done", "stopped"])
+    1
+    """
+    last = {m: r[-1][1] if r else -math.inf for m, r in reads.items()}
+    pool = [m for m in reads if status[m] == "done" and math.isfinite(last[m])] or [m for m in reads if math.isfinite(last[m])] or [0]
+    return min(pool, key=lambda m: (-last[m], m))

@@ -1,0 +1,107 @@
+"""lce-search: random-search's candidates, stopped early by a learning-curve forecast.
+
+The stopping rule's bookkeeping is checked with a stand-in forecaster whose answers are known; the
+finder itself on tiny data: the same candidates as random-search, every step charged, a never-stopping
+search trains every candidate to the budget, a stopping one trains fewer steps."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pytest
+
+from helpers import tiny_spec
+from sparsenas.errors import SparsenasError
+from sparsenas.data import load_dataset
+from sparsenas.finders.lce_search import MIN_READS, LceSearchOptions, best_survivor, losers
+from sparsenas.models import build_parent
+from sparsenas.protocol import RunSpec, make_plan, run
+from sparsenas.protocol.find import find
+from sparsenas.store import Store
+
+
+@dataclass(frozen=True)
+class Known:
+    """A forecast with a known answer: the final value is `mean` give or take `spread` (uniform)."""
+
+    mean: float
+    spread: float = 0.05
+
+    def prob_above(self, value: float) -> float:
+        return min(1.0, max(0.0, (self.mean + self.spread - value) / (2 * self.spread)))
+
+
+def known(xs, ys, x_final):  # the last read is the forecast: a flat curve
+    return Known(ys[-1])
+
+
+def reads(*lasts: float, n: int = MIN_READS) -> dict[int, list[tuple[int, float]]]:
+    return {m: [(10 * (i + 1), last) for i in range(n)] for m, last in enumerate(lasts)}
+
+
+def test_a_clear_loser_is_stopped_and_the_leader_never_is():
+    assert losers(reads(0.9, 0.5, 0.88), 100, 0.05, known) == [1]  # 0.5 cannot reach 0.9 give or take 0.05
+    assert losers(reads(0.9, 0.86), 100, 0.05, known) == []  # 0.86 + 0.05 > 0.9: still a chance
+    assert losers(reads(0.9, 0.86), 100, 0.2, known) == [1]  # P = 0.1 < 0.2
+
+
+def test_nobody_is_judged_before_enough_reads_and_zero_never_stops():
+    assert losers(reads(0.9, 0.1, n=MIN_READS - 1), 100, 0.05, known) == []
+    assert losers(reads(0.9, 0.1), 100, 0.0, known) == []
+
+
+def test_a_nan_read_is_stopped_at_once_even_early():
+    assert losers(reads(0.9, math.nan, 0.8, n=1), 100, 0.05, known) == [1]
+    assert losers(reads(0.9, math.nan, n=1), 100, 0.0, known) == [1]
+
+
+def test_the_sole_member_left_is_never_stopped():
+    assert losers(reads(0.3), 100, 0.99, known) == []
+    assert losers(reads(0.3, math.nan), 100, 0.99, known) == [1]
+
+
+def test_best_survivor_prefers_members_that_reached_the_budget():
+    assert best_survivor({0: [(2, 0.5)], 1: [(2, 0.7)], 2: [(2, 0.9)]}, ["done", "done", "stopped"]) == 1
+    assert best_survivor({0: [(2, 0.5)], 1: [(2, 0.5)]}, ["done", "done"]) == 0  # earliest on ties
+    assert best_survivor({0: [(2, math.nan)], 1: [(2, 0.4)]}, ["diverged", "stopped"]) == 1
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [(dict(lce_stop=1.0), "--lce-stop must be a probability"), (dict(lce_steps=10, lce_every=3), "--lce-steps 10 is not a multiple of --lce-every 3")],
+)
+def test_bad_options_are_refused_in_one_line(options, message):
+    with pytest.raises(SparsenasError, match=message):
+        LceSearchOptions(**options).validate()
+
+
+DATA = load_dataset("digits", limit=300)
+
+
+def _found(finder: str, **options):
+    spec = tiny_spec(finders=(finder,), sparsities=(0.5,), seeds=(0,), **options)
+    parent = build_parent(spec.model, DATA.input_shape, DATA.num_classes, 0, spec.widths)
+    planned = next(t for t in make_plan(spec, tuple(g.size for g in parent.node_groups())) if t.finder == finder)
+    return find(parent, DATA, spec, planned)
+
+
+def test_its_candidates_are_random_searchs():
+    # one candidate: each finder's answer is its first draw
+    assert _found("lce-search", candidates=1, lce_steps=4, lce_every=2).mask == _found("random-search", candidates=1, proxy_steps=4).mask
+
+
+def test_never_stopping_trains_every_candidate_to_the_budget_and_stopping_trains_fewer():
+    full = _found("lce-search", candidates=6, lce_steps=12, lce_every=2, lce_stop=0.0)
+    assert (full.cost.candidates, full.cost.steps) == (6, 6 * 12)
+    assert full.cost.flops > 0 and full.cost.seconds > 0
+    eager = _found("lce-search", candidates=6, lce_steps=12, lce_every=2, lce_stop=0.9)
+    assert eager.cost.steps < full.cost.steps and eager.cost.flops < full.cost.flops
+    again = _found("lce-search", candidates=6, lce_steps=12, lce_every=2, lce_stop=0.9)
+    assert (again.mask, again.cost.steps) == (eager.mask, eager.cost.steps)  # deterministic
+
+
+def test_it_runs_in_the_protocol_beside_random(tmp_path):
+    run(tiny_spec(finders=("dense", "random", "lce-search"), seeds=(0,), epochs=1, candidates=3, lce_steps=6, lce_every=2), tmp_path)
+    trials = [t for t in Store(tmp_path).trials() if t.finder == "lce-search"]
+    assert len(trials) == 2 and all(t.status == "done" and t.search.steps > 0 for t in trials)
