@@ -61,10 +61,11 @@ def test_the_sole_member_left_is_never_stopped():
     assert losers(reads(0.3, math.nan), 100, 0.99, known) == [1]
 
 
-def test_best_survivor_prefers_members_that_reached_the_budget():
-    assert best_survivor({0: [(2, 0.5)], 1: [(2, 0.7)], 2: [(2, 0.9)]}, ["done", "done", "stopped"]) == 1
-    assert best_survivor({0: [(2, 0.5)], 1: [(2, 0.5)]}, ["done", "done"]) == 0  # earliest on ties
-    assert best_survivor({0: [(2, math.nan)], 1: [(2, 0.4)]}, ["diverged", "stopped"]) == 1
+def test_best_survivor_is_the_most_accurate_on_the_full_read():
+    reads_ = {0: [(2, 0.5)], 1: [(2, 0.7)], 2: [(1, 0.95)]}  # 2 was stopped early: its read does not count
+    assert best_survivor({0: 0.5, 1: 0.7}, reads_) == 1
+    assert best_survivor({0: 0.6, 1: 0.6}, reads_) == 0  # earliest on ties
+    assert best_survivor({0: math.nan}, {0: [(2, math.nan)], 1: [(1, 0.4)]}) == 1  # no finite survivor: best last read
 
 
 @pytest.mark.parametrize(
@@ -99,6 +100,21 @@ def test_never_stopping_trains_every_candidate_to_the_budget_and_stopping_trains
     assert eager.cost.steps < full.cost.steps and eager.cost.flops < full.cost.flops
     again = _found("lce-search", candidates=6, lce_steps=12, lce_every=2, lce_stop=0.9)
     assert (again.mask, again.cost.steps) == (eager.mask, eager.cost.steps)  # deterministic
+
+
+def test_its_cost_is_every_step_every_read_and_the_final_full_reads():
+    from sparsenas.masks import compact, count_flops
+
+    n, steps, every, sub = 4, 8, 2, 50
+    f = _found("lce-search", candidates=n, lce_steps=steps, lce_every=every, lce_stop=0.0, lce_val=sub)
+    parent = build_parent("mlp", DATA.input_shape, DATA.num_classes, 0, (32, 16))
+    per_sample = count_flops(compact(parent, f.mask), DATA.input_shape)
+    batch, n_train = tiny_spec().train.batch_size, len(DATA.train)
+    per_epoch = -(-n_train // batch)
+    samples = sum(min(batch, n_train - (s % per_epoch) * batch) for s in range(steps))  # an epoch's last batch is short
+    train = 3.0 * n * samples
+    reads = n * (steps // every) * sub + n * len(DATA.val)  # every read on the subset, then each survivor in full
+    assert f.cost.flops == pytest.approx(per_sample * (train + reads))
 
 
 def test_it_runs_in_the_protocol_beside_random(tmp_path):

@@ -60,7 +60,7 @@ def _digest(text: str) -> str:
 # it): a run directory bound before them lacks their keys and still binds (binding compares an option
 # only where a finder reading it is in both runs; tested in test_a_store_made_before_an_option_existed_resumes),
 # so they are left out of the pinned identity
-ADDED_AFTER_PIN = {"bn_penalty": 1e-4, "predictor": "none", "predictor_pool": 100, "lce_steps": 200, "lce_every": 20, "lce_stop": 0.05}
+ADDED_AFTER_PIN = {"bn_penalty": 1e-4, "predictor": "none", "predictor_pool": 100, "lce_steps": 200, "lce_every": 20, "lce_val": 1000, "lce_stop": 0.05}
 
 
 def _shipped_identity(spec: RunSpec) -> dict:

@@ -3,12 +3,13 @@
 The candidates are random-search's own (drawn by `random_mask` from random-search's generator, so the
 two finders are compared on the same masks: `Finder.draws_as`). They train together as one
 population on the seed's data order for a budget of `lce_steps` steps, their validation accuracy read
-every `lce_every` steps. From the `MIN_READS`-th read on, each candidate's partial curve is
+every `lce_every` steps on `lce_val` validation samples (a fixed random subset per seed: a read of the
+whole split would cost about as much as the training between two reads). From the `MIN_READS`-th read on, each candidate's partial curve is
 extrapolated to the budget's end (`predict.forecast`, a predictive distribution) and a candidate is
 stopped when the probability that it ends above the best forecast mean among the others falls below
 `lce_stop` (the rule LC-PFN uses to stop training runs, Adriaensen et al. 2023, with the other
 candidates' forecasts in place of finished runs, since the population trains in lockstep). The
-survivors train to the budget; the one with the highest validation accuracy there is kept.
+survivors train to the budget and are read on the whole validation split; the most accurate is kept.
 
 With `lce_stop` 0 nothing stops: every candidate is trained to the full budget and the pick is by
 its measured accuracy, which is the reference a stopping rule is measured against (same picks, less
@@ -23,11 +24,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import torch
+
+from ..data import Split
 from ..errors import SparsenasError
 from ..masks import allocate, compact, count_flops, random_mask
 from ..measures import SearchCost
 from ..predict import Forecast, forecast
-from ..train import Checkpoints, train_population
+from ..train import Checkpoints, Population, train_population
 from .base import Finder, FinderOptions, Found, SearchContext, register
 
 MIN_READS = 3  # validation reads a curve needs before it is extrapolated: two points fit any family
@@ -50,6 +54,10 @@ class LceSearchOptions(FinderOptions):
         default=200, metadata={"help": "training steps of a candidate that is never stopped (the budget)", "range": (1, 10**7)}
     )
     lce_every: int = field(default=20, metadata={"help": "steps between a candidate's validation reads", "range": (1, 10**7)})
+    lce_val: int = field(
+        default=1000,
+        metadata={"help": "validation samples a read uses (a fixed random subset; the final pick reads all)", "range": (1, 10**9)},
+    )
     lce_stop: float = field(
         default=0.05, metadata={"help": "stop a candidate once its forecast gives it less than this probability of ending best (0 = never)"}
     )
@@ -113,6 +121,9 @@ class LceSearch(Finder):
         nets = [compact(ctx.parent, c) for c in cands]  # copies: θ0 on each candidate's nodes
         reads: dict[int, list[tuple[int, float]]] = {m: [] for m in range(len(nets))}
         n_reads = 0
+        val = ctx.data.val
+        subset = torch.randperm(len(val), generator=torch.Generator().manual_seed(ctx.seed))[: o.lce_val].to(val.y.device)
+        read_on = Split(val.x[subset], val.y[subset])
 
         def stop(step: int, members: list[int], accs: list[float]) -> list[int]:
             nonlocal n_reads
@@ -120,29 +131,33 @@ class LceSearch(Finder):
             for m, a in zip(members, accs):
                 reads[m].append((step, a))
             if step >= o.lce_steps:
-                return []  # the budget's end: its reads pick the winner
+                return []  # the budget's end: the survivors are read in full below
             return losers({m: reads[m] for m in members}, o.lce_steps, o.lce_stop)
 
-        results = train_population(
-            nets, ctx.data, ctx.train, data_seed=ctx.seed, max_steps=o.lce_steps, checkpoints=Checkpoints(o.lce_every, stop)
-        )
+        checkpoints = Checkpoints(o.lce_every, stop, read_on)
+        results = train_population(nets, ctx.data, ctx.train, data_seed=ctx.seed, max_steps=o.lce_steps, checkpoints=checkpoints)
+        done = [m for m, r in enumerate(results) if r.status == "done"]
+        final = dict(zip(done, Population([nets[m] for m in done], ctx.train).evaluate(val)[1])) if done else {}
         per_sample = count_flops(nets[0], ctx.data.input_shape)
         cost = SearchCost(
             candidates=len(cands),
             steps=sum(r.steps for r in results),
-            flops=3.0 * per_sample * sum(r.samples for r in results) + per_sample * len(ctx.data.val) * n_reads,
+            flops=per_sample * (3.0 * sum(r.samples for r in results) + len(read_on) * n_reads + len(val) * len(done)),
             seconds=time.perf_counter() - start,
         )
-        return Found(cands[best_survivor(reads, [r.status for r in results])], cost)
+        return Found(cands[best_survivor(final, reads)], cost)
 
 
-def best_survivor(reads: dict[int, list[tuple[int, float]]], status: list[str]) -> int:
-    """The member that trained to the end with the highest last validation accuracy; earliest on
-    ties. If none did (a budget shorter than one read, every survivor diverged), the best last read.
+def best_survivor(final: dict[int, float], reads: dict[int, list[tuple[int, float]]]) -> int:
+    """The member with the highest validation accuracy at the budget's end (`final`: the survivors,
+    read on the whole split); earliest on ties. If no survivor has a finite one (every one diverged),
+    the member with the best last read.
 
-    >>> best_survivor({0: [(2, 0.5)], 1: [(2, 0.7)], 2: [(2, 0.9)]}, ["done", "done", "stopped"])
+    >>> best_survivor({0: 0.5, 1: 0.7}, {0: [(2, 0.5)], 1: [(2, 0.7)], 2: [(1, 0.9)]})
     1
     """
-    last = {m: r[-1][1] if r else -math.inf for m, r in reads.items()}
-    pool = [m for m in reads if status[m] == "done" and math.isfinite(last[m])] or [m for m in reads if math.isfinite(last[m])] or [0]
-    return min(pool, key=lambda m: (-last[m], m))
+    pool = {m: a for m, a in final.items() if math.isfinite(a)}
+    if not pool:
+        last = {m: r[-1][1] for m, r in reads.items() if r and math.isfinite(r[-1][1])}
+        pool = last or {0: 0.0}
+    return min(pool, key=lambda m: (-pool[m], m))

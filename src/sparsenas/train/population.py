@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..data import Dataset, batches
+from ..data import Dataset, Split, batches
 from ..measures import EpochRecord
 from .augment import check_augment, epoch_augment
 from .spec import TrainSpec
@@ -60,6 +60,7 @@ class Checkpoints:
 
     every: int
     stop: Callable[[int, list[int], list[float]], Sequence[int]]
+    split: Split | None = None  # what a read evaluates; the data's validation split if None
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def train_population(
 
     def check() -> None:
         assert checkpoints is not None
-        _, accs = pop.evaluate(data.val)
+        _, accs = pop.evaluate(data.val if checkpoints.split is None else checkpoints.split)
         stop = set(checkpoints.stop(step, list(pop.members), accs))
         drop([r for r, m in enumerate(pop.members) if m in stop], "stopped")
 
