@@ -80,3 +80,17 @@ def test_checkpoints_with_max_steps_read_the_last_step_too():
     steps: list[int] = []
     train_population(_nets(2), DATA, SPEC, data_seed=0, max_steps=6, checkpoints=Checkpoints(3, lambda s, m, a: steps.append(s) or []))
     assert steps == [3, 6]
+
+
+def test_a_member_that_diverged_is_dropped_at_the_check_and_never_judged():
+    nets = _nets(3)
+    with torch.no_grad():
+        for p in nets[1].parameters():
+            p.mul_(1e6)  # finite at init, overflowing within a few steps at lr 5
+    spec = TrainSpec(epochs=2, batch_size=32, lr=5.0)
+    judged: list[tuple[int, list[int]]] = []
+    res = train_population(nets, DATA, spec, data_seed=0, checkpoints=Checkpoints(1, lambda s, m, a: judged.append((s, m)) or []))
+    assert res[1].status == "diverged" and 0 < res[1].steps < res[0].steps
+    gone = res[1].steps
+    # judged up to the step before it was found diverged, never at or after it
+    assert all((1 in m) == (s < gone) for s, m in judged)

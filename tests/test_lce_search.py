@@ -14,7 +14,7 @@ import pytest
 from helpers import tiny_spec
 from sparsenas.errors import SparsenasError
 from sparsenas.data import load_dataset
-from sparsenas.finders.lce_search import MIN_READS, LceSearchOptions, best_survivor, losers
+from sparsenas.finders.lce_search import MIN_READS, RULE, RULES, LceSearchOptions, best_survivor, losers
 from sparsenas.models import build_parent
 from sparsenas.protocol import RunSpec, make_plan, run
 from sparsenas.protocol.find import find
@@ -31,6 +31,9 @@ class Known:
     def prob_above(self, value: float) -> float:
         return min(1.0, max(0.0, (self.mean + self.spread - value) / (2 * self.spread)))
 
+    def quantile(self, q: float) -> float:
+        return self.mean - self.spread + 2 * self.spread * q
+
 
 def known(xs, ys, x_final):  # the last read is the forecast: a flat curve
     return Known(ys[-1])
@@ -41,24 +44,34 @@ def reads(*lasts: float, n: int = MIN_READS) -> dict[int, list[tuple[int, float]
 
 
 def test_a_clear_loser_is_stopped_and_the_leader_never_is():
-    assert losers(reads(0.9, 0.5, 0.88), 100, 0.05, known) == [1]  # 0.5 cannot reach 0.9 give or take 0.05
-    assert losers(reads(0.9, 0.86), 100, 0.05, known) == []  # 0.86 + 0.05 > 0.9: still a chance
-    assert losers(reads(0.9, 0.86), 100, 0.2, known) == [1]  # P = 0.1 < 0.2
+    for rule in RULES:
+        assert losers(reads(0.9, 0.5, 0.88), 100, 0.05, rule, known) == [1], rule  # 0.5 cannot reach 0.9 give or take 0.05
+    assert losers(reads(0.9, 0.86), 100, 0.05, "lead-read", known) == []  # 0.86 + 0.05 > 0.9: still a chance
+    assert losers(reads(0.9, 0.86), 100, 0.2, "lead-read", known) == [1]  # P = 0.1 < 0.2
+
+
+def test_the_rules_differ_in_what_the_leader_is_worth():
+    # the leader (last read 0.80) is forecast to end at 0.95 by an optimistic stand-in; the other reads 0.85 now
+    def optimistic(xs, ys, x_final):
+        return Known(0.95 if ys[-1] == 0.80 else ys[-1])
+
+    r = {0: [(10, 0.5), (20, 0.7), (30, 0.80)], 1: [(10, 0.7), (20, 0.8), (30, 0.85)]}
+    assert losers(r, 100, 0.05, "lead-read", optimistic) == []  # each clears the other's last read
+    assert losers(r, 100, 0.05, "max-mean", optimistic) == [1]  # 1 cannot reach 0's forecast of 0.95
+    assert losers(r, 100, 0.05, "lead-forecast", optimistic) == [1]  # 0.85 +- 0.05 never beats 0.95 +- 0.05
+    with pytest.raises(ValueError, match="unknown stopping rule"):
+        losers(r, 100, 0.05, "nope", optimistic)
 
 
 def test_nobody_is_judged_before_enough_reads_and_zero_never_stops():
-    assert losers(reads(0.9, 0.1, n=MIN_READS - 1), 100, 0.05, known) == []
-    assert losers(reads(0.9, 0.1), 100, 0.0, known) == []
+    assert losers(reads(0.9, 0.1, n=MIN_READS - 1), 100, 0.05, RULE, known) == []
+    assert losers(reads(0.9, 0.1), 100, 0.0, RULE, known) == []
 
 
-def test_a_nan_read_is_stopped_at_once_even_early():
-    assert losers(reads(0.9, math.nan, 0.8, n=1), 100, 0.05, known) == [1]
-    assert losers(reads(0.9, math.nan, n=1), 100, 0.0, known) == [1]
-
-
-def test_the_sole_member_left_is_never_stopped():
-    assert losers(reads(0.3), 100, 0.99, known) == []
-    assert losers(reads(0.3, math.nan), 100, 0.99, known) == [1]
+def test_the_sole_member_left_is_never_stopped_nor_everyone():
+    assert losers(reads(0.3), 100, 0.99, RULE, known) == []
+    # each has P < 0.99 of beating the other: the one forecast highest stays
+    assert losers(reads(0.5, 0.52), 100, 0.99, "lead-read", known) == [0]
 
 
 def test_best_survivor_is_the_most_accurate_on_the_full_read():
@@ -117,7 +130,14 @@ def test_its_cost_is_every_step_every_read_and_the_final_full_reads():
     assert f.cost.flops == pytest.approx(per_sample * (train + reads))
 
 
-def test_it_runs_in_the_protocol_beside_random(tmp_path):
-    run(tiny_spec(finders=("dense", "random", "lce-search"), seeds=(0,), epochs=1, candidates=3, lce_steps=6, lce_every=2), tmp_path)
+def test_it_runs_in_the_protocol_beside_random_and_stops_some(tmp_path):
+    # 3 epochs of 2 steps each (210 training samples, batch 128): 6 steps, read every step, 6 reads
+    run(tiny_spec(finders=("dense", "random", "lce-search"), seeds=(0,), epochs=3, candidates=6, lce_steps=6, lce_every=1, lce_stop=0.5), tmp_path)
     trials = [t for t in Store(tmp_path).trials() if t.finder == "lce-search"]
-    assert len(trials) == 2 and all(t.status == "done" and t.search.steps > 0 for t in trials)
+    assert len(trials) == 2 and all(t.status == "done" for t in trials)
+    assert all(0 < t.search.steps < 6 * 6 for t in trials)  # someone was stopped at each sparsity
+
+
+def test_a_budget_past_the_training_is_refused_in_one_line():
+    with pytest.raises(SparsenasError, match=r"--lce-steps 400 is more than the \d+ training steps of --epochs 3"):
+        _found("lce-search", candidates=2, lce_steps=400, lce_every=20)

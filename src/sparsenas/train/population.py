@@ -51,8 +51,9 @@ MemberHook = Callable[[int, EpochRecord], None]
 class Checkpoints:
     """Validation checks every `every` optimizer steps, with a say in who trains on: `stop(step,
     members, val_accs)` gets the members still in (indices into the nets) and their validation
-    accuracies, and returns those to stop now (status "stopped", their weights as they are). How
-    learning-curve search (`lce-search`) stops candidates it predicts will lose.
+    accuracies, and returns those to stop now (status "stopped", their weights as they are). A
+    member whose validation loss is not finite at a check is marked diverged there and is not
+    passed on. How learning-curve search (`lce-search`) stops candidates it predicts will lose.
 
     >>> Checkpoints(5, lambda step, members, accs: []).every
     5
@@ -129,8 +130,11 @@ def train_population(
 
     def check() -> None:
         assert checkpoints is not None
-        _, accs = pop.evaluate(data.val if checkpoints.split is None else checkpoints.split)
-        stop = set(checkpoints.stop(step, list(pop.members), accs))
+        losses, accs = pop.evaluate(data.val if checkpoints.split is None else checkpoints.split)
+        # a member whose outputs turned non-finite has diverged: dropped now, as the epoch's end would
+        drop([r for r, v in enumerate(losses) if not math.isfinite(v)])
+        accs = [a for v, a in zip(losses, accs) if math.isfinite(v)]
+        stop = set(checkpoints.stop(step, list(pop.members), accs)) if pop.size else set()
         drop([r for r, m in enumerate(pop.members) if m in stop], "stopped")
 
     def record(epoch: int, train_losses: list[float]) -> None:
