@@ -141,3 +141,12 @@ def test_it_runs_in_the_protocol_beside_random_and_stops_some(tmp_path):
 def test_a_budget_past_the_training_is_refused_in_one_line():
     with pytest.raises(SparsenasError, match=r"--lce-steps 400 is more than the \d+ training steps of --epochs 3"):
         _found("lce-search", candidates=2, lce_steps=400, lce_every=20)
+
+
+def test_its_keys_carry_the_extrapolator_and_the_rule():
+    from sparsenas.predict import VERSION
+
+    plan = make_plan(tiny_spec(finders=("dense", "random", "lce-search")), (32, 16))
+    lce = [t for t in plan if t.finder == "lce-search"]
+    assert lce and all(t.spec["decided_by"] == {"forecast": VERSION, "rule": f"{RULE}/{MIN_READS}/20"} for t in lce)
+    assert not any("decided_by" in t.spec for t in plan if t.finder != "lce-search")

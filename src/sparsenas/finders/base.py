@@ -114,6 +114,9 @@ class Finder:
     # another finder whose generator this one draws from (lce-search draws random-search's candidates,
     # so the two are compared on the same masks); "" = its own, seeded by its name
     draws_as: ClassVar[str] = ""
+    # versions of what decides its numbers beyond its options (lce-search: the extrapolator and its
+    # stopping rule), put in its trials' keys: a change that moves them gives new keys, never mixed
+    decided_by: ClassVar[dict[str, str]] = {}
 
     def find(self, ctx: SearchContext) -> Found:
         raise NotImplementedError

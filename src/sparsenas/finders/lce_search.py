@@ -30,7 +30,7 @@ from ..data import Split
 from ..errors import SparsenasError
 from ..masks import allocate, compact, count_flops, random_mask
 from ..measures import SearchCost
-from ..predict import Forecast, forecast
+from ..predict import VERSION, Forecast, forecast
 from ..train import Checkpoints, Population, train_population
 from .base import Finder, FinderOptions, Found, SearchContext, register
 
@@ -134,6 +134,7 @@ class LceSearch(Finder):
     Options = LceSearchOptions
     has_search_cost = True
     draws_as = "random-search"  # the same candidates as random-search: the two are compared mask for mask
+    decided_by = {"forecast": VERSION, "rule": f"{RULE}/{MIN_READS}/{QUANTILES}"}  # in its keys
 
     def find(self, ctx: SearchContext[LceSearchOptions]) -> Found:
         o = ctx.options

@@ -6,6 +6,6 @@ candidate's curve will end. Below the finders that use it; imports no sparsenas 
 True
 """
 
-from .curves import Forecast, forecast
+from .curves import VERSION, Forecast, forecast
 
-__all__ = ["Forecast", "forecast"]
+__all__ = ["VERSION", "Forecast", "forecast"]

@@ -45,6 +45,9 @@ from .families import FAMILIES, Family
 # also absorbs how far the families' shapes are from a real curve.
 TUNED_ON = "Fashion-MNIST LeNet-300-100 curves (node and weight space, 10 and 20 epochs, SGD with a cosine schedule)"
 TUNED_DATASET, TUNED_MODEL = "fashion-mnist", "lenet-300-100"
+# in the keys of lce-search's trials (`Finder.decided_by`): bump it with any change that moves a forecast
+# (the constants below, the families, the fitting), so no run mixes picks made by two extrapolators
+VERSION = "domhan-ensemble-1"
 NOISE = 0.011  # prior residual sd of a validation-accuracy curve around its trend
 INFLATION = 0.7  # variance inflation of every component
 PRIOR_DOF = 2.0  # how many residuals NOISE counts as

@@ -81,6 +81,8 @@ def trial_spec(
                 raise ValueError(f"the key of a global weight-space {finder} trial needs the parent's prunable weight count")
             if f.topk_changes_mask(prunable, sparsity, run.options_for(finder)):  # its masks changed: new keys
                 extra["topk"] = f.global_topk
+    if f.decided_by:
+        extra["decided_by"] = dict(f.decided_by)
     if check:
         extra["check"] = check
     if start:
