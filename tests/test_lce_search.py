@@ -78,7 +78,7 @@ def test_best_survivor_is_the_most_accurate_on_the_full_read():
     reads_ = {0: [(2, 0.5)], 1: [(2, 0.7)], 2: [(1, 0.95)]}  # 2 was stopped early: its read does not count
     assert best_survivor({0: 0.5, 1: 0.7}, reads_) == 1
     assert best_survivor({0: 0.6, 1: 0.6}, reads_) == 0  # earliest on ties
-    assert best_survivor({0: math.nan}, {0: [(2, math.nan)], 1: [(1, 0.4)]}) == 1  # no finite survivor: best last read
+    assert best_survivor({}, {0: [(2, 0.3)], 1: [(1, 0.4)]}) == 1  # no survivor with finite outputs: best last read
 
 
 @pytest.mark.parametrize(
@@ -141,6 +141,31 @@ def test_it_runs_in_the_protocol_beside_random_and_stops_some(tmp_path):
 def test_a_budget_past_the_training_is_refused_in_one_line():
     with pytest.raises(SparsenasError, match=r"--lce-steps 400 is more than the \d+ training steps of --epochs 3"):
         _found("lce-search", candidates=2, lce_steps=400, lce_every=20)
+
+
+def test_a_survivor_whose_outputs_turn_non_finite_on_the_full_read_is_not_picked(monkeypatch):
+    # the reads (on the subset) were fine; on the whole split candidate 0 gives a non-finite loss
+    from sparsenas.train import Population
+
+    real = Population.evaluate
+
+    def evaluate(self, split):
+        losses, accs = real(self, split)
+        if len(split) == len(DATA.val) and self.size == 3:
+            losses[0], accs[0] = float("nan"), 1.0  # accuracy is never NaN: only the loss can tell
+        return losses, accs
+
+    monkeypatch.setattr(Population, "evaluate", evaluate)
+    f = _found("lce-search", candidates=3, lce_steps=4, lce_every=2, lce_stop=0.0)
+    monkeypatch.undo()
+    first = _found("random-search", candidates=1, proxy_steps=4).mask  # candidate 0
+    assert f.mask != first
+
+
+def test_where_nothing_is_forecast_the_extrapolator_stays_out_of_the_key():
+    for options in (dict(lce_stop=0.0), dict(lce_steps=60, lce_every=20)):  # never stops; judged at no read before the end
+        plan = make_plan(tiny_spec(finders=("lce-search",), **options), (32, 16))
+        assert all("decided_by" not in t.spec for t in plan), options
 
 
 def test_its_keys_carry_the_extrapolator_and_the_rule():

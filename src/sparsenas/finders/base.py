@@ -131,6 +131,15 @@ class Finder:
         """
         return not (cls.control or cls.sparsity_free or cls.front)
 
+    def decided_by_for(self, options: Any) -> dict[str, str]:
+        """What of `decided_by` decides the numbers of its trials with these `options` (all, unless a
+        finder says otherwise: lce-search makes no forecast with --lce-stop 0).
+
+        >>> get_finder("snip").decided_by_for(None)
+        {}
+        """
+        return dict(self.decided_by)
+
     def check_parent(self, parent: Parent, model: str = "") -> None:
         """Refuse, with a one-line `SparsenasError`, a parent this finder cannot search (bn-scale needs
         a BatchNorm scale on every node group); the run asks before anything trains. Default: any.

@@ -3,18 +3,20 @@
 The candidates are random-search's own (drawn by `random_mask` from random-search's generator, so the
 two finders are compared on the same masks: `Finder.draws_as`). They train together as one
 population on the seed's data order for a budget of `lce_steps` steps, their validation accuracy read
-every `lce_every` steps on `lce_val` validation samples (a fixed random subset per seed: a read of the
-whole split would cost about as much as the training between two reads). From the `MIN_READS`-th read on, each candidate's partial curve is
-extrapolated to the budget's end (`predict.forecast`, a predictive distribution) and a candidate is
-stopped when the probability that it ends above the best forecast mean among the others falls below
-`lce_stop` (the rule LC-PFN uses to stop training runs, Adriaensen et al. 2023, with the other
-candidates' forecasts in place of finished runs, since the population trains in lockstep). The
-survivors train to the budget and are read on the whole validation split; the most accurate is kept.
+every `lce_every` steps on `lce_val` validation samples (a fixed random subset per seed: on
+Fashion-MNIST LeNet-300-100 a read of the whole split cost 65% of the 20 steps between two reads).
+From the `MIN_READS`-th read on, each candidate's partial curve is extrapolated to the budget's end
+(`predict.forecast`, a predictive distribution), and a candidate is stopped when the probability that
+it ends above the leader (the other candidate with the best read, its own forecast uncertain too:
+`RULE`) falls below `lce_stop`. That is the rule LC-PFN uses to stop training runs (Adriaensen et al.
+2023), with the leader in place of the best finished run, since the population trains in lockstep.
+The survivors train to the budget and are read on the whole validation split; the most accurate is
+kept.
 
 With `lce_stop` 0 nothing stops: every candidate is trained to the full budget and the pick is by
-its measured accuracy, which is the reference a stopping rule is measured against (same picks, less
-search cost). The whole search is charged: every step each candidate took, every validation read,
-and the forecasts' seconds.
+its measured accuracy, the reference a stopping rule is measured against. The whole search is
+charged: every step each candidate took, every validation read, and the forecasts' seconds (which,
+at 20 candidates on a small net, can outweigh the training saved: benchmarks/lce_stopping.md).
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ class LceSearchOptions(FinderOptions):
         metadata={"help": "validation samples a read uses (a fixed random subset; the final pick reads all)", "range": (1, 10**9)},
     )
     lce_stop: float = field(
-        default=0.05, metadata={"help": "stop a candidate once its forecast gives it less than this probability of ending best (0 = never)"}
+        default=0.05,
+        metadata={"help": "stop a candidate once its forecast gives it less than this probability of ending above the leader (0 = never)"},
     )
 
     def validate(self, in_run: bool = True) -> None:
@@ -107,14 +110,17 @@ def losers(
         return []
     forecasts = {m: predict([s for s, _ in r], [a for _, a in r], float(budget)) for m, r in ready.items()}
     out = []
+    lead_quantiles: dict[int, list[float]] = {}  # at most two leaders (the best, and the runner-up for the best)
     for m, f in forecasts.items():
         others = [n for n in reads if n != m]
         lead = max(others, key=lambda n: (reads[n][-1][1], -n))
         if rule == "lead-read":  # LC-PFN's bar: the best value seen so far (here the leader's last read)
             p = f.prob_above(reads[lead][-1][1])
         elif rule == "lead-forecast":  # P(m ends above the leader), both forecasts uncertain
-            g = forecasts.get(lead) or predict([s for s, _ in reads[lead]], [a for _, a in reads[lead]], float(budget))
-            p = sum(f.prob_above(g.quantile((k + 0.5) / QUANTILES)) for k in range(QUANTILES)) / QUANTILES
+            if lead not in lead_quantiles:
+                g = forecasts.get(lead) or predict([s for s, _ in reads[lead]], [a for _, a in reads[lead]], float(budget))
+                lead_quantiles[lead] = [g.quantile((k + 0.5) / QUANTILES) for k in range(QUANTILES)]
+            p = sum(f.prob_above(q) for q in lead_quantiles[lead]) / QUANTILES
         else:  # "max-mean": the highest forecast mean among the others (optimistic: stops the eventual best)
             p = f.prob_above(max(forecasts[n].mean if n in forecasts else reads[n][-1][1] for n in others))
         if p < threshold:
@@ -129,12 +135,18 @@ class LceSearch(Finder):
     name = "lce-search"
     help = (
         "random-search's --candidates trained together for --lce-steps, read every --lce-every steps; a learning-curve "
-        "forecast stops those unlikely to end best (--lce-stop); best measured survivor kept"
+        "forecast stops those unlikely to end above the leader (--lce-stop); best measured survivor kept"
     )
     Options = LceSearchOptions
     has_search_cost = True
     draws_as = "random-search"  # the same candidates as random-search: the two are compared mask for mask
-    decided_by = {"forecast": VERSION, "rule": f"{RULE}/{MIN_READS}/{QUANTILES}"}  # in its keys
+    decided_by = {"forecast": VERSION, "rule": f"{RULE}/{MIN_READS}/{QUANTILES}"}  # in its keys, where forecasts run
+
+    def decided_by_for(self, options: LceSearchOptions) -> dict[str, str]:
+        # with nothing to stop, or too few reads to judge, no forecast is made: the extrapolator
+        # and the rule cannot move the numbers, so they stay out of the key
+        judged = options.lce_stop > 0.0 and options.lce_steps // options.lce_every > MIN_READS
+        return dict(self.decided_by) if judged else {}
 
     def find(self, ctx: SearchContext[LceSearchOptions]) -> Found:
         o = ctx.options
@@ -145,19 +157,16 @@ class LceSearch(Finder):
         if o.lce_steps > available:  # training ends there: forecasts would aim past the last read
             raise SparsenasError(
                 f"--lce-steps {o.lce_steps} is more than the {available} training steps of --epochs {ctx.train.epochs} on this data; "
-                f"lower --lce-steps (a multiple of --lce-every {o.lce_every}) or raise --epochs"
+                "lower --lce-steps (and --lce-every: the budget is a multiple of it) or raise --epochs"
             )
         cands = [random_mask(groups, counts, ctx.generator) for _ in range(o.candidates)]
         nets = [compact(ctx.parent, c) for c in cands]  # copies: θ0 on each candidate's nodes
         reads: dict[int, list[tuple[int, float]]] = {m: [] for m in range(len(nets))}
-        n_reads = 0
         val = ctx.data.val
         subset = torch.randperm(len(val), generator=torch.Generator().manual_seed(ctx.seed))[: o.lce_val].to(val.y.device)
         read_on = Split(val.x[subset], val.y[subset])
 
         def stop(step: int, members: list[int], accs: list[float]) -> list[int]:
-            nonlocal n_reads
-            n_reads += len(members)
             for m, a in zip(members, accs):
                 reads[m].append((step, a))
             if step >= o.lce_steps:
@@ -167,7 +176,11 @@ class LceSearch(Finder):
         checkpoints = Checkpoints(o.lce_every, stop, read_on)
         results = train_population(nets, ctx.data, ctx.train, data_seed=ctx.seed, max_steps=o.lce_steps, checkpoints=checkpoints)
         done = [m for m, r in enumerate(results) if r.status == "done"]
-        final = dict(zip(done, Population([nets[m] for m in done], ctx.train).evaluate(val)[1])) if done else {}
+        losses, accs = Population([nets[m] for m in done], ctx.train).evaluate(val) if done else ([], [])
+        final = {m: a for m, v, a in zip(done, losses, accs) if math.isfinite(v)}  # finite outputs on the whole split
+        # a member was read at every multiple of lce_every it reached, the step it left at included
+        # (a check is where a stop or a divergence is found), whether or not `stop` then saw it
+        n_reads = sum(r.steps // o.lce_every for r in results)
         per_sample = count_flops(nets[0], ctx.data.input_shape)
         cost = SearchCost(
             candidates=len(cands),
@@ -179,15 +192,12 @@ class LceSearch(Finder):
 
 
 def best_survivor(final: dict[int, float], reads: dict[int, list[tuple[int, float]]]) -> int:
-    """The member with the highest validation accuracy at the budget's end (`final`: the survivors,
-    read on the whole split); earliest on ties. If no survivor has a finite one (every one diverged),
-    the member with the best last read.
+    """The member with the highest validation accuracy at the budget's end (`final`: the survivors
+    whose outputs on the whole split are finite); earliest on ties. If there is none (every one
+    diverged), the member with the best last read; the first if nothing was read.
 
     >>> best_survivor({0: 0.5, 1: 0.7}, {0: [(2, 0.5)], 1: [(2, 0.7)], 2: [(1, 0.9)]})
     1
     """
-    pool = {m: a for m, a in final.items() if math.isfinite(a)}
-    if not pool:
-        last = {m: r[-1][1] for m, r in reads.items() if r and math.isfinite(r[-1][1])}
-        pool = last or {0: 0.0}
+    pool = final or {m: r[-1][1] for m, r in reads.items() if r} or {0: 0.0}
     return min(pool, key=lambda m: (-pool[m], m))

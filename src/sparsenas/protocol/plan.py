@@ -81,8 +81,9 @@ def trial_spec(
                 raise ValueError(f"the key of a global weight-space {finder} trial needs the parent's prunable weight count")
             if f.topk_changes_mask(prunable, sparsity, run.options_for(finder)):  # its masks changed: new keys
                 extra["topk"] = f.global_topk
-    if f.decided_by:
-        extra["decided_by"] = dict(f.decided_by)
+    decided_by = f.decided_by_for(run.options_for(finder))
+    if decided_by:
+        extra["decided_by"] = decided_by
     if check:
         extra["check"] = check
     if start:
