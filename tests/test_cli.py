@@ -76,7 +76,7 @@ BAD = [
     (["run", "--sparsities", "0.5,1.2"], r"sparsity must be in \[0, 1\), got 1.2"),
     (["run", "--dataset", "cifar"], "unknown dataset 'cifar'; choose one of: cifar10, cifar100, digits, fashion-mnist, mnist5k"),
     (["run", "--model", "vgg"], "unknown model 'vgg'; choose one of"),
-    (["run", "--finders", "dense,snap"], "unknown finder 'snap'; choose one of: bn-scale, dense, evolution, grasp, halving, imp, l1-norm, magnitude, nsga2, random, random-erk, random-search, snip, synflow"),
+    (["run", "--finders", "dense,snap"], "unknown finder 'snap'; choose one of: bn-scale, dense, evolution, grasp, halving, imp, l1-norm, lce-search, magnitude, nsga2, random, random-erk, random-search, snip, synflow"),
     (["run", "--epochs", "many"], "--epochs must be an integer, got 'many'"),
     (["run", "--dataset", "fashion-mnist", "--data-dir", "/nonexistent/fm"], "data directory '/nonexistent/fm' does not exist"),
     (["run", "--model", "lenet5"], "lenet5 needs images of at least 12x12, got 8x8"),

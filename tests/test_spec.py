@@ -49,7 +49,7 @@ def test_bad_flag_values_are_named(name, value, message):
         ({"sparsities": (-0.2,)}, r"sparsity must be in \[0, 1\)"),
         ({"dataset": "mnst"}, "unknown dataset 'mnst'; choose one of: cifar10, cifar100, digits, fashion-mnist, mnist5k"),
         ({"model": "resnet"}, "unknown model 'resnet'; choose one of: lenet-300-100, lenet5, mlp"),
-        ({"finders": ("dense", "lottery")}, "unknown finder 'lottery'; choose one of: (.*, )?bn-scale, dense, evolution, grasp, halving, imp, l1-norm, magnitude, nsga2, random, random-erk, random-search, snip, synflow"),
+        ({"finders": ("dense", "lottery")}, "unknown finder 'lottery'; choose one of: (.*, )?bn-scale, dense, evolution, grasp, halving, imp, l1-norm, lce-search, magnitude, nsga2, random, random-erk, random-search, snip, synflow"),
         ({"finders": ("random", "random")}, "finders listed twice"),
         ({"epochs": 0}, "--epochs must be at least 1"),
         ({"candidates": 0}, "--candidates must be at least 1"),
@@ -236,7 +236,7 @@ def test_finder_options_may_be_grouped_by_finder(tmp_path):
     [
         ("candidates = 50\n[options.halving]\ncandidates = 5\n",
          r"gives 'candidates' as 50 at the top level and as 5 under \[options.halving\]; one value sets every finder that "
-         r"declares it \(halving, random-search\): keep one"),
+         r"declares it \(halving, lce-search, random-search\): keep one"),
         ("[options.random-search]\ncandidates = 5\n[options.halving]\ncandidates = 6\n", "as 5 under .*random-search.* as 6 under"),
         ("[options.halving]\nproxy_steps = 5\n", r"unknown key 'proxy_steps' under \[options.halving\] .*; known keys: candidates, halving_eta"),
         ("[options.lottery]\ncandidates = 5\n", r"\[options.lottery\] in spec file .* names no finder"),

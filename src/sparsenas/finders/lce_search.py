@@ -83,7 +83,7 @@ class LceSearchOptions(FinderOptions):
 
     @classmethod
     def tiny(cls) -> LceSearchOptions:
-        return cls(candidates=3, lce_steps=8, lce_every=2)
+        return cls(candidates=3, lce_steps=2, lce_every=1)  # fits the registry tests' one short epoch
 
 
 def losers(
