@@ -175,11 +175,21 @@ def fmt_si(x: float) -> str:
     return f"{x:.0f}" if float(x).is_integer() else f"{x:.2f}"
 
 
-def fmt_ci(s: Summary | Paired, spec: str = ".2f", scale: float = 1.0) -> str:
-    """A 95% interval as "[lo, hi]", or "n/a" when it is undefined (fewer than two values)."""
+def fmt_ci(s: Summary | Paired, spec: str = ".2f", scale: float = 1.0, within: tuple[float, float] | None = None) -> str:
+    """A 95% interval as "[lo, hi]", or "n/a" when it is undefined (fewer than two values). `within`
+    clips it to the quantity's range: a t-interval of accuracies near 100% from 2 seeds reaches past
+    100%, where no accuracy lies.
+
+    >>> from sparsenas.report.stats import summarize
+    >>> fmt_ci(summarize([0.98, 1.0]), scale=100), fmt_ci(summarize([0.98, 1.0]), scale=100, within=(0.0, 1.0))
+    ('[86.29, 111.71]', '[86.29, 100.00]')
+    """
     if math.isnan(s.ci_low):
         return "n/a"
-    return f"[{format(s.ci_low * scale, spec)}, {format(s.ci_high * scale, spec)}]"
+    lo, hi = s.ci_low, s.ci_high
+    if within is not None:
+        lo, hi = max(lo, within[0]), min(hi, within[1])
+    return f"[{format(lo * scale, spec)}, {format(hi * scale, spec)}]"
 
 
 def fmt_mean_sd(s: Summary, spec: str = ".2f", scale: float = 1.0) -> str:
