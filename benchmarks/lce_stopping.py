@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from sparsenas.data import Split, load_dataset
-from sparsenas.finders.lce_search import RULES, losers
+from sparsenas.data import load_dataset
+from sparsenas.finders.lce_search import RULES, losers, read_split
 from sparsenas.masks import allocate, compact, random_mask
 from sparsenas.models import build_parent
 from sparsenas.predict import forecast
@@ -31,7 +31,6 @@ def record(ds, model: str, spec: TrainSpec, seed: int, sparsity: float, n: int, 
     gen = torch.Generator().manual_seed(finder_seed(seed, sparsity, "random-search"))  # lce-search draws these
     groups = parent.node_groups()
     nets = [compact(parent, random_mask(groups, allocate(groups, sparsity), gen)) for _ in range(n)]
-    subset = torch.randperm(len(ds.val), generator=torch.Generator().manual_seed(seed))[:sample]
     reads: dict[int, list[tuple[int, float]]] = {m: [] for m in range(n)}
 
     def keep_all(step, members, accs):
@@ -39,7 +38,7 @@ def record(ds, model: str, spec: TrainSpec, seed: int, sparsity: float, n: int, 
             reads[m].append((step, a))
         return []
 
-    split = Split(ds.val.x[subset], ds.val.y[subset])
+    split = read_split(ds.val, seed, sample)  # the finder's own subset
     train_population(nets, ds, spec, data_seed=seed, max_steps=budget, checkpoints=Checkpoints(every, keep_all, split))
     final = Population(nets, spec).evaluate(ds.val)[1]
     return reads, final

@@ -33,7 +33,7 @@ from ..errors import SparsenasError
 from ..masks import allocate, compact, count_flops, random_mask
 from ..measures import SearchCost
 from ..predict import VERSION, Forecast, forecast
-from ..train import Checkpoints, Population, train_population
+from ..train import Checkpoints, Population, total_steps, train_population
 from .base import Finder, FinderOptions, Found, SearchContext, register
 
 MIN_READS = 3  # reads before a curve is judged (3-parameter families fit 3 reads exactly: see RULES)
@@ -153,7 +153,7 @@ class LceSearch(Finder):
         start = time.perf_counter()
         groups = ctx.parent.node_groups()
         counts = allocate(groups, ctx.sparsity)
-        available = ctx.train.epochs * math.ceil(len(ctx.data.train) / ctx.train.batch_size)
+        available = total_steps(ctx.train, len(ctx.data.train))
         if o.lce_steps > available:  # training ends there: forecasts would aim past the last read
             raise SparsenasError(
                 f"--lce-steps {o.lce_steps} is more than the {available} training steps of --epochs {ctx.train.epochs} on this data; "
@@ -163,8 +163,7 @@ class LceSearch(Finder):
         nets = [compact(ctx.parent, c) for c in cands]  # copies: θ0 on each candidate's nodes
         reads: dict[int, list[tuple[int, float]]] = {m: [] for m in range(len(nets))}
         val = ctx.data.val
-        subset = torch.randperm(len(val), generator=torch.Generator().manual_seed(ctx.seed))[: o.lce_val].to(val.y.device)
-        read_on = Split(val.x[subset], val.y[subset])
+        read_on = read_split(val, ctx.seed, o.lce_val)
 
         def stop(step: int, members: list[int], accs: list[float]) -> list[int]:
             for m, a in zip(members, accs):
@@ -189,6 +188,16 @@ class LceSearch(Finder):
             seconds=time.perf_counter() - start,
         )
         return Found(cands[best_survivor(final, reads)], cost)
+
+
+def read_split(val: Split, seed: int, n: int) -> Split:
+    """The `n` validation samples lce-search reads a seed's candidates on: a fixed random subset.
+
+    >>> v = Split(torch.arange(10.0).unsqueeze(1), torch.arange(10)); len(read_split(v, 0, 4)), len(read_split(v, 0, 99))
+    (4, 10)
+    """
+    subset = torch.randperm(len(val), generator=torch.Generator().manual_seed(seed))[:n].to(val.y.device)
+    return Split(val.x[subset], val.y[subset])
 
 
 def best_survivor(final: dict[int, float], reads: dict[int, list[tuple[int, float]]]) -> int:

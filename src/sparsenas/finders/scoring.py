@@ -34,7 +34,7 @@ from ..masks import (
 from ..measures import SearchCost
 from ..models import Parent
 from ..runtime import seeded
-from ..train import Population, TrainResult, train_population
+from ..train import Population, TrainResult, total_steps, train_population
 from .base import Found, Mask, SearchContext
 
 CANDIDATE_BATCH = 32  # node-mask candidates scored (and proxy-trained) together; part of the protocol
@@ -178,7 +178,7 @@ def trained_dense(ctx: SearchContext) -> tuple[Parent, SearchCost]:
             # what train_masked would charge for the whole budget (a stored dense trial that
             # diverged is never offered): every step, every sample of every epoch
             samples = ctx.train.epochs * len(ctx.data.train)
-            steps = ctx.train.epochs * math.ceil(len(ctx.data.train) / ctx.train.batch_size)
+            steps = total_steps(ctx.train, len(ctx.data.train))
             cost = SearchCost(steps=steps, flops=3.0 * flops_per_sample(ctx) * samples, seconds=stored.seconds)
         else:
             with shared_work(ctx, "trained_dense"):

@@ -3,7 +3,7 @@
 from ..measures import EpochRecord
 from .loop import evaluate, train
 from .memory import peak_memory, population_size, release_memory, reset_peak_memory, tune_malloc
-from .population import Checkpoints, Population, TrainResult, train_population
+from .population import Checkpoints, Population, TrainResult, total_steps, train_population
 from .spec import TrainSpec
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "population_size",
     "release_memory",
     "reset_peak_memory",
+    "total_steps",
     "train",
     "train_population",
     "tune_malloc",

@@ -40,6 +40,7 @@ __all__ = [
     "make_stacked_optimizer",
     "member_losses",
     "stacked_forward_of",
+    "total_steps",
     "train_population",
 ]
 
@@ -71,6 +72,15 @@ class TrainResult:
     wall_seconds: float  # of the whole population's training
     steps: int = 0  # optimizer steps this member took
     samples: int = 0  # training samples those steps processed
+
+
+def total_steps(spec: TrainSpec, n_train: int) -> int:
+    """Optimizer steps of a whole budget: every epoch's batches, the last one short.
+
+    >>> total_steps(TrainSpec(epochs=2, batch_size=64), 130)
+    6
+    """
+    return spec.epochs * math.ceil(n_train / spec.batch_size)
 
 
 def lr_factor(spec: TrainSpec, step: int, total: int) -> float:
@@ -157,7 +167,7 @@ def train_population(
     if max_steps is None:
         record(0, pop.evaluate(data.train)[0])
     order = torch.Generator().manual_seed(data_seed)
-    total = spec.epochs * math.ceil(len(data.train) / spec.batch_size)
+    total = total_steps(spec, len(data.train))
     for epoch in range(1, spec.epochs + 1):
         if pop.size == 0:
             break
