@@ -202,18 +202,22 @@ def _spec(**overrides) -> RunSpec:
 def test_every_trial_of_a_seed_steps_on_the_same_augmented_batches_and_another_seed_on_others(tmp_path, monkeypatch, seen):
     import sparsenas.protocol.members as members
 
-    streams: dict[int, list[list[str]]] = {}  # data seed -> one list of batch digests per population
+    streams: dict[int, list[list[str]]] = {}  # data seed -> one list of batch digests per trial
     inner = members.train_population
 
     def spy(nets, data, spec, data_seed, **kw):
         start = len(seen)
         out = inner(nets, data, spec, data_seed, **kw)
-        streams.setdefault(data_seed, []).append([_digest(x) + _digest(y) for x, y in seen[start:]])
+        seeds = [data_seed] * len(nets) if isinstance(data_seed, int) else list(data_seed)
+        for m, seed in enumerate(seeds):
+            # a population of several seeds steps on per-member batches (K, B, ...): row m is member m's
+            own = [(x[m], y[m]) if y.dim() == 2 else (x, y) for x, y in seen[start:]]
+            streams.setdefault(seed, []).append([_digest(x) + _digest(y) for x, y in own])
         return out
 
     monkeypatch.setattr(members, "train_population", spy)
     run(_spec(), tmp_path / "together")
-    assert {k: len(v) for k, v in streams.items()} == {0: 3, 1: 3}  # dense; random x2 + random-search at each sparsity
+    assert {k: len(v) for k, v in streams.items()} == {0: 7, 1: 7}  # dense; random x2 + random-search at each sparsity
     for seed in (0, 1):
         assert all(s == streams[seed][0] for s in streams[seed]) and len(streams[seed][0]) == 2 * 5
     assert not set(streams[0][0]) & set(streams[1][0])

@@ -140,8 +140,8 @@ def test_weight_space_run_with_checks_collapse_and_report(tmp_path, monkeypatch)
         re = unpack_weight_mask(store.weight_mask(by_arm[("synflow~reinit", 0)].key), parent)
         assert syn.kept_counts() == syn0.kept_weights and all(torch.equal(syn.tensors[n], re.tensors[n]) for n in syn.tensors)
         assert store.weight_mask(by_arm[("dense", 0)].key) is None
-    # every weight-space trial of a seed trains in one population (same full shape)
-    assert {t.population for t in trials if t.finder != "dense"} == {9}
+    # every weight-space trial of the run trains in one population (same full shape), both seeds' 9
+    assert {t.population for t in trials if t.finder != "dense"} == {18}
     write_report(tmp_path)
     md = (tmp_path / "report.md").read_text()
     assert "weight sparsity" in md and "## Sanity checks (finder − check, paired by seed)" in md

@@ -89,14 +89,32 @@ class Parent(nn.Module):
         """
         return vmapped_forward(self)(params, x)
 
+    def stacked_forward_each(self, params: dict[str, torch.Tensor], xs: torch.Tensor) -> torch.Tensor:
+        """Logits (K, B, classes) of K networks shaped like this one, each on its own batch: xs (K, B, ...).
 
-def vmapped_forward(module: nn.Module) -> Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]:
-    """`module`'s own forward vmapped over stacked tensors: (params (K, ...), x (B, ...)) -> (K, B, ...).
+        What a population of members with different data orders (trials of different seeds) runs.
+        This default vmaps the module's own `forward` over the members and their batches; a parent
+        that overrides `stacked_forward` may override this too (`MLP` does).
+
+        >>> from sparsenas.models import build_parent
+        >>> m = build_parent("lenet5", (1, 28, 28), 10, seed=0)
+        >>> p = {n: t.detach().expand(2, *t.shape) for n, t in m.named_parameters()}
+        >>> tuple(m.stacked_forward_each(p, torch.zeros(2, 4, 1, 28, 28)).shape)
+        (2, 4, 10)
+        """
+        return vmapped_forward(self, each=True)(params, xs)
+
+
+def vmapped_forward(module: nn.Module, each: bool = False) -> Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]:
+    """`module`'s own forward vmapped over stacked tensors: (params (K, ...), x (B, ...)) -> (K, B, ...),
+    or with `each`, every member on its own batch: (params (K, ...), xs (K, B, ...)) -> (K, B, ...).
 
     The one population forward for any module; `Parent.stacked_forward` uses it by default.
 
     >>> f = vmapped_forward(nn.Linear(4, 3))
     >>> tuple(f({"weight": torch.zeros(2, 3, 4), "bias": torch.ones(2, 3)}, torch.zeros(5, 4)).shape)
+    (2, 5, 3)
+    >>> tuple(vmapped_forward(nn.Linear(4, 3), each=True)({"weight": torch.zeros(2, 3, 4), "bias": torch.ones(2, 3)}, torch.zeros(2, 5, 4)).shape)
     (2, 5, 3)
     """
 
@@ -104,7 +122,7 @@ def vmapped_forward(module: nn.Module) -> Callable[[dict[str, torch.Tensor], tor
         return functional_call(module, p, (xb,))
 
     # randomness="different": dropout draws its own mask per member, as each would alone
-    return vmap(one, in_dims=(0, None), randomness="different")
+    return vmap(one, in_dims=(0, 0 if each else None), randomness="different")
 
 
 def init_parameters(model: nn.Module, generator: torch.Generator) -> None:

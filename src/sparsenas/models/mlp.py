@@ -46,7 +46,19 @@ class MLP(Parent):
         >>> y = m.stacked_forward(p, torch.randn(5, 1, 8, 8)); tuple(y.shape)
         (3, 5, 10)
         """
-        h = x.flatten(1)  # (B, C*H*W), shared by the K members
+        return self._stacked(params, x.flatten(1))  # (B, C*H*W), shared by the K members
+
+    def stacked_forward_each(self, params: dict[str, torch.Tensor], xs: torch.Tensor) -> torch.Tensor:
+        """K MLPs of this shape, each on its own batch xs (K, B, ...): batched GEMMs throughout.
+
+        >>> m = MLP((1, 8, 8), 10, (32, 16))
+        >>> p = {n: t.detach().expand(3, *t.shape) for n, t in m.named_parameters()}
+        >>> tuple(m.stacked_forward_each(p, torch.randn(3, 5, 1, 8, 8)).shape)
+        (3, 5, 10)
+        """
+        return self._stacked(params, xs.flatten(2))  # (K, B, C*H*W)
+
+    def _stacked(self, params: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
         for name in self.names[:-1]:
             h = torch.relu(stacked_linear(h, params[f"{name}.weight"], params[f"{name}.bias"]))
         return stacked_linear(h, params["out.weight"], params["out.bias"])

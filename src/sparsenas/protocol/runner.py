@@ -4,7 +4,7 @@ For each seed the parent's init θ0 and the data order are fixed by the seed; ev
 seed starts from θ0 restricted to its mask (unless its finder says otherwise: IMP rewound to step k,
 the `reinit` check's fresh init) and is trained by the same loop with the same budget. An executor
 (`protocol.executors`: local, ray) asks every pending trial's finder for its mask (`protocol.find`),
-cuts the seed's trials into populations of one compacted shape (`protocol.populations`), trains each
+cuts the run's trials into populations of one compacted shape, across seeds (`protocol.populations`), trains each
 population together (`protocol.members`) and reports it; this process stores each population in one
 transaction, the store's only writer, and holds the run directory for the whole run (`store.run_lock`).
 

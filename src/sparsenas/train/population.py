@@ -10,6 +10,8 @@ The data order of a trial is fixed by its `data_seed` alone: epoch e's permutati
 of a generator seeded with `data_seed`, so every trial of a seed sees the same minibatches. With
 `spec.augment` the training batches (never the evaluated splits) are augmented by draws seeded from
 `data_seed` and the epoch alone (`augment.py`), so they stay the same for every trial of a seed too.
+Members of one population may have different data seeds (trials of several seeds trained together):
+each seed's batches are drawn as they would be alone, and each member steps on its own seed's batch.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ def train_population(
     nets: Sequence[nn.Module],
     data: Dataset,
     spec: TrainSpec,
-    data_seed: int,
+    data_seed: int | Sequence[int],
     max_steps: int | None = None,
     on_epoch: MemberHook | None = None,
     masks: Sequence[dict[str, torch.Tensor]] | None = None,
@@ -106,6 +108,8 @@ def train_population(
 ) -> list[TrainResult]:
     """Train the same-shape `nets` together, in place, for `spec.epochs` epochs (or `max_steps`).
 
+    `data_seed` fixes the data order (and augmentation) of every net, or of each net when it is a
+    sequence of one seed per net; nets of one seed step on the very same batches.
     `masks`, one {weight name: 0/1 tensor} per net, trains weight-masked nets (see `Population`).
     `checkpoints` reads every member's validation accuracy every `every` steps and stops those its
     `stop` names; the others train on undisturbed (a member's arithmetic never depends on another's).
@@ -120,9 +124,15 @@ def train_population(
     >>> rs = train_population(nets, ds, TrainSpec(epochs=2), data_seed=0)
     >>> [([e.epoch for e in r.curve], r.status) for r in rs]
     [([0, 1, 2], 'done'), ([0, 1, 2], 'done')]
+    >>> rs = train_population(nets, ds, TrainSpec(epochs=1), data_seed=[0, 1]); [r.status for r in rs]
+    ['done', 'done']
     """
     check_augment(spec, data)  # tabular data cannot be cropped: refused before anything trains
     start = time.perf_counter()
+    seeds = [data_seed] * len(nets) if isinstance(data_seed, int) else [int(s) for s in data_seed]
+    if len(seeds) != len(nets):
+        raise ValueError(f"give one data seed per net: {len(nets)} nets, {len(seeds)} seeds")
+    distinct = list(dict.fromkeys(seeds))  # one data order each; a member steps on its seed's batches
     pop = Population(nets, spec, masks)
     k = pop.size
     curves: list[list[EpochRecord]] = [[] for _ in range(k)]
@@ -166,7 +176,7 @@ def train_population(
 
     if max_steps is None:
         record(0, pop.evaluate(data.train)[0])
-    order = torch.Generator().manual_seed(data_seed)
+    orders = [torch.Generator().manual_seed(s) for s in distinct]
     total = total_steps(spec, len(data.train))
     for epoch in range(1, spec.epochs + 1):
         if pop.size == 0:
@@ -176,10 +186,22 @@ def train_population(
         device = next(iter(pop.params.values())).device
         loss_sum = torch.zeros(pop.size, dtype=torch.float64, device=device)
         n_batches = 0
-        augment = epoch_augment(spec.augment, data_seed, epoch, len(data.train), data.train.x.device)
-        for xb, yb in batches(data.train, spec.batch_size, order):
-            if augment is not None:
-                xb = augment(xb, start=n_batches * spec.batch_size)  # this batch's place in the epoch's order
+        augments = [epoch_augment(spec.augment, s, epoch, len(data.train), data.train.x.device) for s in distinct]
+        # every seed's permutation is drawn from its own generator, so a seed's batches do not
+        # depend on which other seeds share the population
+        for parts in zip(*(batches(data.train, spec.batch_size, g) for g in orders)):
+            # augmented where a member still trains on them: at this batch's place in the epoch's order
+            wanted = {seeds[m] for m in pop.members}
+            xs = [
+                aug(x, start=n_batches * spec.batch_size) if aug is not None and s in wanted else x
+                for s, aug, (x, _) in zip(distinct, augments, parts)
+            ]
+            if len(distinct) == 1:
+                xb, yb = xs[0], parts[0][1]
+            else:  # row r of the stacks steps on the batch of its member's seed
+                rows = torch.tensor([distinct.index(seeds[m]) for m in pop.members], device=xs[0].device)
+                xb = torch.stack(xs).index_select(0, rows)
+                yb = torch.stack([y for _, y in parts]).index_select(0, rows)
             loss_sum += pop.step(xb, yb, spec.lr * lr_factor(spec, step, total))
             n_batches += 1
             step += 1

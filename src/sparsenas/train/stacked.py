@@ -28,8 +28,9 @@ from .spec import TrainSpec
 from .stacked_graph import Forward, graph_stacked_forward
 
 
-def stacked_forward_of(base: nn.Module) -> Forward:
-    """The function (stacked params, x) -> logits (K, B, C) for networks shaped like `base`.
+def stacked_forward_of(base: nn.Module, each: bool = False) -> Forward:
+    """The function (stacked params, x) -> logits (K, B, C) for networks shaped like `base`: x is
+    one batch (B, ...) shared by the members, or with `each` every member's own, (K, B, ...).
 
     A Parent that overrides `stacked_forward` (MLP's stacked GEMMs) gives its own. A module with
     BatchNorm runs its traced graph on all members at once when every op in it allows that
@@ -46,9 +47,9 @@ def stacked_forward_of(base: nn.Module) -> Forward:
     own = getattr(type(base), "stacked_forward", None)
     if own is not None and own is not Parent.stacked_forward:
         # getattr: mypy types an nn.Module's attributes as tensors or modules, not as its methods
-        return getattr(base, "stacked_forward")
-    graph = graph_stacked_forward(base) if population_engine(base) == "graph" else None
-    return graph or vmapped_forward(base)
+        return getattr(base, "stacked_forward_each" if each else "stacked_forward")
+    graph = graph_stacked_forward(base, each) if population_engine(base) == "graph" else None
+    return graph or vmapped_forward(base, each)
 
 
 def population_engine(base: nn.Module) -> str:
@@ -84,13 +85,15 @@ def make_stacked_optimizer(params: list[torch.Tensor], spec: TrainSpec) -> torch
 
 
 def member_losses(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy of each member: logits (K, B, C), labels (B,) -> (K,) (mean or sum over B).
+    """Cross-entropy of each member: logits (K, B, C), labels (B,) shared or (K, B) each member's
+    own -> (K,) (mean or sum over B).
 
     >>> [round(v, 4) for v in member_losses(torch.zeros(2, 3, 4), torch.tensor([0, 1, 2])).tolist()]
     [1.3863, 1.3863]
     """
     k, b, c = logits.shape
-    per_sample = F.cross_entropy(logits.reshape(k * b, c), y.repeat(k), reduction="none").view(k, b)
+    labels = y.reshape(k * b) if y.dim() == 2 else y.repeat(k)
+    per_sample = F.cross_entropy(logits.reshape(k * b, c), labels, reduction="none").view(k, b)
     return per_sample.mean(1) if reduction == "mean" else per_sample.sum(1)
 
 
@@ -119,6 +122,7 @@ class Population:
         if any(s != shapes[0] for s in shapes[1:]):
             raise ValueError("population members must share one shape (the same compacted widths)")
         self.solo = len(nets) == 1
+        self._forward_each: Forward | None = None  # built on the first per-member batch
         if self.solo:
             self.params = dict(self.base.named_parameters()) | dict(self.base.named_buffers())
             self.forward: Forward = lambda _params, x: self.base(x).unsqueeze(0)
@@ -155,12 +159,23 @@ class Population:
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward(self.params, x)
 
+    def logits_each(self, xs: torch.Tensor) -> torch.Tensor:
+        """Logits (K, B, C) of every member on its own batch, xs (K, B, ...)."""
+        if self.solo:
+            return self.base(xs[0]).unsqueeze(0)
+        if self._forward_each is None:
+            self._forward_each = stacked_forward_of(self.base, each=True)
+        return self._forward_each(self.params, xs)
+
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
-        """One optimizer step of every member on the batch (x, y); returns the members' losses (K,)."""
+        """One optimizer step of every member on the batch (x, y); returns the members' losses (K,).
+
+        A shared batch is x (B, ...), y (B,); members with their own batches (trials of different
+        seeds) take x (K, B, ...), y (K, B), row r's batch for the member in row r."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.base.train()
-        losses = member_losses(self.logits(x), y)
+        losses = member_losses(self.logits_each(x) if y.dim() == 2 else self.logits(x), y)
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()  # d(sum)/d(member k's weights) = d(loss k)/d(member k's weights)
         self.optimizer.step()

@@ -55,9 +55,10 @@ _METHODS = (ELEMENTWISE_METHODS | BINARY_METHODS) - {m for m in ELEMENTWISE_METH
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
-def graph_stacked_forward(module: nn.Module) -> Forward | None:
+def graph_stacked_forward(module: nn.Module, each: bool = False) -> Forward | None:
     """The forward (stacked params (K, ...), x (B, ...)) -> logits (K, B, C) through `module`'s traced
-    graph, or None when the graph holds an op this path does not know (then vmap it).
+    graph, or None when the graph holds an op this path does not know (then vmap it). With `each`,
+    every member reads its own batch: x is (K, B, ...), laid side by side as the first stacked value.
 
     Whether it runs is settled on the first batch of each input shape, by running it on meta tensors
     (shapes only, nothing computed or updated); should that fail, that shape is vmapped instead.
@@ -67,20 +68,22 @@ def graph_stacked_forward(module: nn.Module) -> Forward | None:
     >>> p = {n: t.detach().expand(2, *t.shape).clone() for n, t in net.state_dict().items()}
     >>> tuple(f(p, torch.randn(5, 1, 6, 6)).shape)
     (2, 5, 3)
+    >>> tuple(graph_stacked_forward(net, each=True)(p, torch.randn(2, 5, 1, 6, 6)).shape)
+    (2, 5, 3)
     >>> graph_stacked_forward(nn.Linear(4, 3)) is None  # traced as F.linear on its own tensors
     True
     """
     graph = _supported_graph(module)
     if graph is None:
         return None
-    fallback = vmapped_forward(module)
+    fallback = vmapped_forward(module, each)
     runs: dict[tuple[Any, ...], bool] = {}  # input shape -> does the graph path run on it
 
     def forward(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         key = (tuple(x.shape[1:]), x.dtype, module.training)
         if key not in runs:
-            runs[key] = _runs_on_meta(graph, module, params, x)
-        return _run(graph, module, params, x) if runs[key] else fallback(params, x)
+            runs[key] = _runs_on_meta(graph, module, params, x, each)
+        return _run(graph, module, params, x, each) if runs[key] else fallback(params, x)
 
     return forward
 
@@ -135,22 +138,27 @@ def _is_flatten(n: fx.Node) -> bool:
     return bool(start == 1 and end == -1)
 
 
-def _runs_on_meta(graph: fx.Graph, module: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor) -> bool:
+def _runs_on_meta(graph: fx.Graph, module: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, each: bool) -> bool:
     """Whether `_run` goes through on tensors shaped like these and gives logits (K, B, C)."""
     meta = {n: torch.empty_like(t, device="meta") for n, t in params.items()}
     k = next(iter(params.values())).shape[0]
     try:
         with torch.no_grad():
-            out = _run(graph, module, meta, torch.empty_like(x, device="meta"))
+            out = _run(graph, module, meta, torch.empty_like(x, device="meta"), each)
     except (RuntimeError, ValueError, TypeError, IndexError, KeyError):
         return False
-    return out.dim() == 3 and tuple(out.shape[:2]) == (k, x.shape[0])
+    return out.dim() == 3 and tuple(out.shape[:2]) == (k, x.shape[1 if each else 0])
 
 
-def _run(graph: fx.Graph, module: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+def _run(graph: fx.Graph, module: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, each: bool = False) -> torch.Tensor:
     """Interpret `graph` on K members at once. A value is shared (the input, and what only the input
-    feeds: (B, ...), the same for every member) or stacked (B, K*C, ...), member-major."""
+    feeds: (B, ...), the same for every member) or stacked (B, K*C, ...), member-major. With `each`
+    the input is the members' own batches (K, B, C, ...), stacked from the start."""
     k = next(iter(params.values())).shape[0]
+    if each:
+        if x.dim() < 3 or x.shape[0] != k:
+            raise ValueError(f"per-member batches must be (K={k}, B, ...), got {tuple(x.shape)}")
+        x = x.transpose(0, 1).reshape(x.shape[1], k * x.shape[2], *x.shape[3:])  # (B, K*C, ...), member-major
     # oneDNN's grouped convolution is much faster channels-last; CUDA keeps its own preference
     fmt = torch.channels_last if x.device.type == "cpu" else torch.contiguous_format
     modules = dict(module.named_modules())
@@ -162,6 +170,8 @@ def _run(graph: fx.Graph, module: nn.Module, params: dict[str, torch.Tensor], x:
     for n in graph.nodes:
         if n.op == "placeholder":
             env[n] = x
+            if each:
+                stacked.add(n)
             continue
         if n.op == "output":
             out = env[n.args[0]]

@@ -3,8 +3,8 @@
 The runner plans, binds the store and is its only writer; an executor is handed the pending trials
 and reports back through a `Driver` (a population starts, a population is done, a seed's front
 state). It never imports the runner and never writes to the store. Both shipped executors find and
-cut populations with `seed_populations` and train them with `train_members`, so a population is the
-same wherever it trains.
+find with `find_seed`, cut populations across seeds with `run_populations` and train them with
+`train_members`, so a population is the same wherever it trains.
 
 A new executor is one file with a registered subclass:
 

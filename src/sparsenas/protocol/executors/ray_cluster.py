@@ -1,13 +1,13 @@
 """The Ray executor (`--executor ray`): a run's populations trained as Ray tasks, the driver the only writer.
 
 The driver plans the run and binds the store as for the local executor. Each seed's finds are one
-task (`seed_populations`: the seed's finders share work through one memo, and the pending trials
-are cut into populations by the same code as locally); each population is then one training task
-(`train_members`). A task returns plain data (records, packed masks, packed weights), and the driver
+task (`find_seed`: the seed's finders share work through one memo); once every seed's are back, the
+driver cuts them into populations across seeds by the same code as locally (`run_populations`), and
+each population is one training task (`train_members`). A task returns plain data (records, packed masks, packed weights), and the driver
 writes each population in one transaction as it arrives, so the store has one writer and a run
 killed at any moment resumes as a local one does.
 
-Same numbers as local: a task rebuilds the seed's parent from the seed, trains with the same code,
+Same numbers as local: a task rebuilds its seeds' parents from the seeds, trains with the same code,
 and sets torch's thread count to the driver's (or `--threads`; a task asks Ray for that many CPUs),
 because a matrix product's rounding depends on how many threads split it.
 
@@ -40,7 +40,7 @@ from ...registry import Registry
 from ...runtime import resolve_device
 from ..members import EpochHook, Trained, train_members
 from ..plan import PlannedTrial
-from ..populations import seed_populations
+from ..populations import find_seed, run_populations
 from ..spec import RunSpec
 from .base import Driver, Executor, register
 
@@ -93,16 +93,17 @@ def _prepare(entries: Entries, threads: int) -> None:
 def _seed_task(entries: Entries, threads: int, spec: RunSpec, data: Dataset, seed: int, trials: list[PlannedTrial], memo: dict):
     _prepare(entries, threads)
     device = resolve_device(spec.device)
-    _, pops = seed_populations(spec, data.to(device), seed, trials, device, memo)
-    return pops, memo  # the memo now holds the seed's front-finder state, for the driver to store
+    _, found = find_seed(spec, data.to(device), seed, trials, device, memo)
+    return found, memo  # the memo now holds the seed's front-finder state, for the driver to store
 
 
 def _train_task(entries: Entries, threads: int, spec: RunSpec, data: Dataset, members: list[tuple[PlannedTrial, Found]]) -> Trained:
     _prepare(entries, threads)
     device = resolve_device(spec.device)
     data = data.to(device)
-    parent = build_parent(spec.model, data.input_shape, data.num_classes, members[0][0].seed, spec.widths).to(device)
-    return train_members(parent, data, spec, members)
+    seeds = dict.fromkeys(t.seed for t, _ in members)
+    parents = {s: build_parent(spec.model, data.input_shape, data.num_classes, s, spec.widths).to(device) for s in seeds}
+    return train_members(parents, data, spec, members)
 
 
 def _check_reachable(address: str) -> None:
@@ -218,7 +219,9 @@ def run_on_ray(spec: RunSpec, data: Dataset, pending: Sequence[PlannedTrial], dr
         entries = user_entries()
         _ship_by_value(entries)
         data_ref = ray.put(data.to("cpu"))
-        for seed in dict.fromkeys(t.seed for t in pending):
+        seeds = list(dict.fromkeys(t.seed for t in pending))
+        found: dict[int, list] = {}  # seed -> its found trials; populations are cut once all are back
+        for seed in seeds:
             trials = [t for t in pending if t.seed == seed]
             waiting[seed_task.remote(entries, threads, spec, data_ref, seed, trials, driver.state(seed))] = ("find", seed)
         while waiting:
@@ -241,9 +244,12 @@ def run_on_ray(spec: RunSpec, data: Dataset, pending: Sequence[PlannedTrial], dr
                     "populations are stored, re-run the same command to resume"
                 ) from None
             if kind == "find":
-                pops, memo = result
+                found[what], memo = result
                 driver.keep_state(what, memo)  # before any of the seed's front slots trains
-                for members in pops:
+                if len(found) < len(seeds):
+                    continue
+                # in plan order (seed-major), as the local executor cuts them
+                for members in run_populations([x for s in seeds for x in found[s]]):
                     driver.started([t for t, _ in members])
                     waiting[train_task.remote(entries, threads, spec, data_ref, members)] = ("train", [t for t, _ in members])
             else:
