@@ -14,6 +14,7 @@ from sparsenas.data import Dataset, Split
 from sparsenas.masks import allocate, compact, random_mask
 from sparsenas.models import build_parent
 from sparsenas.models.base import vmapped_forward
+from sparsenas.models.mlp import MLP
 from sparsenas.train import Population, TrainSpec, train, train_population
 from sparsenas.train.stacked_graph import graph_stacked_forward
 
@@ -142,3 +143,32 @@ def test_a_population_steps_on_per_member_batches_and_a_solo_one_too():
     twin = copy.deepcopy(nets[0])
     torch.testing.assert_close(pop.logits_each(x)[0], twin(x[0]))
     assert pop.step(x, y, 0.1).shape == (1,)
+
+
+def test_steps_and_samples_are_each_members_own():
+    data = _images(n_train=150)
+    nets = _members("mlp", data, 3, 0.5, (32, 16))
+    results = train_population(nets, data, TrainSpec(epochs=2, batch_size=32), data_seed=[0, 1, 2])
+    assert {(r.steps, r.samples) for r in results} == {(10, 300)}  # 2 epochs of 5 batches, 150 samples each
+
+
+class _TanhMLP(MLP):
+    """Rewrites `forward` and `stacked_forward` only: per-member batches must not get MLP's ReLU."""
+
+    def forward(self, x):
+        h = x.flatten(1)
+        for name in self.names[:-1]:
+            h = torch.tanh(getattr(self, name)(h))
+        return self.out(h)
+
+    def stacked_forward(self, params, x):
+        return vmapped_forward(self)(params, x)
+
+
+def test_a_subclass_that_rewrote_only_stacked_forward_gets_its_own_forward_per_member():
+    nets = [_TanhMLP((1, 4, 4), 3, (5,)) for _ in range(2)]
+    pop = Population(nets, TrainSpec())
+    xs = torch.randn(2, 6, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    got = pop.logits_each(xs)
+    for k, net in enumerate(nets):
+        torch.testing.assert_close(got[k], net(xs[k]))

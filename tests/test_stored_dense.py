@@ -76,3 +76,18 @@ def test_a_dropout_parent_gets_the_same_numbers_grown_or_at_once(tmp_path, dropo
     a, b = _stored(tmp_path / "at-once"), _stored(tmp_path / "grown")
     assert a.keys() == b.keys() and len(a) == 2
     assert all(_same(a[i], b[i]) for i in a)
+
+
+def test_dense_trials_trained_together_are_not_reused_and_the_numbers_stay(tmp_path):
+    # two seeds' dense trials train as one population, equal to each trained alone only to fp32
+    # rounding: reusing them would give a grown (or resumed) run other bits than a run at once
+    overrides = dict(CASES["resnet-node"], seeds=(0, 1), epochs=2)
+    run(tiny_spec(**overrides), tmp_path / "at-once")
+    run(tiny_spec(**(overrides | dict(finders=("dense",), starts=()))), tmp_path / "grown")
+    with Store(tmp_path / "grown") as s:
+        assert {t.population for t in s.trials()} == {2}
+    run(tiny_spec(**overrides), tmp_path / "grown")
+    a, b = _stored(tmp_path / "at-once"), _stored(tmp_path / "grown")
+    assert a.keys() == b.keys() and len(a) == 6
+    for ident in a:
+        assert _same(a[ident], b[ident]), ident

@@ -45,7 +45,8 @@ def populations(
     trials: Sequence[tuple[PlannedTrial, Found]], size_of: Callable[[PlannedTrial, Found], int]
 ) -> list[list[tuple[PlannedTrial, Found]]]:
     """Split found trials (of any seeds, in plan order) into populations: same shape (`shape_of`), at
-    most `size_of` each (asked of each shape's first trial).
+    most `size_of` each (the least any of the shape's trials allows: the same cut whichever of them
+    is pending first).
 
     Shapes come in order of their first trial in the plan; each shape's trials are cut into
     consecutive slices, so the same pending trials always form the same populations.
@@ -59,7 +60,7 @@ def populations(
         shapes.setdefault(shape_of(item[1]), []).append(item)
     out = []
     for members in shapes.values():
-        k = max(1, size_of(*members[0]))
+        k = max(1, min(size_of(*m) for m in members))
         out += [list(members[i : i + k]) for i in range(0, len(members), k)]
     return out
 
@@ -88,8 +89,9 @@ def find_seed(
     """
     parent = build_parent(spec.model, data.input_shape, data.num_classes, seed, spec.widths).to(device)
     memo = {} if memo is None else memo  # one seed's finders share their work (dense parent, IMP's chain)
-    # a finder's trained net (`Found.trained`) served the finetune start, which copied it: not kept through training
-    found = [(t, dataclasses.replace(find(parent, data, spec, t, memo), trained=None)) for t in trials if t.seed == seed]
+    # a finder's trained net (`Found.trained`) served the finetune start, which copied it, and its
+    # scores served the checks: neither is kept while every seed's trials wait for training
+    found = [(t, dataclasses.replace(find(parent, data, spec, t, memo), trained=None, scores=None)) for t in trials if t.seed == seed]
     fronts = {name for name in spec.finders if get_finder(name).front}
     for k in [k for k in memo if k not in fronts]:
         del memo[k]  # trained nets held for the search are not needed for the final training

@@ -47,7 +47,10 @@ def stored_dense(store: Store, plan: Sequence[PlannedTrial], seed: int) -> dict[
     so the seed's finders that rank a trained parent (magnitude, IMP, l1-norm, a finetune start)
     load it rather than train the parent again: 1/3 of such a run's work on a ResNet. The runner asks
     only where that is the same computation (a parent whose training draws nothing from torch's
-    generators: the dense trial and the shared parent are seeded differently, `scoring.shared_work`).
+    generators: the dense trial and the shared parent are seeded differently, `scoring.shared_work`),
+    and it is offered only if it trained alone: the finders train the parent alone, and a dense trial
+    trained in a population (every seed's together) equals that only to fp32 rounding, so a resumed
+    or grown run would not give an uninterrupted one's bits.
 
     >>> import tempfile; from sparsenas.protocol import RunSpec, make_plan
     >>> stored_dense(Store(tempfile.mkdtemp()), make_plan(RunSpec(seeds=(0,)), (8,)), 0)
@@ -55,8 +58,8 @@ def stored_dense(store: Store, plan: Sequence[PlannedTrial], seed: int) -> dict[
     """
     dense = next((t for t in plan if t.seed == seed and t.finder == "dense"), None)
     status = None if dense is None else store.status(dense.key)
-    if dense is None or status is None or status[0] != "done":
-        return {}  # not in this run, not trained yet, or diverged: whoever needs it trains it
+    if dense is None or status is None or status[0] != "done" or status[2] != 1:
+        return {}  # not in this run, not trained yet, diverged, or not trained alone: whoever needs it trains it
     blob = store.weights(dense.key)
     if blob is None:
         return {}

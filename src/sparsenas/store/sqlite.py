@@ -121,16 +121,19 @@ class Store:
         `masks.unpack_weight_mask(blob, parent)` reads it."""
         return self._blob("masks", "bits", key)
 
-    def status(self, key: str) -> tuple[str, float] | None:
-        """The stored trial `key`'s status and training wall seconds, or None if it is not stored.
+    def status(self, key: str) -> tuple[str, float, int] | None:
+        """The stored trial `key`'s status, training wall seconds and the size of the population it
+        trained in, or None if it is not stored.
 
         >>> import tempfile; Store(tempfile.mkdtemp()).status("0" * 16) is None
         True
         """
         row = self._db.execute(
-            "select json_extract(record, '$.status'), json_extract(record, '$.wall_seconds') from trials where key = ?", (key,)
+            "select json_extract(record, '$.status'), json_extract(record, '$.wall_seconds'), json_extract(record, '$.population') "
+            "from trials where key = ?",
+            (key,),
         ).fetchone()
-        return None if row is None else (str(row[0]), float(row[1]))
+        return None if row is None else (str(row[0]), float(row[1]), int(row[2] or 1))
 
     def weights(self, key: str) -> bytes | None:
         """The packed trained weights of trial `key` (None where the store predates them);

@@ -22,11 +22,13 @@ from .spec import TrainSpec
 CPU_FRACTION = 0.5  # of physical memory a population may plan for on the CPU
 GPU_FRACTION = 0.8  # of a GPU's memory
 EVAL_ROWS = 32768  # samples x members evaluated per chunk: evaluation memory is independent of K
-# Evaluation keeps no activations for backward: each value is freed after its last reader, so what is
-# held at once is a few layers' outputs (a residual block's input, the conv's output, the norm's),
-# not all of them. Measured on resnet20 (1x28x28, 4096 rows): 0.96 GiB held at K = 1 and 3.06 GiB
-# at K = 4, where 4 widest outputs predict 0.77 and 3.06 GiB; 5 leaves room.
-EVAL_LIVE = 5
+# Evaluation through the BatchNorm graph (`stacked_graph`) frees each value after its last reader,
+# so what it holds at once is a few layers' outputs (a residual block's input, the conv's output,
+# the norm's), not all of them. Measured on resnet20 (1x28x28, 4096 rows of 16x28x28 widest
+# outputs, 0.19 GiB each per member): 0.96 GiB held at K = 1 (5.0 widest) and 3.06 GiB at K = 4
+# (4.0 widest per member). 6 leaves a fifth more. Other engines run eager forwards, which may hold
+# every intermediate until they return: for them all activations count, as before.
+EVAL_LIVE = 6
 
 
 def eval_rows(k: int) -> int:
@@ -101,6 +103,22 @@ def _leaf_outputs(net: nn.Module, input_shape: tuple[int, ...]) -> list[int]:
     return sizes
 
 
+def eval_floats(net: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Floats one evaluated sample holds at once: EVAL_LIVE widest outputs where the population runs
+    the BatchNorm graph (values freed after their last reader), twice all activations elsewhere.
+    (Counting all of them for the graph set aside 89 GiB for resnet20 on 28x28 inputs, and every
+    ResNet population on a 24 GiB machine was a population of one.)
+
+    >>> eval_floats(nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.ReLU()), (4,))
+    20
+    """
+    from .stacked import population_engine  # stacked imports this module's eval_rows
+
+    if population_engine(net) == "graph":
+        return EVAL_LIVE * widest_activation(net, input_shape)
+    return 2 * activation_floats(net, input_shape)
+
+
 def member_bytes(net: nn.Module, input_shape: tuple[int, ...], spec: TrainSpec, masked: bool = False) -> int:
     """Estimated bytes one population member needs: weights, gradients, optimizer state (and a
     weight mask when `masked`), and its activations for a training batch (kept for backward, their
@@ -129,10 +147,8 @@ def population_size(
     """
     fraction = GPU_FRACTION if device.type == "cuda" else CPU_FRACTION
     budget = fraction * total_memory(device)
-    # an evaluation chunk holds EVAL_ROWS samples' live activations whatever K is: set them aside.
-    # (All of a sample's activations, as this once counted, set aside 89 GiB for resnet20 on
-    # 28x28 inputs: every ResNet population on a 24 GiB machine was a population of one.)
-    budget -= 4 * EVAL_LIVE * widest_activation(net, input_shape) * EVAL_ROWS
+    # an evaluation chunk holds EVAL_ROWS samples' live activations whatever K is: set them aside
+    budget -= 4 * eval_floats(net, input_shape) * EVAL_ROWS
     fits = int(budget // max(1, member_bytes(net, input_shape, spec, masked)))
     return max(1, min(cap, fits))
 

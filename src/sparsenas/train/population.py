@@ -205,7 +205,7 @@ def train_population(
             loss_sum += pop.step(xb, yb, spec.lr * lr_factor(spec, step, total))
             n_batches += 1
             step += 1
-            seen += len(yb)
+            seen += yb.shape[-1]  # samples per member: yb is (B,), or (K, B) with a batch per member
             if checkpoints is not None and step % checkpoints.every == 0:
                 before = list(pop.members)
                 check()

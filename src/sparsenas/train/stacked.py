@@ -30,7 +30,8 @@ from .stacked_graph import Forward, graph_stacked_forward
 
 def stacked_forward_of(base: nn.Module, each: bool = False) -> Forward:
     """The function (stacked params, x) -> logits (K, B, C) for networks shaped like `base`: x is
-    one batch (B, ...) shared by the members, or with `each` every member's own, (K, B, ...).
+    one batch (B, ...) shared by the members, or with `each` every member's own, (K, B, ...)
+    (members of several seeds; `Parent.stacked_forward_each`), by the same engine as shared batches.
 
     A Parent that overrides `stacked_forward` (MLP's stacked GEMMs) gives its own. A module with
     BatchNorm runs its traced graph on all members at once when every op in it allows that
@@ -46,10 +47,28 @@ def stacked_forward_of(base: nn.Module, each: bool = False) -> Forward:
     """
     own = getattr(type(base), "stacked_forward", None)
     if own is not None and own is not Parent.stacked_forward:
-        # getattr: mypy types an nn.Module's attributes as tensors or modules, not as its methods
-        return getattr(base, "stacked_forward_each" if each else "stacked_forward")
+        if not each:
+            # getattr: mypy types an nn.Module's attributes as tensors or modules, not as its methods
+            return getattr(base, "stacked_forward")
+        # per-member batches: the class's own `stacked_forward_each` only if it was written with
+        # (or after) its `stacked_forward`; a subclass that rewrote only `stacked_forward` (a
+        # TanhMLP of MLP) would otherwise get its base's arithmetic. Else its own forward, vmapped.
+        return getattr(base, "stacked_forward_each") if _each_matches(type(base)) else vmapped_forward(base, each=True)
     graph = graph_stacked_forward(base, each) if population_engine(base) == "graph" else None
     return graph or vmapped_forward(base, each)
+
+
+def _each_matches(cls: type) -> bool:
+    """Whether the class defining `cls.stacked_forward_each` is the one defining `cls.stacked_forward` or below it.
+
+    >>> from sparsenas.models.mlp import MLP
+    >>> class Tanh(MLP):
+    ...     def stacked_forward(self, params, x): ...
+    >>> _each_matches(MLP), _each_matches(Tanh)
+    (True, False)
+    """
+    owner = lambda name: next(c for c in cls.__mro__ if name in vars(c))  # noqa: E731
+    return issubclass(owner("stacked_forward_each"), owner("stacked_forward"))
 
 
 def population_engine(base: nn.Module) -> str:
