@@ -15,9 +15,25 @@ from collections.abc import Sequence
 
 from ..errors import SparsenasError, one_line
 from .commands import cmd_bench, cmd_export, cmd_forget, cmd_list, cmd_report, cmd_run
-from .parsers import build_parser
+from .parsers import build_parser, command_of
 
 __all__ = ["build_parser", "main"]
+
+
+def quiet_openmp() -> None:
+    """Let idle OpenMP threads sleep instead of spin (``OMP_WAIT_POLICY=PASSIVE``), unless the user chose a policy.
+
+    torch's OpenMP runtime (GNU libgomp) spins a finished thread for a while before it sleeps, waiting
+    for the next parallel region. Where other processes keep the cores busy, the spinning threads take
+    the cores the working one needs: on 2 cores beside another training run, the default run (one seed,
+    10 epochs) trained over 5x longer with torch's two spinning threads than with --threads 1, and
+    1.07x as long with them passive; beside three more busy processes, passive took 1.09x
+    (benchmarks/startup.md). The runtime reads the variable once, when torch is first loaded, so it is
+    set only while torch is not yet imported (and Ray workers this process starts inherit it). The
+    thread count is unchanged, and so is every number a run computes (only timings move).
+    """
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,15 +44,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ...
     0
     """
+    quiet_openmp()  # before anything imports torch: a plugin, the parser, the command
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        # inside the try: building the parser imports torch, and Ctrl-C may land there
+        # inside the try: building `run`'s parser imports torch, and Ctrl-C may land there
         from ..plugins import load_plugins
 
         # the user's code first: a finder registered there declares options that are flags of `run`
         pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
         pre.add_argument("--import", dest="imports", action="append", default=[])
         load_plugins(pre.parse_known_args(argv)[0].imports)
-        args = build_parser().parse_args(argv)
+        # only the named command's flags: `run`'s import every finder (and torch), which `--help` and `list` need not
+        args = build_parser({command_of(argv) or ""}).parse_args(argv)
         handler = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "bench": cmd_bench, "export": cmd_export, "forget": cmd_forget}[
             args.command
         ]

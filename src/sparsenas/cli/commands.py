@@ -66,11 +66,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..report import render_verdict_markdown, write_report
+    if args.verdict:  # the statistics only: no figures (matplotlib), no spec section (finders, torch)
+        from ..report import render_verdict_markdown
 
-    if args.verdict:
         print(render_verdict_markdown(Path(args.run_dir), family=args.holm_family))
         return 0
+    from ..report import write_report
+
     paths = write_report(Path(args.run_dir), family=args.holm_family)
     for kind in ("html", "md", "csv"):
         print(paths[kind])
@@ -110,17 +112,9 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ..data import DATASETS
-    from ..finders import FINDERS
-    from ..models import MODELS
+    from .catalog import catalog
 
-    for title, reg in (("datasets", DATASETS), ("models", MODELS)):
-        print(f"{title}:")
-        for e in reg.entries():
-            print(f"  {e.name:<16} {e.help}")
-    print("finders (spaces: the masks a finder searches; --space picks node or weight):")
-    for e in FINDERS.entries():
-        print(f"  {e.name:<16} {'+'.join(e.obj.spaces):<12} {e.help}")
+    print(catalog(), end="")
     return 0
 
 

@@ -40,7 +40,6 @@ import torch
 from ..errors import SparsenasError
 from ..masks import NodeMask, compact, count_flops, count_params
 from ..measures import SearchCost
-from ..timing import measure_latency
 from .base import Finder, FinderOptions, Found, SearchContext, register
 from .front import pick_front
 from .scoring import proxy_scores
@@ -167,6 +166,8 @@ def search_front(ctx: SearchContext[NSGA2Options]) -> tuple[list[Candidate], Sea
             return float(count_params(net))
         if cost_name == "flops":
             return float(count_flops(net, ctx.data.input_shape))
+        from ..timing import measure_latency  # here: it imports scipy.stats, which only a latency objective needs
+
         return measure_latency(net.eval(), x1, warmup=3, repeats=LATENCY_REPEATS).median_ms
 
     def evaluate(rows: list[tuple[int, ...]]) -> None:

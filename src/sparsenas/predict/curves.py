@@ -32,8 +32,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import least_squares
-from scipy.special import ndtr
 
 from .families import FAMILIES, Family
 
@@ -76,6 +74,8 @@ class Forecast:
     families: tuple[str, ...] = ()
 
     def _cdf(self, value: float) -> float:
+        from scipy.special import ndtr  # here, not at the top: importing the finders (every command line) needs no scipy
+
         if not self.weights:  # a bare Forecast(mean) is a point mass
             return 1.0 if value >= self.mean else 0.0
         w, m, s = np.array(self.weights), np.array(self.locs), np.array(self.scales)
@@ -174,6 +174,8 @@ class _Fit:
 
 
 def _fit(fam: Family, u: np.ndarray, y: np.ndarray) -> _Fit | None:
+    from scipy.optimize import least_squares  # here: scipy.optimize takes 0.3-0.6 s to import, and only a forecast needs it
+
     p0 = fam.start(u, y)
     if p0 is None or not np.isfinite(fam.model(u, p0)).all():
         return None
