@@ -47,6 +47,10 @@ from ..timing import Latency, measure_latency, speedup
 
 BATCHES = (1, 128)
 INFO_FILE = "sparsenas.json"  # the extra file inside the .pt2 that says what the program expects
+# a latency whose 95% CI of the median is wider than this fraction of the median is unstable: another
+# process took the CPU during the repeats, and a ratio of two such medians says little (a speed-up of
+# "x235.87" was once printed beside a CI of [0.054, 23.990] ms); no speed-up is printed beside it
+UNSTABLE_CI = 0.5
 
 
 @dataclass(frozen=True)
@@ -87,12 +91,43 @@ class ExportResult:
             f"same class on {100 * self.argmax_agree:.1f}%",
             f"params {self.params_parent:,} (masked parent, dense tensors) -> {self.params_export:,} (export)",
         ]
+        unstable = []
         for a, c, b in zip(self.latency_parent, self.latency_compact, self.latency_export):
             lines.append(
                 f"latency at batch {a.batch:>3} ({self.device}, {a.threads} threads): masked parent {a}; "
-                f"compacted module {c} (x{speedup(a, c):.2f}); export {b} (x{speedup(a, b):.2f})"
+                f"compacted module {c} ({ratio(a, c)}); export {b} ({ratio(a, b)})"
+            )
+            unstable += [
+                f"{name} at batch {lat.batch}"
+                for name, lat in (("masked parent", a), ("compacted module", c), ("export", b))
+                if not steady(lat)
+            ]
+        if unstable:
+            lines.append(
+                f"unstable timings: {', '.join(unstable)} (95% CI of the median wider than {UNSTABLE_CI:.0%} of it; "
+                "another process was using the CPU?): no speed-up is given for them; re-run export on an idle machine or with more --repeats"
             )
         return "\n".join(lines)
+
+
+def steady(lat: Latency) -> bool:
+    """Whether a latency's 95% CI of the median is narrow enough to divide by: at most `UNSTABLE_CI` of the median.
+
+    >>> steady(Latency(1, 2.0, 1.8, 2.4, 50, 1)), steady(Latency(128, 5.0, 0.054, 23.99, 50, 1))
+    (True, False)
+    """
+    return lat.median_ms > 0 and lat.hi_ms - lat.lo_ms <= UNSTABLE_CI * lat.median_ms
+
+
+def ratio(a: Latency, b: Latency) -> str:
+    """How many times faster `b` is than `a` ("x2.00"), or "speed-up unstable" when either timing is not `steady`.
+
+    >>> ratio(Latency(1, 2.0, 1.9, 2.1, 50, 1), Latency(1, 1.0, 0.9, 1.1, 50, 1))
+    'x2.00'
+    >>> ratio(Latency(1, 5.0, 0.054, 23.99, 50, 1), Latency(1, 0.054, 0.05, 0.06, 50, 1))
+    'speed-up unstable'
+    """
+    return f"x{speedup(a, b):.2f}" if steady(a) and steady(b) else "speed-up unstable"
 
 
 def resolve_key(store: Store, key: str) -> TrialRecord:
