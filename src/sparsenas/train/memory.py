@@ -18,10 +18,10 @@ from torch import nn
 
 from ..runtime import eval_mode
 from .spec import TrainSpec
+from .stacked import EVAL_ROWS, population_engine  # the evaluation chunks by EVAL_ROWS; its memory is planned here
 
 CPU_FRACTION = 0.5  # of physical memory a population may plan for on the CPU
 GPU_FRACTION = 0.8  # of a GPU's memory
-EVAL_ROWS = 32768  # samples x members evaluated per chunk: evaluation memory is independent of K
 # Evaluation through the BatchNorm graph (`stacked_graph`) frees each value after its last reader,
 # so what it holds at once is a few layers' outputs (a residual block's input, the conv's output,
 # the norm's), not all of them. Measured on resnet20 (1x28x28, 4096 rows of 16x28x28 widest
@@ -29,16 +29,6 @@ EVAL_ROWS = 32768  # samples x members evaluated per chunk: evaluation memory is
 # (4.0 widest per member). 6 leaves a fifth more. Other engines run eager forwards, which may hold
 # every intermediate until they return: for them all activations count, as before.
 EVAL_LIVE = 6
-
-
-def eval_rows(k: int) -> int:
-    """Samples per evaluation chunk for a population of `k`: 4096 alone, fewer as k grows, so that
-    rows x members never exceeds EVAL_ROWS (beyond k = 32768, one sample at a time).
-
-    >>> eval_rows(1), eval_rows(32), eval_rows(1024)
-    (4096, 1024, 32)
-    """
-    return max(1, min(4096, EVAL_ROWS // max(1, k)))
 
 
 def total_memory(device: torch.device) -> int:
@@ -112,8 +102,6 @@ def eval_floats(net: nn.Module, input_shape: tuple[int, ...]) -> int:
     >>> eval_floats(nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.ReLU()), (4,))
     20
     """
-    from .stacked import population_engine  # stacked imports this module's eval_rows
-
     if population_engine(net) == "graph":
         return EVAL_LIVE * widest_activation(net, input_shape)
     return 2 * activation_floats(net, input_shape)

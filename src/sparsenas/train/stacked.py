@@ -23,9 +23,20 @@ from torch.nn import functional as F
 
 from ..data import Split, batches
 from ..models.base import Parent, vmapped_forward
-from .memory import eval_rows
 from .spec import TrainSpec
 from .stacked_graph import Forward, graph_stacked_forward
+
+EVAL_ROWS = 32768  # samples x members evaluated per chunk: evaluation memory is independent of K
+
+
+def eval_rows(k: int) -> int:
+    """Samples per evaluation chunk for a population of `k`: 4096 alone, fewer as k grows, so that
+    rows x members never exceeds EVAL_ROWS (beyond k = 32768, one sample at a time).
+
+    >>> eval_rows(1), eval_rows(32), eval_rows(1024)
+    (4096, 1024, 32)
+    """
+    return max(1, min(4096, EVAL_ROWS // max(1, k)))
 
 
 def stacked_forward_of(base: nn.Module, each: bool = False) -> Forward:
