@@ -109,7 +109,16 @@ def main() -> None:
     print(table)
     if a.out:
         commands = "\n".join(f"- {case}, {label}: `{' '.join(argv)}`" for case, runs in chosen.items() for label, argv in runs)
-        Path(a.out).write_text(f"{table}\n\nCommands ({{out}} is a fresh directory per run):\n\n{commands}\n")
+        import os
+        import platform
+
+        import torch
+
+        machine = (
+            f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, {platform.python_version()}, torch {torch.__version__}, "
+            f"{a.rounds} rounds; load average at the end {os.getloadavg()[0]:.2f} (1 min)"
+        )
+        Path(a.out).write_text(f"{machine}\n\n{table}\n\nCommands ({{out}} is a fresh directory per run):\n\n{commands}\n")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
-from scipy.stats import binom
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,8 @@ def median_ci(samples: list[float], level: float = 0.95) -> tuple[float, float, 
         return med, xs[0], xs[-1]
     # X_(m+1) <= median <= X_(n-m) (1-based) with probability 1 - 2 P(B <= m): take the largest m
     # with P(B <= m) <= alpha/2; as 0-based indices that is xs[m] and xs[n-1-m]
+    from scipy.stats import binom  # here, not at the top: scipy.stats costs 0.8 s at start-up
+
     q = (1.0 - level) / 2
     m = int(binom.ppf(q, n, 0.5))
     if binom.cdf(m, n, 0.5) > q:

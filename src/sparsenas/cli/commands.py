@@ -34,7 +34,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..progress import RunProgress
     from ..protocol import run
     from ..protocol.executors import get_executor
-    from ..report import write_report
 
     spec = _spec_from_args(args)
     if args.out is not None and not args.out.strip():
@@ -60,6 +59,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         f" ({summary.diverged} diverged) in {summary.seconds:.1f} s{trained} -> {out}"
     )
     if not args.no_report:
+        from ..report import write_report  # here: the report's scipy and matplotlib cost a second at start-up
+
         paths = write_report(out)
         print(f"report: {paths['html']} , {paths['md']} , {paths['csv']}")
     return 0

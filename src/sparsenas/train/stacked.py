@@ -15,7 +15,6 @@ masks per member, so its members follow other random draws than they would alone
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
@@ -23,6 +22,7 @@ from torch.nn import functional as F
 
 from ..data import Split, batches
 from ..models.base import Parent, vmapped_forward
+from .optim import FusedAdam, FusedSGD, StackedOptimizer, TorchOptimizer
 from .spec import TrainSpec
 from .stacked_graph import Forward, graph_stacked_forward
 
@@ -99,19 +99,22 @@ def population_engine(base: nn.Module) -> str:
     return "vmap"
 
 
-def make_stacked_optimizer(params: list[torch.Tensor], spec: TrainSpec) -> torch.optim.Optimizer:
-    """The optimizer `spec` names over stacked tensors (fused kernels where torch has them).
+def make_stacked_optimizer(params: list[torch.Tensor], spec: TrainSpec) -> StackedOptimizer:
+    """The optimizer `spec` names over stacked tensors: torch's fused kernels, without `torch.optim`'s
+    wrapper (see `train/optim.py`: the same numbers, 1.5 s less start-up and less per step).
 
     >>> type(make_stacked_optimizer([torch.zeros(2, 3, requires_grad=True)], TrainSpec())).__name__
-    'SGD'
+    'FusedSGD'
     """
-    # fused: one kernel per tensor for the whole update, instead of one pass per arithmetic op
-    fused: dict[str, Any] = {"fused": True} if params and params[0].device.type in ("cpu", "cuda") else {}
+    if spec.optimizer not in ("sgd", "adam"):
+        raise ValueError(f"unknown optimizer {spec.optimizer!r}")
+    if not params or params[0].device.type in ("cpu", "cuda"):
+        if spec.optimizer == "sgd":
+            return FusedSGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+        return FusedAdam(params, lr=spec.lr, weight_decay=spec.weight_decay)
     if spec.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay, **fused)
-    if spec.optimizer == "adam":
-        return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay, **fused)
-    raise ValueError(f"unknown optimizer {spec.optimizer!r}")
+        return TorchOptimizer(torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay))
+    return TorchOptimizer(torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay))
 
 
 def member_losses(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -202,11 +205,10 @@ class Population:
 
         A shared batch is x (B, ...), y (B,); members with their own batches (trials of different
         seeds) take x (K, B, ...), y (K, B), row r's batch for the member in row r."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        self.optimizer.lr = lr
         self.base.train()
         losses = member_losses(self.logits_each(x) if y.dim() == 2 else self.logits(x), y)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad()
         losses.sum().backward()  # d(sum)/d(member k's weights) = d(loss k)/d(member k's weights)
         self.optimizer.step()
         self._apply_masks()
