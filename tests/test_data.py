@@ -11,13 +11,18 @@ import pytest
 import torch
 
 from sparsenas.data import DATASETS, batches, load_dataset
+from sparsenas.data.base import split_and_normalize
 from sparsenas.data.fashion_mnist import FILES, load_idx_dir
 from sparsenas.data.idx import read_idx
 from sparsenas.errors import SparsenasError
 
 from helpers import FASHION_DIR, needs_fashion, shipped
 
-EXPECTED = {"digits": (1257, 180, 360, (1, 8, 8)), "mnist5k": (3500, 500, 1000, (1, 28, 28)), "fashion-mnist": (55000, 5000, 10000, (1, 28, 28))}
+EXPECTED = {
+    "digits": (1257, 180, 360, (1, 8, 8)),
+    "mnist5k": (3500, 500, 1000, (1, 28, 28)),
+    "fashion-mnist": (55000, 5000, 10000, (1, 28, 28)),
+}
 
 
 @pytest.mark.parametrize("name", shipped(DATASETS))
@@ -61,7 +66,12 @@ def _idx_bytes(arr: np.ndarray) -> bytes:
 
 def _write_idx_dir(d: Path, n_train: int = 30, n_test: int = 10, gz: bool = True) -> None:
     rng = np.random.default_rng(0)
-    arrays = [rng.integers(0, 256, (n_train, 28, 28)), rng.integers(0, 10, n_train), rng.integers(0, 256, (n_test, 28, 28)), rng.integers(0, 10, n_test)]
+    arrays = [
+        rng.integers(0, 256, (n_train, 28, 28)),
+        rng.integers(0, 10, n_train),
+        rng.integers(0, 256, (n_test, 28, 28)),
+        rng.integers(0, 10, n_test),
+    ]
     for name, arr in zip(FILES, arrays):
         data = _idx_bytes(arr)
         if gz:
@@ -120,3 +130,33 @@ def test_mismatched_images_and_labels_are_named(tmp_path):
 def test_real_fashion_mnist_labels_are_balanced():
     labels = read_idx(FASHION_DIR / "t10k-labels-idx1-ubyte.gz")
     assert np.bincount(labels).tolist() == [1000] * 10
+
+
+def test_digits_read_without_sklearn_equals_sklearns_loader() -> None:
+    """The embedded dataset is read from scikit-learn's CSV without importing scikit-learn (a second
+    of start-up); it must be exactly what `sklearn.datasets.load_digits` gives."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    from sparsenas.data.digits import _read_digits
+
+    images, target = _read_digits()
+    bunch = sk_digits()
+    assert np.array_equal(images, bunch.images) and images.dtype == bunch.images.dtype
+    assert np.array_equal(target, bunch.target)
+
+
+def test_normalized_in_place_equals_out_of_place() -> None:
+    """split_and_normalize scales its fresh copies in place: the same arithmetic as (x - mean) / std."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (300, 1, 6, 6), generator=g).float() / 255.0
+    y = torch.randint(0, 3, (300,), generator=g)
+    ds = split_and_normalize("toy", x[:250], y[:250], x[250:], y[250:], n_val=50, num_classes=3)
+    perm = torch.randperm(250, generator=torch.Generator().manual_seed(0))
+    train_idx, val_idx = perm[50:].sort().values, perm[:50].sort().values
+    mean, std = x[:250][train_idx].mean(), x[:250][train_idx].std()
+    assert torch.equal(ds.train.x, (x[:250][train_idx] - mean) / std)
+    assert torch.equal(ds.val.x, (x[:250][val_idx] - mean) / std)
+    assert torch.equal(ds.test.x, (x[250:] - mean) / std)
+    assert torch.equal(
+        x[250:], torch.randint(0, 256, (300, 1, 6, 6), generator=torch.Generator().manual_seed(0)).float()[250:] / 255.0
+    )  # the caller's tensor untouched

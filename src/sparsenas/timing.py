@@ -19,8 +19,10 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where latency is measured: the report reads `steady` without it
+    import torch
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,21 @@ class Latency:
 
     def __str__(self) -> str:
         return f"{self.median_ms:.3f} ms [{self.lo_ms:.3f}, {self.hi_ms:.3f}]"
+
+
+# A timing whose 95% CI of the median is wider than this share of the median is too unsteady to
+# divide by: a ratio beside it would be noise ("x235.87" with a CI of [0.054, 23.99] ms, issue 16)
+UNSTABLE_CI = 0.5
+
+
+def steady(median_ms: float, lo_ms: float, hi_ms: float) -> bool:
+    """Whether a latency (median and its 95% CI) is narrow enough to divide by: a CI at most
+    `UNSTABLE_CI` of the median wide.
+
+    >>> steady(2.0, 1.8, 2.4), steady(5.0, 0.054, 23.99), steady(0.0, 0.0, 0.0)
+    (True, False, False)
+    """
+    return median_ms > 0 and hi_ms - lo_ms <= UNSTABLE_CI * median_ms
 
 
 def median_ci(samples: list[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -72,6 +89,8 @@ def measure_latency(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
     >>> lat.batch, lat.repeats, lat.lo_ms <= lat.median_ms <= lat.hi_ms
     (2, 20, True)
     """
+    import torch
+
     if repeats < 1:
         raise ValueError("repeats must be positive")
     cuda = x.device.type == "cuda"

@@ -117,25 +117,17 @@ def split_and_normalize(
             f"dataset '{name}': its train inputs cannot be normalized (mean {float(mean.flatten()[0]):.3g}, std "
             f"{float(std.flatten().min()):.3g}): values too large for float32 or all equal; rescale them" + f" in {source}"
         )
-    if per_channel:
-        # x_tr and the validation rows are fresh copies (indexing copies), so they are normalized in
-        # place; the test split may be the caller's own float tensor, so it gets one new tensor
-        x_val = x_train[val_idx].float()
-        for x in (x_tr, x_val):
-            x.sub_(mean).div_(std)
-        return Dataset(
-            name=name,
-            train=Split(x_tr, y_train[train_idx].long()),
-            val=Split(x_val, y_train[val_idx].long()),
-            test=Split((x_test.float() - mean).div_(std).contiguous(), y_test.long()),
-            num_classes=num_classes,
-        )
-    norm = lambda x: ((x.float() - mean) / std).contiguous()  # noqa: E731
+    # x_tr and the validation rows are fresh copies (indexing copies), so they are normalized in place
+    # (the same arithmetic as `(x - mean) / std`, without two more copies of 55k images); the test
+    # split may be the caller's own float tensor, so it gets one new tensor
+    x_val = x_train[val_idx].float()
+    for x in (x_tr, x_val):
+        x.sub_(mean).div_(std)
     return Dataset(
         name=name,
-        train=Split(norm(x_tr), y_train[train_idx].long()),
-        val=Split(norm(x_train[val_idx]), y_train[val_idx].long()),
-        test=Split(norm(x_test), y_test.long()),
+        train=Split(x_tr, y_train[train_idx].long()),
+        val=Split(x_val, y_train[val_idx].long()),
+        test=Split((x_test.float() - mean).div_(std).contiguous(), y_test.long()),
         num_classes=num_classes,
     )
 

@@ -43,14 +43,14 @@ from ..models import Parent, build_parent
 from ..runtime import resolve_device
 from ..store import Store, TrialRecord
 from ..store.weights import unpack_weights
-from ..timing import Latency, measure_latency, speedup
+from ..timing import UNSTABLE_CI, Latency, measure_latency, speedup
+from ..timing import steady as steady_ci
 
 BATCHES = (1, 128)
 INFO_FILE = "sparsenas.json"  # the extra file inside the .pt2 that says what the program expects
 # a latency whose 95% CI of the median is wider than this fraction of the median is unstable: another
 # process took the CPU during the repeats, and a ratio of two such medians says little (a speed-up of
 # "x235.87" was once printed beside a CI of [0.054, 23.990] ms); no speed-up is printed beside it
-UNSTABLE_CI = 0.5
 
 
 @dataclass(frozen=True)
@@ -111,12 +111,12 @@ class ExportResult:
 
 
 def steady(lat: Latency) -> bool:
-    """Whether a latency's 95% CI of the median is narrow enough to divide by: at most `UNSTABLE_CI` of the median.
+    """Whether a latency's 95% CI of the median is narrow enough to divide by (`timing.steady`).
 
     >>> steady(Latency(1, 2.0, 1.8, 2.4, 50, 1)), steady(Latency(128, 5.0, 0.054, 23.99, 50, 1))
     (True, False)
     """
-    return lat.median_ms > 0 and lat.hi_ms - lat.lo_ms <= UNSTABLE_CI * lat.median_ms
+    return steady_ci(lat.median_ms, lat.lo_ms, lat.hi_ms)
 
 
 def ratio(a: Latency, b: Latency) -> str:

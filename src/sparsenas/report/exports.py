@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..store.records import TrialRecord
+from ..timing import UNSTABLE_CI, steady
 from .markup import Block
 from .tables import fmt
 
@@ -15,7 +16,17 @@ def _lat(x: dict[str, Any]) -> str:
 
 
 def _ratio(a: dict[str, Any], b: dict[str, Any]) -> str:
-    return fmt(a["median_ms"] / b["median_ms"] if b["median_ms"] > 0 else float("nan"), ".2f") + "x"
+    """How many times faster `b` ran than `a`, or "unstable" beside a timing too unsteady to divide by
+    (the rule `sparsenas export` prints by).
+
+    >>> _ratio({"median_ms": 2.0, "lo_ms": 1.9, "hi_ms": 2.1}, {"median_ms": 1.0, "lo_ms": 0.9, "hi_ms": 1.1})
+    '2.00x'
+    >>> _ratio({"median_ms": 5.0, "lo_ms": 0.054, "hi_ms": 23.99}, {"median_ms": 1.0, "lo_ms": 0.9, "hi_ms": 1.1})
+    'unstable'
+    """
+    if not all(steady(x["median_ms"], x["lo_ms"], x["hi_ms"]) for x in (a, b)):
+        return "unstable"
+    return fmt(a["median_ms"] / b["median_ms"], ".2f") + "x"
 
 
 def blocks(exports: Sequence[dict[str, Any]], trials: Sequence[TrialRecord]) -> list[Block]:
@@ -59,7 +70,8 @@ def blocks(exports: Sequence[dict[str, Any]], trials: Sequence[TrialRecord]) -> 
             "checked against the masked parent (the full-size parent holding the trained weights, zeros elsewhere) "
             "on test inputs: 'max diff' is the largest absolute difference of their logits. Latency is milliseconds "
             "per forward pass, median [95% CI of the median, order statistics] over timed repeats after a warm-up, "
-            "the three networks timed interleaved in one process; speed-ups are ratios of medians. A weight-space "
+            "the three networks timed interleaved in one process; speed-ups are ratios of medians, left out ('unstable') "
+            f"where either CI is wider than {UNSTABLE_CI:.0%} of its median (another process was using the CPU). A weight-space "
             "trial exports at full width less the units no weight reads; its other zeros stay in dense tensors. "
             "'input' is what the program takes (any batch size N); the .pt2 file states it too, in its extra "
             "file 'sparsenas.json'.",
