@@ -126,3 +126,18 @@ def test_no_dynamo_import_for_training() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_mixed_dtypes_step_per_group_as_torch_does() -> None:
+    """A float64 tensor beside float32 ones: one kernel call per (device, dtype), as torch groups them."""
+    for make_ours, make_torch in (
+        (
+            lambda p: FusedSGD(p, lr=0.1, momentum=0.9, weight_decay=1e-4),
+            lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-4, fused=True),
+        ),
+        (lambda p: FusedAdam(p, lr=1e-2), lambda p: torch.optim.Adam(p, lr=1e-2, fused=True)),
+    ):
+        a, b = _pair(9)
+        a[1] = a[1].detach().double().requires_grad_()
+        b[1] = b[1].detach().double().requires_grad_()
+        _run(make_ours(a), make_torch(b), a, b, steps=4)

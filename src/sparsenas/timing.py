@@ -85,6 +85,7 @@ def median_ci(samples: list[float], level: float = 0.95) -> tuple[float, float, 
 def measure_latency(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, warmup: int = 10, repeats: int = 50) -> Latency:
     """Time `fn(x)` (no autograd) `repeats` times after `warmup` untimed calls.
 
+    >>> import torch
     >>> lat = measure_latency(torch.nn.Linear(8, 4), torch.zeros(2, 8), warmup=2, repeats=20)
     >>> lat.batch, lat.repeats, lat.lo_ms <= lat.median_ms <= lat.hi_ms
     (2, 20, True)

@@ -71,8 +71,8 @@ def split_and_normalize(
     any trial seed); its first `n_val` indices are validation, the rest train, in original order.
     Images (N, C, H, W) share one mean and std; tabular data (N, F) is better served by
     `per_feature=True`, which standardizes each feature on its own; colour images by `per_channel=True`,
-    one mean and std per channel over (N, H, W), as is usual for CIFAR (that path normalizes the train
-    and validation copies in place, one float copy of each split in all). Every dataset passes through here,
+    one mean and std per channel over (N, H, W), as is usual for CIFAR. The train and validation
+    copies are normalized in place (one float copy of each split in all). Every dataset passes through here,
     so `check_data` runs here, on the data as given (`source` says where it came from, for the fix).
 
     >>> x, y = torch.randn(100, 5), torch.randint(0, 3, (100,))
@@ -125,8 +125,9 @@ def split_and_normalize(
         x.sub_(mean).div_(std)
     return Dataset(
         name=name,
-        train=Split(x_tr, y_train[train_idx].long()),
-        val=Split(x_val, y_train[val_idx].long()),
+        # contiguous: indexing keeps a caller's channels-last strides, which the old copies did not
+        train=Split(x_tr.contiguous(), y_train[train_idx].long()),
+        val=Split(x_val.contiguous(), y_train[val_idx].long()),
         test=Split((x_test.float() - mean).div_(std).contiguous(), y_test.long()),
         num_classes=num_classes,
     )
@@ -190,10 +191,20 @@ def batches(split: Split, batch_size: int, generator: torch.Generator | None = N
         for i in range(0, n, batch_size):
             yield split.x[i : i + batch_size], split.y[i : i + batch_size]
         return
-    perm = torch.randperm(n, generator=generator).to(split.x.device)
-    for i in range(0, n, batch_size):
-        idx = perm[i : i + batch_size]
+    for idx in batch_indices(n, batch_size, generator, split.x.device):
         yield split.x.index_select(0, idx), split.y.index_select(0, idx)
+
+
+def batch_indices(n: int, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
+    """The sample indices of each shuffled minibatch `batches` yields: one permutation of range(n)
+    drawn from `generator`, cut into `batch_size` pieces (the last may be shorter).
+
+    >>> [t.tolist() for t in batch_indices(5, 2, torch.Generator().manual_seed(0))]
+    [[4, 0], [1, 3], [2]]
+    """
+    perm = torch.randperm(n, generator=generator).to(device)
+    for i in range(0, n, batch_size):
+        yield perm[i : i + batch_size]
 
 
 def fingerprint(ds: Dataset) -> str:

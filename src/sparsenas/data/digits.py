@@ -45,6 +45,6 @@ def _read_digits() -> tuple[np.ndarray, np.ndarray]:
 
         bunch = sk_digits()
         return bunch.images, bunch.target
-    with gzip.open(csv, "rt") as f:
+    with gzip.open(csv, "rt", encoding="utf-8") as f:
         data = np.loadtxt(f, delimiter=",")
     return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)

@@ -48,9 +48,6 @@ from ..timing import steady as steady_ci
 
 BATCHES = (1, 128)
 INFO_FILE = "sparsenas.json"  # the extra file inside the .pt2 that says what the program expects
-# a latency whose 95% CI of the median is wider than this fraction of the median is unstable: another
-# process took the CPU during the repeats, and a ratio of two such medians says little (a speed-up of
-# "x235.87" was once printed beside a CI of [0.054, 23.990] ms); no speed-up is printed beside it
 
 
 @dataclass(frozen=True)

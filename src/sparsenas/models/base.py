@@ -211,9 +211,14 @@ def stacked_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         flat = weight.reshape(k * out, inp).t()
         y = torch.addmm(bias.reshape(-1), x, flat) if bias is not None else x @ flat
         return y.view(x.shape[0], k, out).transpose(0, 1)
-    if bias is None:
-        return torch.bmm(x, weight.transpose(1, 2))
-    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+    # Per-member inputs: computed as y^T = W x^T, (K, out, in) x (K, in, B), and returned as a view
+    # (K, B, out). Autograd then forms each weight gradient dy^T x directly in the weight's own
+    # (K, out, in) layout; written as x W^T it came out (K, in, out) and was copied into place, a
+    # third of a LeNet step. The next layer's x^T is then contiguous, so the whole stack runs
+    # features-by-batch without copies.
+    xt = x.transpose(1, 2)
+    yt = torch.bmm(weight, xt) if bias is None else torch.baddbmm(bias.unsqueeze(2), weight, xt)
+    return yt.transpose(1, 2)
 
 
 def is_stochastic(model: nn.Module, input_shape: tuple[int, ...]) -> bool:

@@ -23,6 +23,18 @@ from typing import Any
 import torch
 
 
+def _groups(params: list[torch.Tensor]) -> list[list[int]]:
+    """Indices of `params` grouped by (device, dtype), groups in order of first appearance.
+
+    >>> _groups([torch.zeros(1), torch.zeros(1, dtype=torch.float64), torch.zeros(2)])
+    [[0, 2], [1]]
+    """
+    groups: dict[tuple[torch.device, torch.dtype], list[int]] = {}
+    for i, p in enumerate(params):
+        groups.setdefault((p.device, p.dtype), []).append(i)
+    return list(groups.values())
+
+
 class FusedSGD:
     """SGD with momentum (torch's semantics: dampening 0, no Nesterov, first buffer = first gradient).
 
@@ -59,18 +71,20 @@ class FusedSGD:
                 buffers.append(st["momentum_buffer"])
         else:
             first = False
-        torch._fused_sgd_(
-            params,
-            grads,
-            buffers,
-            weight_decay=self.weight_decay,
-            momentum=self.momentum,
-            lr=self.lr,
-            dampening=0.0,
-            nesterov=False,
-            maximize=False,
-            is_first_step=first,
-        )
+        # one kernel call per (device, dtype), as torch groups them (CUDA's kernel takes one of each)
+        for group in _groups(params):
+            torch._fused_sgd_(
+                [params[i] for i in group],
+                [grads[i] for i in group],
+                [buffers[i] for i in group] if buffers else [],
+                weight_decay=self.weight_decay,
+                momentum=self.momentum,
+                lr=self.lr,
+                dampening=0.0,
+                nesterov=False,
+                maximize=False,
+                is_first_step=first,
+            )
 
 
 class FusedAdam:
@@ -108,22 +122,24 @@ class FusedAdam:
                 }
         states = [self.state[p] for p in params]
         steps = [s["step"] for s in states]
-        torch._foreach_add_(steps, 1)
-        torch._fused_adam_(
-            params,
-            [p.grad for p in params],  # type: ignore[misc]
-            [s["exp_avg"] for s in states],
-            [s["exp_avg_sq"] for s in states],
-            [],
-            steps,
-            amsgrad=False,
-            lr=self.lr,
-            beta1=self.betas[0],
-            beta2=self.betas[1],
-            weight_decay=self.weight_decay,
-            eps=self.eps,
-            maximize=False,
-        )
+        for group in _groups(params):
+            group_steps = [steps[i] for i in group]
+            torch._foreach_add_(group_steps, 1)
+            torch._fused_adam_(
+                [params[i] for i in group],
+                [params[i].grad for i in group],  # type: ignore[misc]
+                [states[i]["exp_avg"] for i in group],
+                [states[i]["exp_avg_sq"] for i in group],
+                [],
+                group_steps,
+                amsgrad=False,
+                lr=self.lr,
+                beta1=self.betas[0],
+                beta2=self.betas[1],
+                weight_decay=self.weight_decay,
+                eps=self.eps,
+                maximize=False,
+            )
 
 
 class TorchOptimizer:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..data import Dataset, Split, batches
+from ..data import Dataset, Split, batch_indices
 from ..measures import EpochRecord
 from .augment import check_augment, epoch_augment
 from .spec import TrainSpec
@@ -94,6 +94,38 @@ def lr_factor(spec: TrainSpec, step: int, total: int) -> float:
     if spec.schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * step / max(1, total)))
     return 1.0
+
+
+def _batch(
+    train: Split,
+    parts: Sequence[torch.Tensor],
+    distinct: list[int],
+    row_seeds: list[int],
+    augments: Sequence[Callable[..., torch.Tensor] | None],
+    start: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step's batch: x (B, ...), y (B,) when every member has one seed; else x (K, B, ...),
+    y (K, B), row r the batch of the member in row r, whose seed is `row_seeds[r]`.
+
+    `parts[i]` holds the sample indices of seed `distinct[i]`'s batch, `augments[i]` its epoch's
+    augmentation (applied at the batch's place `start` in the epoch's order). Without augmentation
+    the rows are gathered from the split in one indexing, not per seed and then stacked and picked.
+    """
+    if len(distinct) == 1:
+        x = train.x.index_select(0, parts[0])
+        aug = augments[0]
+        return (aug(x, start=start) if aug is not None else x), train.y.index_select(0, parts[0])
+    rows = torch.tensor([distinct.index(s) for s in row_seeds], device=parts[0].device)
+    if all(a is None for a in augments):
+        idx = torch.stack(list(parts)).index_select(0, rows)  # (K, B) sample indices
+        x = train.x.index_select(0, idx.flatten())
+        return x.view(*idx.shape, *x.shape[1:]), train.y.index_select(0, idx.flatten()).view(idx.shape)
+    wanted = set(row_seeds)  # augmented only where a member still trains on them
+    xs = [
+        aug(train.x.index_select(0, idx), start=start) if aug is not None and s in wanted else train.x.index_select(0, idx)
+        for s, aug, idx in zip(distinct, augments, parts)
+    ]
+    return torch.stack(xs).index_select(0, rows), torch.stack([train.y.index_select(0, i) for i in parts]).index_select(0, rows)
 
 
 def train_population(
@@ -189,19 +221,8 @@ def train_population(
         augments = [epoch_augment(spec.augment, s, epoch, len(data.train), data.train.x.device) for s in distinct]
         # every seed's permutation is drawn from its own generator, so a seed's batches do not
         # depend on which other seeds share the population
-        for parts in zip(*(batches(data.train, spec.batch_size, g) for g in orders)):
-            # augmented where a member still trains on them: at this batch's place in the epoch's order
-            wanted = {seeds[m] for m in pop.members}
-            xs = [
-                aug(x, start=n_batches * spec.batch_size) if aug is not None and s in wanted else x
-                for s, aug, (x, _) in zip(distinct, augments, parts)
-            ]
-            if len(distinct) == 1:
-                xb, yb = xs[0], parts[0][1]
-            else:  # row r of the stacks steps on the batch of its member's seed
-                rows = torch.tensor([distinct.index(seeds[m]) for m in pop.members], device=xs[0].device)
-                xb = torch.stack(xs).index_select(0, rows)
-                yb = torch.stack([y for _, y in parts]).index_select(0, rows)
+        for parts in zip(*(batch_indices(len(data.train), spec.batch_size, g, data.train.x.device) for g in orders)):
+            xb, yb = _batch(data.train, parts, distinct, [seeds[m] for m in pop.members], augments, n_batches * spec.batch_size)
             loss_sum += pop.step(xb, yb, spec.lr * lr_factor(spec, step, total))
             n_batches += 1
             step += 1
