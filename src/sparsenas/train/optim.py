@@ -35,16 +35,12 @@ def _groups(params: list[torch.Tensor]) -> list[list[int]]:
     return list(groups.values())
 
 
-class FusedSGD:
-    """SGD with momentum (torch's semantics: dampening 0, no Nesterov, first buffer = first gradient).
+class _Fused:
+    """What both fused optimizers share: the tensors, one learning rate, weight decay, per-tensor state."""
 
-    `state[p]` holds `momentum_buffer` once `p` has taken a step, as in `torch.optim.SGD`.
-    """
-
-    def __init__(self, params: list[torch.Tensor], lr: float, momentum: float = 0.0, weight_decay: float = 0.0) -> None:
+    def __init__(self, params: list[torch.Tensor], lr: float, weight_decay: float) -> None:
         self.params = list(params)
         self.lr = lr
-        self.momentum = momentum
         self.weight_decay = weight_decay
         self.state: dict[torch.Tensor, dict[str, Any]] = {}
 
@@ -52,10 +48,24 @@ class FusedSGD:
         for p in self.params:
             p.grad = None
 
+    def _stepping(self) -> list[torch.Tensor]:
+        # like torch.optim: a tensor without a gradient takes no step and keeps no state
+        return [p for p in self.params if p.grad is not None]
+
+
+class FusedSGD(_Fused):
+    """SGD with momentum (torch's semantics: dampening 0, no Nesterov, first buffer = first gradient).
+
+    `state[p]` holds `momentum_buffer` once `p` has taken a step, as in `torch.optim.SGD`.
+    """
+
+    def __init__(self, params: list[torch.Tensor], lr: float, momentum: float = 0.0, weight_decay: float = 0.0) -> None:
+        super().__init__(params, lr, weight_decay)
+        self.momentum = momentum
+
     @torch.no_grad()
     def step(self) -> None:
-        # like torch.optim.SGD: a tensor without a gradient takes no step and keeps no state
-        params = [p for p in self.params if p.grad is not None]
+        params = self._stepping()
         if not params:
             return
         grads: list[torch.Tensor] = [p.grad for p in params if p.grad is not None]
@@ -87,7 +97,7 @@ class FusedSGD:
             )
 
 
-class FusedAdam:
+class FusedAdam(_Fused):
     """Adam (betas 0.9/0.999, eps 1e-8, L2 weight decay added to the gradient, as `torch.optim.Adam`).
 
     `state[p]` holds `step` (a float32 scalar tensor), `exp_avg` and `exp_avg_sq`, as torch's does.
@@ -96,20 +106,13 @@ class FusedAdam:
     def __init__(
         self, params: list[torch.Tensor], lr: float, weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
     ) -> None:
-        self.params = list(params)
-        self.lr = lr
-        self.weight_decay = weight_decay
+        super().__init__(params, lr, weight_decay)
         self.betas = betas
         self.eps = eps
-        self.state: dict[torch.Tensor, dict[str, Any]] = {}
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
 
     @torch.no_grad()
     def step(self) -> None:
-        params = [p for p in self.params if p.grad is not None]
+        params = self._stepping()
         if not params:
             return
         for p in params:

@@ -121,10 +121,10 @@ def _batch(
         x = train.x.index_select(0, idx.flatten())
         return x.view(*idx.shape, *x.shape[1:]), train.y.index_select(0, idx.flatten()).view(idx.shape)
     wanted = set(row_seeds)  # augmented only where a member still trains on them
-    xs = [
-        aug(train.x.index_select(0, idx), start=start) if aug is not None and s in wanted else train.x.index_select(0, idx)
-        for s, aug, idx in zip(distinct, augments, parts)
-    ]
+    xs = []
+    for s, aug, idx in zip(distinct, augments, parts):
+        x = train.x.index_select(0, idx)
+        xs.append(aug(x, start=start) if aug is not None and s in wanted else x)
     return torch.stack(xs).index_select(0, rows), torch.stack([train.y.index_select(0, i) for i in parts]).index_select(0, rows)
 
 
