@@ -86,7 +86,7 @@ def test_l1_norm_on_the_mlp_toy_keeps_the_unit_of_larger_l1_norm():
     assert get_finder("l1-norm").find(ctx).mask.kept == ((1,),)
 
 
-def test_bn_scale_ranks_channels_by_their_summed_absolute_batchnorm_scales():
+def test_bn_scale_ranks_channels_by_their_mean_absolute_batchnorm_scale():
     ctx = _ctx(toy(), "bn-scale", 0.4)
     ctx.memo[("bn-scale", BnScaleOptions().bn_penalty)] = (toy(), COST)
     found = get_finder("bn-scale").find(ctx)
@@ -161,3 +161,44 @@ def test_bn_scale_global_ranks_a_residual_channel_by_its_mean_scale_beside_singl
     # keep 3: conv3's best (0.35), then 0.32 (conv3) and 0.3 (the residual stream's mean of 0.5 and 0.1);
     # summed, the residual channels (0.6, 0.4) would have pushed conv3's second channel out
     assert get_finder("bn-scale").find(ctx).mask.kept == ((1,), (0, 1))
+
+
+class HalfNormedCat(nn.Module):
+    """Two branches concatenated, one BatchNorm over the concatenation: the left branch has no
+    BatchNorm of its own (its channels have one scale), the right has one (its channels have two)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.left = nn.Conv2d(1, 2, 1, bias=False)
+        self.right, self.br = nn.Conv2d(1, 2, 1, bias=False), nn.BatchNorm2d(2)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([F.relu(self.left(x)), F.relu(self.br(self.right(x)))], dim=1)
+        return self.fc(F.relu(self.bn(h)).mean((2, 3)))
+
+
+def test_bn_scale_counts_scales_per_group_under_a_batchnorm_that_spans_a_concatenation():
+    net = as_parent(HalfNormedCat(), (1, 2, 2))
+    with torch.no_grad():
+        net.br.weight.copy_(torch.tensor([0.2, -0.4]))
+        net.bn.weight.copy_(torch.tensor([0.3, -0.1, 0.6, 0.2]))
+    ctx = _ctx(as_parent(HalfNormedCat(), (1, 2, 2)), "bn-scale", 0.5)
+    ctx.memo[("bn-scale", BnScaleOptions().bn_penalty)] = (net, COST)
+    found = get_finder("bn-scale").find(ctx)
+    # left: |bn[0:2]| alone = 0.3, 0.1; right: (|br| + |bn[2:4]|) / 2 = 0.4, 0.3 (the left's count is
+    # its own 1, not the right's 2, although both read one BatchNorm)
+    assert [s.tolist() for s in found.scores] == [pytest.approx([0.3, 0.1]), pytest.approx([0.4, 0.3])]
+    assert found.mask.kept == ((0,), (0,))
+
+
+def test_only_parents_whose_masks_the_per_group_count_moved_get_another_bn_scale_key():
+    from sparsenas.protocol.plan import make_plan
+
+    assert get_finder("bn-scale").key_facts(as_parent(HalfNormedCat(), (1, 2, 2))) == {"bn_count": "per-group"}
+    for net in (toy(), build_parent("resnet20", (1, 8, 8), 10, 0, (2,))):
+        assert get_finder("bn-scale").key_facts(net) == {}
+    spec = RunSpec(finders=("dense", "random", "bn-scale"), seeds=(0,), sparsities=(0.5,))
+    plain, moved = make_plan(spec, (2, 2)), make_plan(spec, (2, 2), facts={"bn-scale": {"bn_count": "per-group"}})
+    assert [(t.finder, t.key == u.key) for t, u in zip(plain, moved)] == [("dense", True), ("random", True), ("bn-scale", False)]

@@ -140,6 +140,17 @@ class Finder:
         """
         return dict(self.decided_by)
 
+    def key_facts(self, parent: Parent) -> dict[str, str]:
+        """Facts about `parent` that decide this finder's masks under a rule changed since the finder
+        shipped, for its trials' keys: only parents where the change moves a mask get them, so every
+        other stored trial keeps its key (bn-scale on a BatchNorm over a concatenation). Default: none.
+
+        >>> from sparsenas.models import build_parent
+        >>> get_finder("snip").key_facts(build_parent("mlp", (1, 8, 8), 10, 0, (8,)))
+        {}
+        """
+        return {}
+
     def check_parent(self, parent: Parent, model: str = "") -> None:
         """Refuse, with a one-line `SparsenasError`, a parent this finder cannot search (bn-scale needs
         a BatchNorm scale on every node group); the run asks before anything trains. Default: any.

@@ -86,6 +86,30 @@ def slimmed_parent(ctx: SearchContext[BnScaleOptions]) -> tuple[Parent, SearchCo
     return ctx.memo[key]
 
 
+def scale_counts(parent: Parent) -> dict[str, torch.Tensor]:
+    """For each BatchNorm scale tensor, how many BatchNorms scale each of its channels.
+
+    A channel's bn-scale score is its mean |γ| over the BatchNorms that scale it (a residual stream
+    has several): per layer the same ranking as their sum, and under --allocation global one scale
+    with the channels that have a single BatchNorm, as the paper's one threshold over all γ. The
+    count is per node group, set on the group's own entries: a BatchNorm over a concatenation scales
+    channels of two groups, each with its own count.
+
+    >>> from sparsenas.models import build_parent
+    >>> c = scale_counts(build_parent("resnet20", (1, 8, 8), 10, 0, (2,))); c["bn1.weight"].tolist(), c["layer1.0.bn1.weight"].tolist()
+    ([4.0, 4.0], [1.0, 1.0])
+    """
+    scales = set(bn_scale_names(parent))
+    params = dict(parent.named_parameters())
+    counts: dict[str, torch.Tensor] = {}
+    for g in parent.node_groups():
+        mine = [sl for sl in g.producers if sl.tensor in scales]
+        for sl in mine:
+            count = counts.setdefault(sl.tensor, torch.ones_like(params[sl.tensor].detach()))
+            count[sl.indices(torch.arange(g.size))] = len(mine)
+    return counts
+
+
 def _l1_subgradient(gamma: torch.Tensor, lam: float):
     def hook(grad: torch.Tensor) -> torch.Tensor:
         return grad + lam * torch.sign(gamma.detach())
@@ -127,17 +151,16 @@ class BnScale(Finder):
     def check_parent(self, parent: Parent, model: str = "") -> None:
         check_bn_groups(parent, model)
 
+    def key_facts(self, parent: Parent) -> dict[str, str]:
+        # until 2026-12 a BatchNorm spanning groups was divided by the last group's count throughout:
+        # masks moved only where its channels' counts differ, and only those trials get another key
+        mixed = any(bool((c != c[0]).any()) for c in scale_counts(parent).values())
+        return {"bn_count": "per-group"} if mixed else {}
+
     def find(self, ctx: SearchContext[BnScaleOptions]) -> Found:
         check_bn_groups(ctx.parent)
         net, cost = slimmed_parent(ctx)
-        scales = set(bn_scale_names(net))
         params = dict(net.named_parameters())
-        scores: dict[str, torch.Tensor] = {}
-        for g in ctx.parent.node_groups():
-            # a channel's score is its mean |γ| over the BatchNorms that scale it (a residual stream has
-            # several): per layer the same ranking as their sum, and under --allocation global one scale
-            # with the channels that have a single BatchNorm, as the paper's one threshold over all γ
-            mine = [sl.tensor for sl in g.producers if sl.tensor in scales]
-            scores |= {n: params[n].detach().abs() / len(mine) for n in mine}
+        scores = {n: params[n].detach().abs() / c for n, c in scale_counts(ctx.parent).items()}
         mask, ranked = to_mask(ctx, scores)
         return found(mask, cost, ranked, trained=net)  # the paper fine-tunes the slimmed parent

@@ -54,6 +54,7 @@ def trial_spec(
     engine: str = "",
     start: str = "",
     stochastic: bool = False,
+    facts: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The canonical description of one trial: what its numbers depend on, nothing else.
 
@@ -62,7 +63,8 @@ def trial_spec(
     finder ranks scores (the random control is per-layer in both allocations; dense has no mask);
     `topk` only where that global ranking is in the weight space, the finder counts it its own way
     (`Finder.global_topk`) and that count differs from the old rounding for the parent's `prunable`
-    weights at this sparsity (`Finder.topk_changes_mask`): only there did the masks change.
+    weights at this sparsity (`Finder.topk_changes_mask`): only there did the masks change. `facts`
+    are the finder's `key_facts` about the parent, present only where a changed rule moved its masks.
 
     >>> ts = trial_spec(RunSpec(), (256, 128), "random", 0.8, seed=3)
     >>> ts["finder"], ts["sparsity"], ts["seed"], ts["options"], "control" in ts
@@ -81,6 +83,7 @@ def trial_spec(
                 raise ValueError(f"the key of a global weight-space {finder} trial needs the parent's prunable weight count")
             if f.topk_changes_mask(prunable, sparsity, run.options_for(finder)):  # its masks changed: new keys
                 extra["topk"] = f.global_topk
+    extra |= facts or {}
     decided_by = f.decided_by_for(run.options_for(finder))
     if decided_by:
         extra["decided_by"] = decided_by
@@ -132,11 +135,17 @@ def trial_key(spec: dict[str, Any]) -> str:
 
 
 def make_plan(
-    run: RunSpec, widths: tuple[int, ...], prunable: int | None = None, engine: str = "", stochastic: bool = False
+    run: RunSpec,
+    widths: tuple[int, ...],
+    prunable: int | None = None,
+    engine: str = "",
+    stochastic: bool = False,
+    facts: dict[str, dict[str, str]] | None = None,
 ) -> list[PlannedTrial]:
     """All trials of a run, seed-major (so each seed's parent is built once), dense first.
 
-    A control finder (`random`) is planned `run.controls` times per sparsity and seed.
+    A control finder (`random`) is planned `run.controls` times per sparsity and seed. `facts` maps a
+    finder to its `Finder.key_facts` about the parent.
 
     >>> plan = make_plan(RunSpec(seeds=(0,), sparsities=(0.5, 0.9)), (256, 128))
     >>> [(t.finder, t.sparsity) for t in plan]
@@ -145,6 +154,7 @@ def make_plan(
     [('dense', 0), ('random', 0), ('random', 1), ('random-search', 0)]
     """
     out: list[PlannedTrial] = []
+    facts_of = lambda name: (facts or {}).get(name)  # noqa: E731
     for seed in run.seeds:
         cells: list[tuple[str, float]] = []
         for name in run.finders:
@@ -154,13 +164,19 @@ def make_plan(
             cells.extend((name, s) for name in run.finders if not (get_finder(name).sparsity_free or get_finder(name).front))
         for name, s in cells:
             for c in range(run.controls if get_finder(name).control else 1):
-                ts = trial_spec(run, widths, name, s, seed, c, prunable=prunable, engine=engine, stochastic=stochastic)
+                ts = trial_spec(
+                    run, widths, name, s, seed, c, prunable=prunable, engine=engine, stochastic=stochastic, facts=facts_of(name)
+                )
                 out.append(PlannedTrial(name, ts["sparsity"], seed, trial_key(ts), ts, c))
             for check in checks_of(run, name):
-                ts = trial_spec(run, widths, name, s, seed, check=check, prunable=prunable, engine=engine, stochastic=stochastic)
+                ts = trial_spec(
+                    run, widths, name, s, seed, check=check, prunable=prunable, engine=engine, stochastic=stochastic, facts=facts_of(name)
+                )
                 out.append(PlannedTrial(name, ts["sparsity"], seed, trial_key(ts), ts, check=check))
             for start in starts_of(run, name):
-                ts = trial_spec(run, widths, name, s, seed, prunable=prunable, engine=engine, stochastic=stochastic, start=start)
+                ts = trial_spec(
+                    run, widths, name, s, seed, prunable=prunable, engine=engine, stochastic=stochastic, start=start, facts=facts_of(name)
+                )
                 out.append(PlannedTrial(name, ts["sparsity"], seed, trial_key(ts), ts, check=start))
         for name in run.finders:
             if not get_finder(name).front:

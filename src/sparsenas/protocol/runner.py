@@ -103,7 +103,8 @@ def run(
         get_finder(name).check_parent(parent, spec.model)
     widths = tuple(g.size for g in parent.node_groups())
     stochastic = is_stochastic(parent, data.input_shape)
-    plan = make_plan(spec, widths, prunable_weight_count(parent), engine=population_engine(parent), stochastic=stochastic)
+    facts = {name: f for name in spec.finders if (f := get_finder(name).key_facts(parent))}
+    plan = make_plan(spec, widths, prunable_weight_count(parent), engine=population_engine(parent), stochastic=stochastic, facts=facts)
     threads = torch.get_num_threads()
     if spec.threads:
         torch.set_num_threads(spec.threads)  # restored below: an API caller's process keeps its setting
