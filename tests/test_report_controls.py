@@ -55,6 +55,12 @@ def test_the_report_shows_how_much_of_the_margin_survives(tmp_path):
     assert "| snip | 0.9 | 89.00 ± 0.79 | +8.20\\* | +2.20\\* | +0.20 |" in section
     assert "snip beats uniform random at 1 of 1 sparsities (0.9); of those, it still beats erk random at 1 of 1 (0.9), matched random at 0 of 1" in section
     assert "random-erk: 0.9: 86.80 ± 0.84" in section
+    # the answer and the glance say which random their verdicts are against, and random-erk is no finder there
+    answer = md[md.index("## Answer") : md.index("## Finders at a glance")]
+    assert "Here random means uniform per-layer counts; against random-erk and the finders' own per-layer counts" in answer
+    glance = md[md.index("## Finders at a glance") : md.index("## Verdict table")]
+    assert "the random control (uniform per-layer counts)" in glance
+    assert "| snip | 0.9 |" in glance and "| random-erk |" not in glance
 
 
 def test_a_run_without_erk_or_matched_controls_has_no_such_section(tmp_path):

@@ -101,6 +101,8 @@ def test_comparison_numbers() -> None:
 
 def test_render_verdict_markdown(full_run: tuple[Path, dict[str, Path]]) -> None:
     table = render_verdict_markdown(full_run[0])
+    lead, _, table = table.partition("\n\n")
+    assert lead == "Finder − the random control with uniform per-layer counts, paired by seed:"  # names its control
     assert table.startswith("| finder | node sparsity | metric | Δ vs random |")
     assert "| random-search | 0.5 | final test acc | +3.17 pp |" in table
     lines = table.splitlines()

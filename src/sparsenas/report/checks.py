@@ -9,7 +9,7 @@ from ..store.records import TrialRecord
 from . import figures
 from .compare import FAMILIES, Comparison, compare_to_checks, compare_to_random
 from .markup import Block
-from .tables import CONTROL, DENSE, STARTS, Cell, fmt, fmt_ci, fmt_mean_sd, fmt_p
+from .tables import CONTROL, CONTROLS, DENSE, STARTS, UNIFORM, Cell, fmt, fmt_ci, fmt_mean_sd, fmt_p
 
 # what a finder beating (or not beating) each check says about its mask
 MEANING = {
@@ -58,7 +58,7 @@ def glance(trials: Sequence[TrialRecord], cells: Sequence[Cell], label: str, fam
     vs_check = {(c.finder, c.control.split("~")[1], c.sparsity): c for c in compare_to_checks(trials)}
     rows = []
     for cell in cells:
-        if "~" in cell.finder or cell.finder in (DENSE, CONTROL):
+        if "~" in cell.finder or cell.finder in (DENSE, *CONTROLS):
             continue
         rows.append(
             [
@@ -76,7 +76,7 @@ def glance(trials: Sequence[TrialRecord], cells: Sequence[Cell], label: str, fam
         (
             "p",
             "Final test accuracy (%, mean ± sd across seeds) and paired differences in pp: the finder minus the "
-            "random control, and the finder minus each of its sanity checks (* Holm-adjusted p < 0.05: against random "
+            f"random control ({UNIFORM}), and the finder minus each of its sanity checks (* Holm-adjusted p < 0.05: against random "
             f"adjusted {FAMILIES[family]}, against a check across the finder's sparsities; details in the tables "
             "below). Random control: " + ", ".join(f"{s:g}: {a}" for s, a in sorted(random_acc.items())) + ".",
         ),

@@ -17,6 +17,8 @@ from .compare import Comparison, compare_to_controls
 from .markup import Block
 from .tables import CONTROLS, DENSE, Cell, fmt, fmt_mean_sd
 
+HEADING = "Margin over random, by the control's allocation"
+
 # each control kind: its column header, and what it is in words
 KINDS = {
     "uniform": ("Δ vs uniform", "random (uniform: every layer keeps the same share)"),
@@ -86,7 +88,7 @@ def blocks(trials: Sequence[TrialRecord], cells: Sequence[Cell], label: str) -> 
         if any(c.finder == name for c in cells)
     ]
     return [
-        ("h2", "Margin over random, by the control's allocation"),
+        ("h2", HEADING),
         (
             "p",
             "Final test accuracy (%, mean ± sd across seeds) and the finder minus each random control, in pp, paired by "

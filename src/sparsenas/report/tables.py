@@ -21,7 +21,9 @@ from .stats import Paired, Summary, summarize
 CONTROL = "random"  # the control of the verdict table: uniform per-layer counts
 # every random control the report knows: each is compared with, never counted as, a finder
 # (random-erk: Erdos-Renyi-Kernel per-layer densities, Evci et al. 2020)
+# (not read off the finders' `control` flag: reading a store imports no torch, and the registry does)
 CONTROLS = (CONTROL, "random-erk")
+UNIFORM = "uniform per-layer counts"  # how the verdicts name CONTROL's allocation
 # where a finder's sub-network also starts (protocol.spec.STARTS, repeated so reading a store needs no torch)
 STARTS = ("scratch-e", "scratch-b", "finetune")
 DENSE = "dense"

@@ -9,10 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..store.records import TrialRecord
+from . import controls
 from .compare import FAMILIES, Comparison, compare_to_random, family_sizes
 from .markup import Block, to_markdown
 from .source import load_trials, sparsity_label
-from .tables import CONTROL, fmt, fmt_ci, fmt_p
+from .tables import CONTROL, CONTROLS, UNIFORM, fmt, fmt_ci, fmt_p
 
 _PHRASES = {
     "final_test_acc": {
@@ -214,13 +215,27 @@ def answer(
         return [("p", f"This run holds only {held}; there is no finder to compare with random.")]
     # the answer names the finders; how their sanity checks fare is in the verdict and checks tables
     acc = [verdict_line(c, label) for c in comps if c.metric == "final_test_acc" and not c.check]
+    # "random" is the uniform per-layer control; a run that also holds a stronger one says which it means
+    stronger = sorted({t.finder for t in trials} & set(CONTROLS[1:]))
+    which = (
+        [
+            (
+                "p",
+                f"Here random means {UNIFORM}; against {', '.join(stronger)} and the finders' own per-layer counts, see "
+                f"'{controls.HEADING}'.",
+            )
+        ]
+        if stronger
+        else []
+    )
     conv = [verdict_line(c, label) for c in comps if c.metric == "min_val_loss_epoch" and not c.check]
     family = FAMILIES[comps[0].family]
     return [
         ("p", headline(comps, label, context)),
+        *which,
         (
             "p",
-            "Final test accuracy, each finder against random sparse sub-networks of the same sparsity "
+            f"Final test accuracy, each finder against random sparse sub-networks ({UNIFORM}) of the same sparsity "
             f"and seed (Holm p adjusted {family}):",
         ),
         ("ul", acc),
@@ -242,4 +257,5 @@ def render_verdict_markdown(run_dir: str | Path, family: str = "finder") -> str:
     label = sparsity_label(trials)
     if not comps:
         return to_markdown(answer(trials, comps, label)[:1])
-    return to_markdown([("table", *verdict_rows(comps, label)), ("p", family_note(comps))])
+    lead = ("p", f"Finder − the random control with {UNIFORM}, paired by seed:")
+    return to_markdown([lead, ("table", *verdict_rows(comps, label)), ("p", family_note(comps))])
