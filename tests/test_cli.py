@@ -30,7 +30,7 @@ def test_list_shows_every_registry():
 def test_report_verdict_prints_the_table(tmp_path):
     assert main(["run", *TINY, "--no-report", "--out", str(tmp_path)]) == 0
     r = _cli("report", str(tmp_path), "--verdict")
-    assert r.returncode == 0 and r.stdout.startswith("| finder | node sparsity | metric |")
+    assert r.returncode == 0 and r.stdout.startswith("Finder − the random control with uniform per-layer counts, paired by seed:\n\n| finder | node sparsity | metric |")
     assert not (tmp_path / "report.md").exists()
     # --holm-family table: verdicts follow the family over every row, and the output says so
     r = _cli("report", str(tmp_path), "--verdict", "--holm-family", "table")
