@@ -133,3 +133,41 @@ def test_a_run_grows_into_starts_and_an_old_directory_binds(tmp_path):
     assert again.ran == 0
     with pytest.raises(SparsenasError, match=r"finetune_epochs \(1 -> 5\)"):
         run(tiny_spec(**small, starts=("finetune",), finetune_epochs=5), tmp_path)
+
+
+def test_scratch_b_cap_is_an_option_whose_default_keeps_every_key():
+    assert scratch_b_epochs(10, 1000, 10, cap=0) == 1000 and scratch_b_epochs(10, 1000, 10, cap=3) == 30
+    kw = dict(seeds=(0,), sparsities=(0.5,), finders=("dense", "random", "snip"), starts=("scratch-b",))
+    default, explicit, uncapped = (make_plan(RunSpec(**kw, **cap), (8, 4)) for cap in ({}, {"scratch_b_cap": 2.0}, {"scratch_b_cap": 0.0}))
+    assert [t.key for t in default] == [t.key for t in explicit]
+    assert [a.key == b.key for a, b in zip(default, uncapped)] == [True, True, True, False]  # only scratch-b's key moves
+    assert uncapped[-1].spec["scratch_b"] == {"flops": "forward-v1", "cap": 0.0}
+    assert "scratch_b_cap" not in RunSpec(**kw).identity() and RunSpec(**kw, scratch_b_cap=0.0).identity()["scratch_b_cap"] == 0.0
+    for bad in (0.5, -1.0, float("nan"), float("inf")):
+        with pytest.raises(SparsenasError, match="--scratch-b-cap must be 0 .no cap. or a number >= 1"):
+            RunSpec(**kw, scratch_b_cap=bad).validate()
+    with pytest.raises(SparsenasError, match="--scratch-b-cap sets the scratch-b start's budget; add --starts scratch-b"):
+        RunSpec(finders=("dense", "random", "snip"), scratch_b_cap=0.0).validate()
+
+
+def test_an_uncapped_scratch_b_spends_the_parents_full_flops_and_binds_its_directory(tmp_path):
+    small = dict(finders=("dense", "random", "snip"), seeds=(0,), sparsities=(0.8,), epochs=1)
+    run(tiny_spec(**small), tmp_path)
+    grown = run(tiny_spec(**small, starts=("scratch-b",), scratch_b_cap=0.0), tmp_path)  # the first to train scratch-b sets the cap
+    assert grown.ran == 1
+    with Store(tmp_path) as s:
+        assert s.spec()["scratch_b_cap"] == 0.0
+        t = {(t.finder, t.check): t for t in s.trials()}
+    dense, sb = t[("dense", "")], t[("snip", "scratch-b")]
+    assert len(sb.curve) - 1 == scratch_b_epochs(1, dense.flops, sb.flops, cap=0) > 2  # beyond the default cap of 2x
+    assert "scratch-b (a fresh init, the dense parent's training FLOPs)" in write_report(tmp_path)["md"].read_text()
+    with pytest.raises(SparsenasError, match=r"scratch_b_cap \(0 -> 2\)"):
+        run(tiny_spec(**small, starts=("scratch-b",)), tmp_path)
+    assert run(tiny_spec(**small), tmp_path).ran == 0  # a run that asks for no scratch-b resumes
+
+
+def test_a_directory_that_trained_scratch_b_at_the_default_cap_refuses_another(tmp_path):
+    small = dict(finders=("dense", "random", "snip"), seeds=(0,), sparsities=(0.5,), epochs=1, starts=("scratch-b",))
+    run(tiny_spec(**small), tmp_path)
+    with pytest.raises(SparsenasError, match=r"scratch_b_cap \(2 -> 0\)"):
+        run(tiny_spec(**small, scratch_b_cap=0.0), tmp_path)

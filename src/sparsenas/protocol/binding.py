@@ -18,7 +18,7 @@ from ..store import Store
 from ..store.records import identity
 from ..train import TrainSpec
 from .plan import PlannedTrial
-from .spec import RunSpec
+from .spec import SCRATCH_B_CAP, RunSpec
 
 GROWABLE = ("finders", "sparsities", "seeds", "controls", "checks", "starts")  # a run may grow along these; trials are reused
 
@@ -50,6 +50,8 @@ def _differences(full: dict[str, Any], new: dict[str, Any]) -> list[str]:
             continue
         if k.startswith("finetune_") and k not in full:
             continue  # this directory never fine-tuned: its trials do not depend on the budget
+        if k == "scratch_b_cap":
+            continue  # compared below, where both runs train scratch-b
         if k == "train":
             # a field at its default is left out of a spec (`canonical_train`): compare it at its default
             default = dataclasses.asdict(TrainSpec())
@@ -61,6 +63,11 @@ def _differences(full: dict[str, Any], new: dict[str, Any]) -> list[str]:
                 out.append(f"{k} ({full.get(k)} -> {new[k]})")
         else:
             out.append(f"{k} ({full.get(k)} -> {new[k]})")
+    if all("scratch-b" in d.get("starts", []) for d in (full, new)):
+        # the cap is in a spec only away from its default (`RunSpec.identity`)
+        old_cap, new_cap = (float(d.get("scratch_b_cap", SCRATCH_B_CAP)) for d in (full, new))
+        if old_cap != new_cap:
+            out.append(f"scratch_b_cap ({old_cap:g} -> {new_cap:g})")
     return out
 
 
@@ -108,6 +115,8 @@ def bind_run_dir(store: Store, spec: RunSpec, data_fingerprint: str, widths: tup
     for k in ("finetune_epochs", "finetune_lr"):
         if k in new and k not in full:
             merged[k] = new[k]  # the first run of this directory to fine-tune sets its budget
+    if "scratch_b_cap" in new and "scratch-b" not in full.get("starts", []):
+        merged["scratch_b_cap"] = new["scratch_b_cap"]  # likewise the first to train scratch-b, its cap
     # an option of a finder this directory has not run yet takes the new run's value
     for k, users in _options_by_finder(new["finders"]).items():
         if not users & set(full["finders"]):

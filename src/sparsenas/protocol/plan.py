@@ -15,7 +15,7 @@ from typing import Any
 
 from ..finders import get_finder
 from ..train.spec import V1_TRAIN_FIELDS, canonical_train  # noqa: F401 (re-exported: the keys' rule)
-from .spec import SCRATCH_B_CAP, RunSpec
+from .spec import RunSpec
 
 HASH_VERSION = 1
 
@@ -95,7 +95,7 @@ def trial_spec(
             epochs, lr = run.finetune_budget()
             extra["finetune"] = {"epochs": epochs, "lr": lr}
         elif start == "scratch-b":  # its epochs follow from the mask's FLOPs under this rule: a new rule, new keys
-            extra["scratch_b"] = {"flops": "forward-v1", "cap": SCRATCH_B_CAP}
+            extra["scratch_b"] = {"flops": "forward-v1", "cap": float(run.scratch_b_cap)}
     options = run.options_for(finder).as_dict()  # in declaration order: the stored spec reads as before
     if slot >= 0:
         extra["slot"] = slot

@@ -40,10 +40,12 @@ CHECKS = ("shuffle", "reinit", "invert")
 # "Rethinking the Value of Network Pruning"): each is one more trial per finder, sparsity and seed,
 # an arm of its own ("l1-norm~finetune") paired by seed with the finder and the random control
 STARTS = ("scratch-e", "scratch-b", "finetune")
-SCRATCH_B_CAP = 2.0  # Scratch-B trains at most this many times the epochs (Liu et al. 2019); in its trials' keys
+# Scratch-B trains at most this many times the epochs by default: Liu et al. 2019's rule on ImageNet
+# (their CIFAR code spends the parent's full FLOPs: --scratch-b-cap 0). In scratch-b trials' keys
+SCRATCH_B_CAP = 2.0
 # fields added after stored specs existed: left out of a spec's identity while unused (no starts; the
 # fine-tune budget while no run asks for the finetune start), so those run directories bind as before
-LATER_FIELDS = ("starts", "finetune_epochs", "finetune_lr")
+LATER_FIELDS = ("starts", "finetune_epochs", "finetune_lr", "scratch_b_cap")
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class RunFields:
         default=(),
         metadata={
             "help": "where each finder's sub-network also starts, each start one more trial: scratch-e (a fresh init of the "
-            "sub-network, same epochs), scratch-b (fresh, same training FLOPs as the dense parent, at most 2x the epochs), "
+            "sub-network, same epochs), scratch-b (fresh, same training FLOPs as the dense parent, at most --scratch-b-cap x the epochs), "
             "finetune (the trained parent's weights, fine-tuned --finetune-epochs); default: θ0 only"
         },
     )
@@ -97,6 +99,13 @@ class RunFields:
         metadata={"help": "epochs of the finetune start (default: a quarter of --epochs, at least 1)", "range": (1, 100_000)},
     )
     finetune_lr: float | None = field(default=None, metadata={"help": "constant learning rate of the finetune start (default: --lr / 100)"})
+    scratch_b_cap: float = field(
+        default=SCRATCH_B_CAP,
+        metadata={
+            "help": "the scratch-b start trains at most this many times --epochs (default 2: Liu et al. 2019 on ImageNet); "
+            "0: no cap, the dense parent's full training FLOPs (their CIFAR code)"
+        },
+    )
     seeds: tuple[int, ...] = field(
         default=(0, 1, 2, 3, 4), metadata={"help": "a count N (seeds 0..N-1) or a comma-separated list of seeds"}
     )
@@ -202,6 +211,10 @@ class RunFields:
             if getattr(self, name) is not None and "finetune" not in self.starts:
                 flag = "--" + name.replace("_", "-")
                 raise SparsenasError(f"{flag} sets the finetune start's budget; add --starts finetune or drop {flag}")
+        if self.scratch_b_cap != SCRATCH_B_CAP and "scratch-b" not in self.starts:
+            raise SparsenasError("--scratch-b-cap sets the scratch-b start's budget; add --starts scratch-b or drop --scratch-b-cap")
+        if not (self.scratch_b_cap == 0 or (math.isfinite(self.scratch_b_cap) and self.scratch_b_cap >= 1)):
+            raise SparsenasError(f"--scratch-b-cap must be 0 (no cap) or a number >= 1, got {self.scratch_b_cap}; e.g. --scratch-b-cap 2")
         if self.finetune_lr is not None and not (math.isfinite(self.finetune_lr) and self.finetune_lr > 0):
             raise SparsenasError(f"--finetune-lr must be a positive number, got {self.finetune_lr}")
         if len({round(s, 6) for s in self.sparsities}) != len(self.sparsities):
@@ -257,6 +270,9 @@ class RunFields:
                 # changes cannot rebind a run directory to other numbers
                 if k == "starts" and v:
                     d[k] = v
+                elif k == "scratch_b_cap":
+                    if "scratch-b" in self.starts and v != SCRATCH_B_CAP:  # at the default: as stored before it was an option
+                        d[k] = float(v)
                 elif k != "starts" and "finetune" in self.starts:
                     d[k] = self.finetune_budget()[0 if k == "finetune_epochs" else 1]
             elif k not in RUNTIME_FIELDS:

@@ -6,7 +6,8 @@ Value of Network Pruning"), each start one more arm of its finder, paired with i
   the compacted network is initialized as itself (its own fan-in, as the paper trains the pruned
   architecture from scratch); in the weight space the parent is drawn again (as the `reinit` check).
 - `scratch-b`: the same, trained for the dense parent's training FLOPs: epochs x FLOPs(parent) /
-  FLOPs(sub-network), at most twice the epochs, as the paper caps Scratch-B (rounded half up to
+  FLOPs(sub-network), at most `--scratch-b-cap` (default 2) times the epochs, the paper's rule on
+  ImageNet; 0 lifts the cap, as their CIFAR code does (rounded half up to
   whole epochs, so the learning-rate schedule runs its full course). FLOPs are the record's: the
   compacted net's, or a weight-masked net's kept multiply-adds.
 - `finetune`: the trained parent's weights restricted to the mask (the net the finder ranked, when it
@@ -32,13 +33,18 @@ from ..train import TrainSpec
 from .spec import SCRATCH_B_CAP, RunSpec
 
 
-def scratch_b_epochs(epochs: int, parent_flops: int, sub_flops: int) -> int:
-    """Scratch-B's epochs: the parent's training FLOPs spent on the sub-network, capped at 2x.
+def scratch_b_epochs(epochs: int, parent_flops: int, sub_flops: int, cap: float = SCRATCH_B_CAP) -> int:
+    """Scratch-B's epochs: the parent's training FLOPs spent on the sub-network, at most `cap` x
+    `epochs` (0: no cap), rounded half up.
 
     >>> scratch_b_epochs(10, 1000, 800), scratch_b_epochs(10, 1000, 100), scratch_b_epochs(3, 10, 10)
     (13, 20, 3)
+    >>> scratch_b_epochs(10, 1000, 100, cap=0)
+    100
     """
-    ratio = min(SCRATCH_B_CAP, parent_flops / max(1, sub_flops))
+    ratio = parent_flops / max(1, sub_flops)
+    if cap:
+        ratio = min(cap, ratio)
     return max(epochs, math.floor(epochs * ratio + 0.5))
 
 
@@ -79,6 +85,6 @@ def start_from(start: str, base: Found, ctx: SearchContext, spec: RunSpec, gener
         sub_flops = count_flops(parent, ctx.data.input_shape, dict(zip(mask.tensors, mask.kept_counts())))
     budget: TrainSpec | None = None
     if start == "scratch-b":
-        epochs = scratch_b_epochs(spec.train.epochs, count_flops(parent, ctx.data.input_shape), sub_flops)
+        epochs = scratch_b_epochs(spec.train.epochs, count_flops(parent, ctx.data.input_shape), sub_flops, spec.scratch_b_cap)
         budget = dataclasses.replace(spec.train, epochs=epochs)
     return Found(mask, base.cost, base.scores, init, train=budget)

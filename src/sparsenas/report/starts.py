@@ -18,9 +18,21 @@ from .tables import CONTROL, DENSE, STARTS, Cell, fmt, fmt_ci, fmt_mean_sd, fmt_
 WORDS = {
     "": "θ0 (the mask's own init; the controls' start)",
     "scratch-e": "scratch-e (a fresh init, the same epochs)",
-    "scratch-b": "scratch-b (a fresh init, the dense parent's training FLOPs, at most 2x the epochs)",
+    "scratch-b": "scratch-b (a fresh init, the dense parent's training FLOPs{cap})",
     "finetune": "finetune (the trained parent's weights, fine-tuned)",
 }
+
+
+def _cap(trials: Sequence[TrialRecord]) -> str:
+    """How the run capped scratch-b's epochs, in words, read off its trials' specs (0: no cap).
+
+    >>> _cap([])
+    ''
+    """
+    caps = {float(t.spec.get("scratch_b", {}).get("cap", 0)) for t in trials if t.check == "scratch-b"}
+    if not caps or caps == {0.0}:
+        return ""
+    return ", at most " + " or ".join(f"{c:g}x" for c in sorted(caps)) + " the epochs"
 
 
 def _by_seed(t: TrialRecord) -> tuple[int, float]:
@@ -91,6 +103,7 @@ def blocks(trials: Sequence[TrialRecord], cells: Sequence[Cell], label: str) -> 
     acc = {(c.finder, c.sparsity): c for c in cells}
     bases = sorted({c.finder.split("~")[0] for c in comps})
     rows = []
+    cap = _cap(trials)
     for base in bases:
         for s in sorted({t.sparsity for t in trials if t.finder == base}):
             for start in ("", *STARTS):
@@ -116,7 +129,7 @@ def blocks(trials: Sequence[TrialRecord], cells: Sequence[Cell], label: str) -> 
         (
             "p",
             "Each finder's mask trained from each start: "
-            + "; ".join(WORDS[k] for k in ("", *STARTS) if k == "" or any(t.check == k for t in trials))
+            + "; ".join(WORDS[k].format(cap=cap) for k in ("", *STARTS) if k == "" or any(t.check == k for t in trials))
             + ". Test acc: %, mean ± sd across seeds; Δ vs θ0: the start minus the finder's θ0 trial in pp, paired by seed; "
             "Δ vs random: the arm minus the random control of its seed (θ0, the run's epochs) "
             "(* Holm-adjusted p < 0.05 across the arm's sparsities); epochs: trained by the start; training FLOPs: "
@@ -129,8 +142,9 @@ def blocks(trials: Sequence[TrialRecord], cells: Sequence[Cell], label: str) -> 
         out += [
             (
                 "p",
-                "Fine-tuning against training from scratch at the dense parent's budget (finetune − scratch-b, final test "
-                "accuracy, paired by seed; Liu et al. 2019 found scratch-B matches or beats fine-tuning on CIFAR):",
+                "Fine-tuning against training from scratch (finetune − scratch-b, final test accuracy, paired by seed; "
+                "Liu et al. 2019 found scratch-B matches or beats fine-tuning on CIFAR, where it spends the dense parent's "
+                f"full training FLOPs{' and here it trains' + cap + ': the training FLOPs column says what each got' if cap else ''}):",
             ),
             (
                 "table",
