@@ -134,3 +134,43 @@ def test_a_run_stores_the_erk_controls_beside_the_uniform_ones(tmp_path):
     assert [m.kept_counts() for m in masks] == [erk_counts(shapes, 0.9)] * 2
     assert any(not torch.equal(masks[0].tensors[n], masks[1].tensors[n]) for n in masks[0].tensors)
     assert run(spec, tmp_path).ran == 0  # resumes with nothing left to do
+
+
+def test_a_sparsity_random_erk_cannot_reach_is_refused_before_anything_trains(tmp_path):
+    # mlp (32, 16) on digits has 2,048 + 512 + 160 prunable weights: 0.9995 keeps 1, fewer than its 3 layers
+    spec = tiny_spec(space="weight", finders=("dense", "snip", "random-erk"), sparsities=(0.5, 0.9995), seeds=(0,), epochs=1)
+    with pytest.raises(SparsenasError, match="sparsity 0.9995 keeps 1 weights, fewer than the 3 layers"):
+        run(spec, tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # neither bound to the spec nor holding a trained dense parent
+
+
+def _rigl_densities(shapes: list[tuple[int, ...]], density: float) -> list[float]:
+    """RigL's ERK loop as its paper's code runs it (re-typed, not imported): every pass solves eps over
+    the layers not yet dense and makes dense only the layers of the highest raw density, until eps
+    times that density is at most 1."""
+    dense: set[int] = set()
+    raw = [sum(s) / math.prod(s) for s in shapes]
+    while True:
+        rhs = sum(-math.prod(s) * (1 - density) if i in dense else math.prod(s) * density for i, s in enumerate(shapes))
+        divisor = sum(raw[i] * math.prod(s) for i, s in enumerate(shapes) if i not in dense)
+        eps = rhs / divisor
+        top = max(raw[i] for i in range(len(shapes)) if i not in dense)
+        if eps * top <= 1:
+            return [1.0 if i in dense else eps * raw[i] for i in range(len(shapes))]
+        dense |= {i for i in range(len(shapes)) if i not in dense and raw[i] == top}
+
+
+@pytest.mark.parametrize("shapes", [
+    [(64, 64), (2, 2), (11, 11)],  # two layers go dense, one per pass in RigL, at once here
+    [(8, 16), (4, 8), (4, 2, 3, 3)],
+    _shapes(LENET),
+    _shapes(RESNET),
+])
+@pytest.mark.parametrize("sparsity", [0.5, 0.8, 0.9, 0.98])
+def test_erk_quotas_equal_rigls_one_layer_per_pass_loop(shapes, sparsity):
+    from sparsenas.masks.weight import _erk_quotas
+
+    sizes = [math.prod(s) for s in shapes]
+    total = global_count(tuple(sizes), sparsity)
+    rigl = [d * n for d, n in zip(_rigl_densities(shapes, total / sum(sizes)), sizes)]
+    assert _erk_quotas(shapes, total) == pytest.approx(rigl, rel=1e-12, abs=1e-9)

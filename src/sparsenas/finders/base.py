@@ -11,7 +11,7 @@ sub-network: the runner does that, through the same loop and budget as the contr
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, ClassVar, Generic, TypeVar
@@ -139,6 +139,15 @@ class Finder:
         {}
         """
         return dict(self.decided_by)
+
+    def check_sparsities(self, parent: Parent, sparsities: Sequence[float]) -> None:
+        """Refuse, with a one-line `SparsenasError`, a sparsity this finder cannot reach on `parent`
+        (random-erk keeps a weight per layer); the run asks before anything trains, so a bad
+        `--sparsities` never costs the work of the finders before it. Default: any.
+
+        >>> from sparsenas.models import build_parent
+        >>> get_finder("snip").check_sparsities(build_parent("mlp", (1, 8, 8), 10, 0, (8,)), [0.999])
+        """
 
     def key_facts(self, parent: Parent) -> dict[str, str]:
         """Facts about `parent` that decide this finder's masks under a rule changed since the finder

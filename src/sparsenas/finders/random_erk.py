@@ -16,7 +16,10 @@ so the finder searches the weight space only: `--space node` with it is refused 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..masks import erk_counts, random_weight_mask
+from ..models import Parent
 from .base import Finder, Found, SearchContext, register
 from .scoring import prunable_params
 
@@ -27,6 +30,11 @@ class RandomErk(Finder):
     help = "a random weight mask with ERK per-layer densities (RigL), the uniform control's total, --controls per seed; a control"
     control = True
     spaces = ("weight",)
+
+    def check_sparsities(self, parent: Parent, sparsities: Sequence[float]) -> None:
+        shapes = [tuple(p.shape) for p in prunable_params(parent).values()]
+        for s in sparsities:
+            erk_counts(shapes, s)  # refuses one that keeps fewer weights than layers
 
     def find(self, ctx: SearchContext) -> Found:
         """A uniformly random mask inside each layer, at the layers' ERK counts.

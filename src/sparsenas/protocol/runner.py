@@ -101,6 +101,7 @@ def run(
     check_node_groups(parent, data.input_shape, spec.model)
     for name in spec.finders:  # a finder that cannot search this parent (bn-scale without BatchNorm) says so now
         get_finder(name).check_parent(parent, spec.model)
+        get_finder(name).check_sparsities(parent, spec.sparsities)
     widths = tuple(g.size for g in parent.node_groups())
     stochastic = is_stochastic(parent, data.input_shape)
     facts = {name: f for name in spec.finders if (f := get_finder(name).key_facts(parent))}
