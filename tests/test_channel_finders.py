@@ -202,3 +202,40 @@ def test_only_parents_whose_masks_the_per_group_count_moved_get_another_bn_scale
     spec = RunSpec(finders=("dense", "random", "bn-scale"), seeds=(0,), sparsities=(0.5,))
     plain, moved = make_plan(spec, (2, 2)), make_plan(spec, (2, 2), facts={"bn-scale": {"bn_count": "per-group"}})
     assert [(t.finder, t.key == u.key) for t, u in zip(plain, moved)] == [("dense", True), ("random", True), ("bn-scale", False)]
+
+
+def test_both_channel_finders_take_every_start_on_a_resnet(tmp_path):
+    """The README's channel run in miniature: resnet20 (width 4) on digits, l1-norm and bn-scale, each
+    from θ0, scratch-e, scratch-b and finetune, beside dense and the random control."""
+    from helpers import tiny_spec
+    from sparsenas.masks import compact
+    from sparsenas.protocol.starts import scratch_b_epochs
+    from sparsenas.store import Store
+    from sparsenas.train import Population
+
+    spec = tiny_spec(model="resnet20", widths=(4,), limit=200, finders=("dense", "random", "l1-norm", "bn-scale"),
+                     starts=("scratch-e", "scratch-b", "finetune"), finetune_epochs=1, seeds=(0,), sparsities=(0.5,), epochs=2)
+    assert run(spec, tmp_path).ran == 1 + 1 + 2 * 4
+    with Store(tmp_path) as s:
+        t = {(t.finder, t.check): t for t in s.trials()}
+    dense = t[("dense", "")]
+    for finder in ("l1-norm", "bn-scale"):
+        e, b, ft = t[(finder, "scratch-e")], t[(finder, "scratch-b")], t[(finder, "finetune")]
+        assert all(x.status == "done" for x in (e, b, ft)) and e.node_mask == b.node_mask == ft.node_mask == t[(finder, "")].node_mask
+        assert e.curve[0] == b.curve[0] != t[(finder, "")].curve[0]  # one fresh init for both scratch arms, not θ0
+        assert len(e.curve) - 1 == 2 and len(b.curve) - 1 == scratch_b_epochs(2, dense.flops, b.flops) == 4
+        assert len(ft.curve) - 1 == 1
+    # bn-scale's finetune starts from the parent it ranked (trained with the penalty), cut to its mask:
+    # that parent trained again here gives its epoch 0
+    data = load_dataset("digits", limit=200)
+    parent = build_parent("resnet20", data.input_shape, data.num_classes, 0, (4,))
+    ctx = SearchContext(parent, data, spec.train, 0.5, 0, torch.Generator(), BnScaleOptions())
+    slimmed, _ = slimmed_parent(ctx)
+    ft = t[("bn-scale", "finetune")]
+    loss, _ = Population([compact(slimmed, NodeMask(ft.node_mask))], TrainSpec()).evaluate(data.val)
+    assert loss[0] == pytest.approx(ft.curve[0].val_loss, rel=1e-5)
+    from sparsenas.export import load_trained
+
+    _, _, plain, _ = load_trained(tmp_path, dense.key)  # the parent trained without the penalty
+    plain_loss, _ = Population([compact(plain, NodeMask(ft.node_mask))], TrainSpec()).evaluate(data.val)
+    assert plain_loss[0] != pytest.approx(ft.curve[0].val_loss, rel=1e-3)
