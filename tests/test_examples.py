@@ -73,3 +73,37 @@ def test_own_resnet_example_discovers_its_streams_and_runs(tmp_path):
     trials = Store(tmp_path).trials()
     assert len(trials) == 1 + 2 * 2 and all(t.status == "done" for t in trials)
     assert {t.kept_nodes for t in trials if t.sparsity == 0.5} == {(2, 2, 2, 4, 4, 4)}
+
+
+BN_RECALIBRATION = Path(__file__).parent.parent / "examples" / "bn_recalibration.py"
+
+
+def test_bn_recalibration_example_reads_a_finetune_run(tmp_path):
+    import importlib.util
+
+    import torch
+    from torch import nn
+
+    from helpers import tiny_spec
+    from sparsenas.export import load_trained
+    from sparsenas.protocol import run
+
+    spec = importlib.util.spec_from_file_location("bn_recalibration", BN_RECALIBRATION)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # registers nothing: safe in this process
+    bn = nn.BatchNorm1d(2)
+    mod.recalibrate(nn.Sequential(bn), torch.tensor([[1.0, 2.0], [3.0, 6.0], [5.0, 10.0]]), 1)
+    assert bn.running_mean.tolist() == [3.0, 6.0] and bn.running_var.tolist() == [4.0, 16.0] and bn.momentum == 0.1
+
+    run(tiny_spec(model="resnet20", widths=(4,), limit=200, finders=("dense", "random", "l1-norm"), starts=("finetune",),
+                  seeds=(0,), sparsities=(0.5,), epochs=1), tmp_path)
+    rows = mod.check(str(tmp_path), "l1-norm", 2)
+    assert [(s, seed) for s, seed, _, _ in rows] == [(0.5, 0)]
+    ft = next(t for t in Store(tmp_path).trials() if t.check == "finetune")
+    assert rows[0][2] == ft.curve[0].val_acc  # "as cut" is the finetune start's own epoch 0
+    r = subprocess.run([sys.executable, str(BN_RECALIBRATION), str(tmp_path), "--batches", "2"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[2] == f"| 0.5 | 0 | {rows[0][2] * 100:.2f} | {rows[0][3] * 100:.2f} |"
+    r = subprocess.run([sys.executable, str(BN_RECALIBRATION), str(tmp_path), "--finder", "snip"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip() == f"error: '{tmp_path}' holds no snip~finetune trials; run it with --finders dense,snip --starts finetune"
+    assert load_trained(tmp_path, ft.key)[0].key == ft.key  # the store is left readable
