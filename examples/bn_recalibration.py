@@ -53,9 +53,15 @@ def recalibrate(net: nn.Module, x: torch.Tensor, batches: int, batch_size: int =
     net.train(was_training)
 
 
-def check(run_dir: str, finder: str, batches: int) -> list[tuple[float, int, float, float]]:
+def check(run_dir: str, finder: str, batches: int, data_dir: str | None = None) -> list[tuple[float, int, float, float]]:
     """(node sparsity, seed, val accuracy as cut, val accuracy recalibrated) for each stored
-    `<finder>~finetune` trial of `run_dir`, in order."""
+    `<finder>~finetune` trial of `run_dir`, in order.
+
+    "As cut" must be the trial's own epoch 0 (its stored validation loss): a finder whose finetune start is
+    another net than the trained dense parent (bn-scale's penalized parent, IMP's last round) is
+    refused rather than measured on the wrong net."""
+    if batches < 1:
+        raise SparsenasError(f"--batches must be at least 1, got {batches}")
     with Store(run_dir, create=False) as store:
         trials = store.trials()
     dense = {t.seed: t for t in trials if t.finder == "dense" and t.status == "done"}
@@ -63,12 +69,19 @@ def check(run_dir: str, finder: str, batches: int) -> list[tuple[float, int, flo
     if not tuned:
         raise SparsenasError(f"'{run_dir}' holds no {finder}~finetune trials; run it with --finders dense,{finder} --starts finetune")
     out = []
+    if any(t.space == "weight" for t in tuned):
+        raise SparsenasError(f"'{run_dir}' is a weight-space run; channels are cut in the node space (--space node)")
     for t in tuned:
         if t.seed not in dense:
             raise SparsenasError(f"'{run_dir}' holds no finished dense trial of seed {t.seed}; add --finders dense and resume the run")
-        _, data, parent, _ = load_trained(run_dir, dense[t.seed].key)
+        _, data, parent, _ = load_trained(run_dir, dense[t.seed].key, data_dir)
         small = compact(parent, NodeMask(tuple(tuple(k) for k in t.node_mask)))
-        _, (as_cut,) = Population([small], TrainSpec()).evaluate(data.val)
+        (loss,), (as_cut,) = Population([small], TrainSpec()).evaluate(data.val)
+        if abs(loss - t.curve[0].val_loss) > 1e-5 * abs(loss):  # the loss tells nets apart where accuracies tie at chance
+            raise SparsenasError(
+                f"{finder}~finetune of seed {t.seed} does not start from the trained dense parent (its epoch-0 validation "
+                f"loss is {t.curve[0].val_loss:.5f}, the cut parent's {loss:.5f}); use a finder that fine-tunes it, e.g. l1-norm"
+            )
         recalibrate(small, data.train.x, batches)
         _, (recal,) = Population([small], TrainSpec()).evaluate(data.val)
         out.append((t.sparsity, t.seed, as_cut, recal))
@@ -80,9 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("run_dir")
     ap.add_argument("--finder", default="l1-norm", help="a finder whose finetune start is the trained dense parent (l1-norm, magnitude)")
     ap.add_argument("--batches", type=int, default=20, help="training batches of 128 to re-estimate the statistics on")
+    ap.add_argument("--data-dir", default=None, help="where the run's dataset lives, if not its default place")
     args = ap.parse_args(argv)
     try:
-        rows = check(args.run_dir, args.finder, args.batches)
+        rows = check(args.run_dir, args.finder, args.batches, args.data_dir)
     except SparsenasError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -47,9 +47,13 @@ class InitMagnitudeOptions(FinderOptions):
     ('none', 'fan-in')
     """
 
-    layer_scale: str = field(default="none", metadata={
-        "help": "scale each layer's |weights| before ranking: none, or fan-in (by the square root of its inputs)",
-        "choices": ("none", "fan-in")})
+    layer_scale: str = field(
+        default="none",
+        metadata={
+            "help": "scale each layer's |weights| before ranking: none, or fan-in (by the square root of its inputs)",
+            "choices": ("none", "fan-in"),
+        },
+    )
 
     @classmethod
     def tiny(cls) -> InitMagnitudeOptions:
@@ -83,8 +87,14 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     values = load_spec_file(args.config) if args.config else {}
     values |= dict(
-        dataset="digits", space="weight", allocation="global", finders=("dense", "random", "snip", "init-magnitude"),
-        checks=("shuffle", "invert"), sparsities=(0.9, 0.98), seeds=tuple(range(args.seeds)), epochs=args.epochs,
+        dataset="digits",
+        space="weight",
+        allocation="global",
+        finders=("dense", "random", "snip", "init-magnitude"),
+        checks=("shuffle", "invert"),
+        sparsities=(0.9, 0.98),
+        seeds=tuple(range(args.seeds)),
+        epochs=args.epochs,
     )
     if args.layer_scale:
         values["layer_scale"] = args.layer_scale

@@ -80,8 +80,10 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     start = time.perf_counter()
     for g in build_parent("wine-mlp", (13,), 3, seed=0).node_groups():
-        print(f"node group {g.name}: {g.size} nodes; rows of {', '.join(s.tensor for s in g.producers)}; "
-              f"columns of {', '.join(s.tensor for s in g.consumers)}")
+        print(
+            f"node group {g.name}: {g.size} nodes; rows of {', '.join(s.tensor for s in g.producers)}; "
+            f"columns of {', '.join(s.tensor for s in g.consumers)}"
+        )
     spec = RunSpec(
         dataset="wine",
         model="wine-mlp",

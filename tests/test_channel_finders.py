@@ -179,6 +179,25 @@ class HalfNormedCat(nn.Module):
         return self.fc(F.relu(self.bn(h)).mean((2, 3)))
 
 
+class MixedCat(nn.Module):
+    """Two branches concatenated under one BatchNorm: the left branch has two BatchNorms of its own
+    before it (three scales per channel), the right one (two)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.left, self.bl1 = nn.Conv2d(1, 2, 1, bias=False), nn.BatchNorm2d(2)
+        self.left2, self.bl2 = nn.Conv2d(2, 2, 1, bias=False), nn.BatchNorm2d(2)
+        self.right, self.br = nn.Conv2d(1, 2, 1, bias=False), nn.BatchNorm2d(2)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = F.relu(self.bl1(self.left(x)))
+        a = F.relu(self.bl2(self.left2(a)) + a)  # a residual: left and left2 write one group
+        h = torch.cat([a, F.relu(self.br(self.right(x)))], dim=1)
+        return self.fc(F.relu(self.bn(h)).mean((2, 3)))
+
+
 def test_bn_scale_counts_scales_per_group_under_a_batchnorm_that_spans_a_concatenation():
     net = as_parent(HalfNormedCat(), (1, 2, 2))
     with torch.no_grad():
@@ -196,9 +215,16 @@ def test_bn_scale_counts_scales_per_group_under_a_batchnorm_that_spans_a_concate
 def test_only_parents_whose_masks_the_per_group_count_moved_get_another_bn_scale_key():
     from sparsenas.protocol.plan import make_plan
 
-    assert get_finder("bn-scale").key_facts(as_parent(HalfNormedCat(), (1, 2, 2))) == {"bn_count": "per-group"}
+    bn = get_finder("bn-scale")
+    # HalfNormedCat: the left group's one slice was divided by the right group's 2, a factor per layer
+    # (same mask) but not under the global threshold; the right group's two slices shared the divisor 2
+    assert bn.key_facts(as_parent(HalfNormedCat(), (1, 2, 2))) == {}
+    assert bn.key_facts(as_parent(HalfNormedCat(), (1, 2, 2)), "global") == {"bn_count": "per-group"}
+    # MixedCat: the right group's own BatchNorm (divisor 2) and its concatenation slice (old divisor
+    # 3, the last group's) weighed unequally before: its per-layer ranking moved too
+    assert bn.key_facts(as_parent(MixedCat(), (1, 2, 2))) == {"bn_count": "per-group"}
     for net in (toy(), build_parent("resnet20", (1, 8, 8), 10, 0, (2,))):
-        assert get_finder("bn-scale").key_facts(net) == {}
+        assert bn.key_facts(net) == bn.key_facts(net, "global") == {}
     spec = RunSpec(finders=("dense", "random", "bn-scale"), seeds=(0,), sparsities=(0.5,))
     plain, moved = make_plan(spec, (2, 2)), make_plan(spec, (2, 2), facts={"bn-scale": {"bn_count": "per-group"}})
     assert [(t.finder, t.key == u.key) for t, u in zip(plain, moved)] == [("dense", True), ("random", True), ("bn-scale", False)]

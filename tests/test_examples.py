@@ -107,3 +107,24 @@ def test_bn_recalibration_example_reads_a_finetune_run(tmp_path):
     r = subprocess.run([sys.executable, str(BN_RECALIBRATION), str(tmp_path), "--finder", "snip"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.strip() == f"error: '{tmp_path}' holds no snip~finetune trials; run it with --finders dense,snip --starts finetune"
     assert load_trained(tmp_path, ft.key)[0].key == ft.key  # the store is left readable
+    r = subprocess.run([sys.executable, str(BN_RECALIBRATION), str(tmp_path), "--batches", "0"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip() == "error: --batches must be at least 1, got 0"
+
+
+def test_bn_recalibration_refuses_a_finder_whose_finetune_is_not_the_dense_parent(tmp_path):
+    import importlib.util
+
+    import pytest
+
+    from helpers import tiny_spec
+    from sparsenas.errors import SparsenasError
+    from sparsenas.protocol import run
+
+    spec = importlib.util.spec_from_file_location("bn_recalibration", BN_RECALIBRATION)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    # a strong penalty, so the penalized parent is measurably another net after this tiny run's few steps
+    run(tiny_spec(model="resnet20", widths=(4,), limit=200, finders=("dense", "random", "bn-scale"), starts=("finetune",),
+                  seeds=(0,), sparsities=(0.5,), epochs=2, finder_options={"bn_penalty": 0.05}), tmp_path)
+    with pytest.raises(SparsenasError, match="bn-scale~finetune of seed 0 does not start from the trained dense parent"):
+        mod.check(str(tmp_path), "bn-scale", 2)

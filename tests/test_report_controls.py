@@ -57,7 +57,8 @@ def test_the_report_shows_how_much_of_the_margin_survives(tmp_path):
     assert "random-erk: 0.9: 86.80 ± 0.84" in section
     # the answer and the glance say which random their verdicts are against, and random-erk is no finder there
     answer = md[md.index("## Answer") : md.index("## Finders at a glance")]
-    assert "Here random means uniform per-layer counts; against random-erk and the finders' own per-layer counts" in answer
+    assert ("Here random means uniform per-layer counts; against random-erk (ERK densities) and the finders' own per-layer "
+            "counts (their shuffle trials), see 'Margin over random, by the control's allocation'.") in answer
     glance = md[md.index("## Finders at a glance") : md.index("## Verdict table")]
     assert "the random control (uniform per-layer counts)" in glance
     assert "| snip | 0.9 |" in glance and "| random-erk |" not in glance

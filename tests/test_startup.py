@@ -102,7 +102,8 @@ def test_a_kept_list_of_other_source_is_not_read(tmp_path, monkeypatch):
 def test_report_verdict_imports_no_figures_and_no_torch(tmp_path):
     run_dir = store(tmp_path / "run", list(ACC))
     r = _python(COMMAND, "report", str(run_dir), "--verdict", env=_env(tmp_path))
-    assert r.returncode == 0 and r.stdout.startswith("| finder |"), r.stderr
+    assert r.returncode == 0 and r.stdout.startswith("Finder − the random control with uniform per-layer counts"), r.stderr
+    assert "\n| finder |" in r.stdout
     assert _imported(r) <= {"numpy", "scipy"}  # the statistics need scipy; the figures and the spec section are not drawn
 
 

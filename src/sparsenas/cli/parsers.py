@@ -98,7 +98,11 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
 
 def _report_flags(rp: argparse.ArgumentParser) -> None:
     rp.add_argument("run_dir", metavar="RUN_DIR")
-    rp.add_argument("--verdict", action="store_true", help="print only the verdict table (markdown) to stdout; write nothing")
+    rp.add_argument(
+        "--verdict",
+        action="store_true",
+        help="print only the verdict table (markdown, under a line naming its control) to stdout; write nothing",
+    )
     rp.add_argument(
         "--holm-family",
         choices=("finder", "table"),

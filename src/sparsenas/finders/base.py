@@ -149,10 +149,11 @@ class Finder:
         >>> get_finder("snip").check_sparsities(build_parent("mlp", (1, 8, 8), 10, 0, (8,)), [0.999])
         """
 
-    def key_facts(self, parent: Parent) -> dict[str, str]:
+    def key_facts(self, parent: Parent, allocation: str = "per-layer") -> dict[str, str]:
         """Facts about `parent` that decide this finder's masks under a rule changed since the finder
-        shipped, for its trials' keys: only parents where the change moves a mask get them, so every
-        other stored trial keeps its key (bn-scale on a BatchNorm over a concatenation). Default: none.
+        shipped, for its trials' keys: only parents (and allocations) where the change moves a mask
+        get them, so every other stored trial keeps its key (bn-scale on a BatchNorm over a
+        concatenation). Default: none.
 
         >>> from sparsenas.models import build_parent
         >>> get_finder("snip").key_facts(build_parent("mlp", (1, 8, 8), 10, 0, (8,)))

@@ -151,11 +151,19 @@ class BnScale(Finder):
     def check_parent(self, parent: Parent, model: str = "") -> None:
         check_bn_groups(parent, model)
 
-    def key_facts(self, parent: Parent) -> dict[str, str]:
-        # until 2026-12 a BatchNorm spanning groups was divided by the last group's count throughout:
-        # masks moved only where its channels' counts differ, and only those trials get another key
-        mixed = any(bool((c != c[0]).any()) for c in scale_counts(parent).values())
-        return {"bn_count": "per-group"} if mixed else {}
+    def key_facts(self, parent: Parent, allocation: str = "per-layer") -> dict[str, str]:
+        # Until 2026-12 a BatchNorm spanning groups divided all its channels by the count of the last
+        # group that holds it. A group's scores changed only by a factor where all its BatchNorm
+        # slices had one old divisor: per layer the same ranking, so the same mask; under the global
+        # threshold a factor other than 1 moves it. Only trials whose masks moved get another key.
+        scales = set(bn_scale_names(parent))
+        groups = [[sl.tensor for sl in g.producers if sl.tensor in scales] for g in parent.node_groups()]
+        old = {t: len(mine) for mine in groups for t in mine}  # the last group's count wins, as it did
+        if allocation == "global":
+            moved = any(old[t] != len(mine) for mine in groups for t in mine)
+        else:
+            moved = any(len({old[t] for t in mine}) > 1 for mine in groups)
+        return {"bn_count": "per-group"} if moved else {}
 
     def find(self, ctx: SearchContext[BnScaleOptions]) -> Found:
         check_bn_groups(ctx.parent)

@@ -138,7 +138,7 @@ def erk_counts(shapes: Sequence[tuple[int, ...]], sparsity: float) -> tuple[int,
     sizes = tuple(math.prod(s) for s in shapes)
     total = global_count(sizes, sparsity, "round")
     if total < len(sizes):
-        # a user's --sparsities reaches here at find time: one line naming the fix
+        # a user's --sparsities reaches here when the run starts (RandomErk.check_sparsities): one line naming the fix
         raise SparsenasError(
             f"sparsity {sparsity} keeps {total} weights, fewer than the {len(sizes)} layers an ERK mask keeps one each; "
             f"use sparsities of at most {math.floor((1 - len(sizes) / sum(sizes)) * 1e6) / 1e6:g} with random-erk"

@@ -104,7 +104,7 @@ def run(
         get_finder(name).check_sparsities(parent, spec.sparsities)
     widths = tuple(g.size for g in parent.node_groups())
     stochastic = is_stochastic(parent, data.input_shape)
-    facts = {name: f for name in spec.finders if (f := get_finder(name).key_facts(parent))}
+    facts = {name: f for name in spec.finders if (f := get_finder(name).key_facts(parent, spec.allocation))}
     plan = make_plan(spec, widths, prunable_weight_count(parent), engine=population_engine(parent), stochastic=stochastic, facts=facts)
     threads = torch.get_num_threads()
     if spec.threads:

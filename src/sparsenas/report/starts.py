@@ -24,15 +24,15 @@ WORDS = {
 
 
 def _cap(trials: Sequence[TrialRecord]) -> str:
-    """How the run capped scratch-b's epochs, in words, read off its trials' specs (0: no cap).
+    """How the run capped scratch-b's epochs, in words, read off its trials' specs ("" for no cap or
+    no scratch-b trials; every scratch-b key holds its cap, 2 before it was an option).
 
     >>> _cap([])
     ''
     """
-    caps = {float(t.spec.get("scratch_b", {}).get("cap", 0)) for t in trials if t.check == "scratch-b"}
-    if not caps or caps == {0.0}:
-        return ""
-    return ", at most " + " or ".join(f"{c:g}x" for c in sorted(caps)) + " the epochs"
+    caps = {float(t.spec.get("scratch_b", {}).get("cap", 2.0)) for t in trials if t.check == "scratch-b"}
+    words = sorted(f"at most {c:g}x the epochs" if c else "no cap" for c in caps)
+    return ", " + " or ".join(words) if caps and caps != {0.0} else ""
 
 
 def _by_seed(t: TrialRecord) -> tuple[int, float]:
@@ -144,7 +144,7 @@ def blocks(trials: Sequence[TrialRecord], cells: Sequence[Cell], label: str) -> 
                 "p",
                 "Fine-tuning against training from scratch (finetune − scratch-b, final test accuracy, paired by seed; "
                 "Liu et al. 2019 found scratch-B matches or beats fine-tuning on CIFAR, where it spends the dense parent's "
-                f"full training FLOPs{' and here it trains' + cap + ': the training FLOPs column says what each got' if cap else ''}):",
+                f"full training FLOPs{'; here scratch-b trains' + cap[1:] + ', and the training FLOPs column says what each got' if cap else ''}):",
             ),
             (
                 "table",

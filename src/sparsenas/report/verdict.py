@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..store.records import TrialRecord
 from . import controls
-from .compare import FAMILIES, Comparison, compare_to_random, family_sizes
+from .compare import FAMILIES, Comparison, compare_to_controls, compare_to_random, family_sizes
 from .markup import Block, to_markdown
 from .source import load_trials, sparsity_label
 from .tables import CONTROL, CONTROLS, UNIFORM, fmt, fmt_ci, fmt_p
@@ -216,18 +216,15 @@ def answer(
     # the answer names the finders; how their sanity checks fare is in the verdict and checks tables
     acc = [verdict_line(c, label) for c in comps if c.metric == "final_test_acc" and not c.check]
     # "random" is the uniform per-layer control; a run that also holds a stronger one says which it means
+    # and where the others are (the controls section is drawn only where they were compared)
     stronger = sorted({t.finder for t in trials} & set(CONTROLS[1:]))
-    which = (
-        [
-            (
-                "p",
-                f"Here random means {UNIFORM}; against {', '.join(stronger)} and the finders' own per-layer counts, see "
-                f"'{controls.HEADING}'.",
-            )
-        ]
-        if stronger
-        else []
-    )
+    which: list[Block] = []
+    if stronger:
+        kinds = compare_to_controls(trials)
+        others = ["random-erk (ERK densities)"] if "erk" in kinds else []
+        others += ["the finders' own per-layer counts (their shuffle trials)"] if "matched" in kinds else []
+        where = f"; against {' and '.join(others)}, see '{controls.HEADING}'" if others else ""
+        which = [("p", f"Here random means {UNIFORM}{where}.")]
     conv = [verdict_line(c, label) for c in comps if c.metric == "min_val_loss_epoch" and not c.check]
     family = FAMILIES[comps[0].family]
     return [
