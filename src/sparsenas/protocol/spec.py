@@ -28,6 +28,7 @@ from ..masks import check_sparsity
 from ..models import MODELS
 from ..train import TrainSpec
 from ..train.spec import canonical_train
+from .ranges import check_choice, check_range, check_ranges
 
 # Fields that say where or how to compute, not what: they never enter a trial's hash, and a run
 # directory may be resumed with other values for them.
@@ -185,8 +186,8 @@ class RunFields:
             raise SparsenasError("no sparsities given; e.g. --sparsities 0.5,0.8,0.9")
         for s in self.sparsities:
             check_sparsity(s)
-        _check_choice("space", self.space, RunSpec)
-        _check_choice("allocation", self.allocation, RunSpec)
+        check_choice("space", self.space, RunSpec)
+        check_choice("allocation", self.allocation, RunSpec)
         for f in self.finders:
             if self.space not in FINDERS.get(f).spaces:
                 raise SparsenasError(
@@ -224,10 +225,10 @@ class RunFields:
         if self.controls > 1000:
             raise SparsenasError(f"--controls {self.controls} is more than 1000 random controls per cell; a few to a few dozen is plenty")
         for owner in (self, self.train):
-            _check_ranges(owner)
+            check_ranges(owner)
         for name, d in declared_options().items():  # every value given, whichever finders run
             if d.range is not None and name in self.finder_options:
-                _check_range(name, self.finder_options[name], d.range, d.above)
+                check_range(name, self.finder_options[name], d.range, d.above)
             if d.choices is not None and self.finder_options.get(name, d.default) not in d.choices:
                 raise SparsenasError(
                     f"--{name.replace('_', '-')} must be one of {', '.join(d.choices)}, got {quote(self.finder_options[name])}"
@@ -243,9 +244,9 @@ class RunFields:
         if self.widths is not None and not self.widths:
             raise SparsenasError("--widths is empty; give positive integers, e.g. --widths 300,100")
         for name in ("optimizer", "schedule", "augment"):
-            _check_choice(name, getattr(self.train, name), TrainSpec)
-        _check_choice("device", self.device, RunSpec)
-        _check_choice("executor", self.executor, RunSpec)
+            check_choice(name, getattr(self.train, name), TrainSpec)
+        check_choice("device", self.device, RunSpec)
+        check_choice("executor", self.executor, RunSpec)
         if self.address is not None and self.executor != "ray":
             raise SparsenasError(f"--address {self.address} is for --executor ray; add --executor ray or drop --address")
         return self
@@ -312,43 +313,6 @@ class RunSpec(RunFields):
 
 def _short(xs: tuple) -> str:
     return str(xs) if len(xs) <= 6 else f"({', '.join(map(str, xs[:3]))}, ..., {xs[-1]})"
-
-
-def _check_ranges(owner: Any) -> None:
-    """Every integer field that declares a "range" holds values inside it (tuples: each item).
-
-    The bounds say what makes sense, not what fits a machine word: a --threads of 2^64 would
-    otherwise overflow inside torch, and a --synflow-iterations of 2^64 would run until killed.
-    """
-    for f in dataclasses.fields(owner):
-        if "range" in f.metadata:
-            _check_range(f.name, getattr(owner, f.name), f.metadata["range"], _ABOVE.get(f.name))
-
-
-def _check_range(name: str, value: Any, bounds: tuple[int, int], above: str | None) -> None:
-    lo, hi = bounds
-    flag = "--" + name.replace("_", "-")
-    for v in value if isinstance(value, tuple) else () if value is None else (value,):
-        if v < lo:
-            raise SparsenasError(f"{flag} must be at least {lo}, got {quote(v)}")
-        if v > hi:
-            raise SparsenasError(f"{flag} must be at most {hi:,}, got {quote(v)}; {above or 'that is more than any run needs'}")
-
-
-# why each bound is where it is, said when a value passes it
-_ABOVE = {
-    "threads": "more threads than cores only slows torch down; e.g. --threads 1",
-    "batch_size": "a batch larger than the training split is the whole split; e.g. --batch-size 128",
-    "limit": "leave --limit out to use every sample",
-    "population_cap": "populations are capped by memory long before this; e.g. --population-cap 128",
-    "widths": "a million units in one layer does not fit in memory; e.g. --widths 300,100",
-}
-
-
-def _check_choice(name: str, value: str, owner: type) -> None:
-    choices = next(f.metadata["choices"] for f in dataclasses.fields(owner) if f.name == name)
-    if value not in choices:
-        raise SparsenasError(f"--{name.replace('_', '-')} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def build_spec(values: dict[str, Any]) -> RunSpec:
