@@ -27,7 +27,7 @@ from torch import nn
 
 from ..errors import SparsenasError
 from ..measures import SearchCost
-from ..models import Parent
+from ..models import Parent, TensorSlice
 from ..train import train_population
 from .base import Finder, FinderOptions, Found, SearchContext, register
 from .scoring import flops_per_sample, found, shared_work, to_mask, trained_dense
@@ -99,15 +99,19 @@ def scale_counts(parent: Parent) -> dict[str, torch.Tensor]:
     >>> c = scale_counts(build_parent("resnet20", (1, 8, 8), 10, 0, (2,))); c["bn1.weight"].tolist(), c["layer1.0.bn1.weight"].tolist()
     ([4.0, 4.0], [1.0, 1.0])
     """
-    scales = set(bn_scale_names(parent))
     params = dict(parent.named_parameters())
     counts: dict[str, torch.Tensor] = {}
-    for g in parent.node_groups():
-        mine = [sl for sl in g.producers if sl.tensor in scales]
+    for g, mine in zip(parent.node_groups(), _scale_slices(parent)):
         for sl in mine:
             count = counts.setdefault(sl.tensor, torch.ones_like(params[sl.tensor].detach()))
             count[sl.indices(torch.arange(g.size))] = len(mine)
     return counts
+
+
+def _scale_slices(parent: Parent) -> list[list[TensorSlice]]:
+    """Per node group (in `node_groups()` order), its slices of BatchNorm scales."""
+    scales = set(bn_scale_names(parent))
+    return [[sl for sl in g.producers if sl.tensor in scales] for g in parent.node_groups()]
 
 
 def _l1_subgradient(gamma: torch.Tensor, lam: float):
@@ -156,8 +160,7 @@ class BnScale(Finder):
         # group that holds it. A group's scores changed only by a factor where all its BatchNorm
         # slices had one old divisor: per layer the same ranking, so the same mask; under the global
         # threshold a factor other than 1 moves it. Only trials whose masks moved get another key.
-        scales = set(bn_scale_names(parent))
-        groups = [[sl.tensor for sl in g.producers if sl.tensor in scales] for g in parent.node_groups()]
+        groups = [[sl.tensor for sl in mine] for mine in _scale_slices(parent)]
         old = {t: len(mine) for mine in groups for t in mine}  # the last group's count wins, as it did
         if allocation == "global":
             moved = any(old[t] != len(mine) for mine in groups for t in mine)

@@ -154,7 +154,7 @@ def make_plan(
     [('dense', 0), ('random', 0), ('random', 1), ('random-search', 0)]
     """
     out: list[PlannedTrial] = []
-    facts_of = lambda name: (facts or {}).get(name)  # noqa: E731
+    facts_of = (facts or {}).get  # a finder's key facts, or None
     for seed in run.seeds:
         cells: list[tuple[str, float]] = []
         for name in run.finders:

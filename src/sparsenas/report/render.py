@@ -22,7 +22,7 @@ from .markup import Block, to_html, to_markdown
 from .methods import METHODS
 from .runspec import spec_blocks
 from .source import load_trials, sparsity_label
-from .tables import DENSE, Cell, fmt, fmt_ci, fmt_mean_sd, fmt_p, fmt_si, summary_cells
+from .tables import DENSE, UNIFORM, Cell, fmt, fmt_ci, fmt_mean_sd, fmt_p, fmt_si, summary_cells
 from .verdict import answer, family_note, fmt_delta, verdict_rows
 
 
@@ -148,7 +148,7 @@ def _blocks(
     ]
     if comps:
         blocks += [
-            ("h2", "Verdict table (finder − random control with uniform per-layer counts, paired by seed)"),
+            ("h2", f"Verdict table (finder − random control with {UNIFORM}, paired by seed)"),
             ("table", *verdict_rows(comps, label)),
             ("p", family_note(comps)),
         ]
