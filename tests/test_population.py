@@ -235,3 +235,56 @@ def test_an_interrupted_session_is_still_logged(tmp_path):
         run(tiny_spec(seeds=(0,), sparsities=(0.5,)), tmp_path, on_trial=stop_after_first)
     [session] = Store(tmp_path).sessions()
     assert session["trials"] == 1 and len(Store(tmp_path)) == 1  # the dense parent, stored whole
+
+
+@pytest.mark.parametrize("classes, dtype", [(10, torch.float32), (3, torch.float32), (10, torch.float64), (100, torch.float32)])
+@pytest.mark.parametrize("own_labels", [False, True])
+def test_member_losses_give_the_bits_of_cross_entropy_over_rows(classes, dtype, own_labels):
+    """Whichever layout member_losses takes on this CPU, loss and gradient are bit for bit those of
+    one cross-entropy over the K*B rows (the formulation every stored trial was trained with)."""
+    from torch.nn import functional as F
+
+    from sparsenas.train.stacked import member_losses
+
+    g = torch.Generator().manual_seed(1)
+    k, b = 6, 50
+    logits = (torch.randn(k, b, classes, generator=g, dtype=dtype) * 8).requires_grad_()
+    y = torch.randint(0, classes, (k, b) if own_labels else (b,), generator=g)
+    labels = y.reshape(-1) if own_labels else y.repeat(k)
+    want = F.cross_entropy(logits.reshape(k * b, classes), labels, reduction="none").view(k, b)
+    for reduction, reduce in (("mean", lambda t: t.mean(1)), ("sum", lambda t: t.sum(1))):
+        got = member_losses(logits, y, reduction)
+        assert torch.equal(got, reduce(want))
+        (g_got,) = torch.autograd.grad(got.sum(), logits)
+        (g_want,) = torch.autograd.grad(reduce(want).sum(), logits, retain_graph=True)
+        assert torch.equal(g_got, g_want)
+
+
+@pytest.mark.parametrize("own_batches", [False, True])
+def test_populations_train_to_the_bits_of_the_rows_cross_entropy(monkeypatch, own_batches):
+    """Equal loss values are not enough: the gradient must reach the network laid out as the rows'
+    formulation gives it, or the last GEMM rounds its weight gradient otherwise (it once did)."""
+    from torch.nn import functional as F
+
+    from sparsenas.train import stacked
+
+    def rows(logits, y, reduction="mean"):
+        k, b, c = logits.shape
+        labels = y.reshape(k * b) if y.dim() == 2 else y.repeat(k)
+        per = F.cross_entropy(logits.reshape(k * b, c), labels, reduction="none").view(k, b)
+        return per.mean(1) if reduction == "mean" else per.sum(1)
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(600, 1, 8, 8, generator=g)
+    y = torch.randint(0, 10, (600,), generator=g)
+    nets = [build_parent("mlp", (1, 8, 8), 10, widths=(40, 20), seed=s) for s in range(6)]
+    finals = []
+    for loss in (rows, stacked.member_losses):
+        monkeypatch.setattr(stacked, "member_losses", loss)
+        pop = Population(copy.deepcopy(nets), TrainSpec(lr=0.1, momentum=0.9))
+        order = torch.Generator().manual_seed(1)
+        for _ in range(6):
+            idx = torch.randint(0, 600, (6, 128) if own_batches else (128,), generator=order)
+            pop.step(x[idx], y[idx], 0.1)
+        finals.append({n: t.detach().clone() for n, t in pop.params.items()})
+    assert all(torch.equal(finals[0][n], finals[1][n]) for n in finals[0])
