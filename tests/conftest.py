@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
+
+# decoded datasets go to a folder of this session's own, never the user's cache (subprocesses inherit it)
+os.environ["SPARSENAS_CACHE"] = tempfile.mkdtemp(prefix="sparsenas-test-cache-")
 
 from sparsenas.data import load_dataset
 

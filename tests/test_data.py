@@ -160,3 +160,81 @@ def test_normalized_in_place_equals_out_of_place() -> None:
     assert torch.equal(
         x[250:], torch.randint(0, 256, (300, 1, 6, 6), generator=torch.Generator().manual_seed(0)).float()[250:] / 255.0
     )  # the caller's tensor untouched
+
+
+# -- the decoded-dataset cache --------------------------------------------------------------------
+
+
+def _tensors(ds):
+    return [t for s in (ds.train, ds.val, ds.test) for t in (s.x, s.y)]
+
+
+def test_cache_gives_the_decoded_tensors_and_their_fingerprint(tmp_path, monkeypatch):
+    from sparsenas.data import fingerprint
+    from sparsenas.data.base import Dataset
+
+    monkeypatch.setenv("SPARSENAS_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "idx"
+    src.mkdir()
+    _write_idx_dir(src, n_train=40)
+    first = load_idx_dir("toy", src, n_val=5)  # decoded, then kept
+    assert len(list((tmp_path / "cache").glob("toy-*.pt"))) == 1
+    second = load_idx_dir("toy", src, n_val=5)  # read back
+    for a, b in zip(_tensors(first), _tensors(second)):
+        assert torch.equal(a, b) and a.dtype == b.dtype and a.shape == b.shape
+    # the kept fingerprint is the one the tensors hash to
+    fresh = Dataset(second.name, second.train, second.val, second.test, second.num_classes)
+    assert fingerprint(second) == fingerprint(fresh) == fingerprint(first)
+    monkeypatch.setenv("SPARSENAS_CACHE", "off")
+    for a, b in zip(_tensors(load_idx_dir("toy", src, n_val=5)), _tensors(second)):
+        assert torch.equal(a, b)
+
+
+def test_cache_follows_the_files_and_the_loaders_parameters(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPARSENAS_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "idx"
+    src.mkdir()
+    _write_idx_dir(src, n_train=40)
+    before = load_idx_dir("toy", src, n_val=5)
+    assert len(load_idx_dir("toy", src, n_val=6).val) == 6  # another split: another entry
+    # one pixel changed, same size and name: the content decides, not the file's date
+    p = src / "train-images-idx3-ubyte.gz"
+    arr = read_idx(p).copy()
+    arr[0, 0, 0] = (int(arr[0, 0, 0]) + 1) % 256
+    p.write_bytes(gzip.compress(_idx_bytes(arr)))
+    after = load_idx_dir("toy", src, n_val=5)
+    assert not torch.equal(before.train.x, after.train.x) or not torch.equal(before.val.x, after.val.x)
+    assert len(list((tmp_path / "cache").glob("toy-*.pt"))) == 3
+
+
+def test_a_torn_cache_file_is_decoded_again_and_an_unwritable_folder_passed_over(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPARSENAS_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "idx"
+    src.mkdir()
+    _write_idx_dir(src, n_train=40)
+    good = load_idx_dir("toy", src, n_val=5)
+    (kept,) = (tmp_path / "cache").glob("toy-*.pt")
+    kept.write_bytes(kept.read_bytes()[:100])
+    again = load_idx_dir("toy", src, n_val=5)
+    assert torch.equal(again.train.x, good.train.x)
+    assert kept.stat().st_size > 100  # replaced by a whole file
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("SPARSENAS_CACHE", str(blocker / "cache"))
+    assert torch.equal(load_idx_dir("toy", src, n_val=5).train.x, good.train.x)
+
+
+def test_cache_keeps_a_few_entries_per_dataset(tmp_path, monkeypatch):
+    from sparsenas.data import cache
+
+    monkeypatch.setenv("SPARSENAS_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "idx"
+    src.mkdir()
+    _write_idx_dir(src, n_train=40)
+    (tmp_path / "cache").mkdir()
+    other = tmp_path / "cache" / "toy-extra-0123456789abcdef.pt"  # another dataset whose name starts alike
+    other.write_bytes(b"x")
+    for n_val in range(5, 5 + cache.KEEP + 2):
+        load_idx_dir("toy", src, n_val=n_val)
+    assert len(list((tmp_path / "cache").glob("toy-????????????????.pt"))) == cache.KEEP
+    assert other.exists()

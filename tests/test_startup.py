@@ -25,7 +25,7 @@ def _python(code: str, *args: str, env: dict[str, str] | None = None, cwd: str |
 
 
 def _env(tmp_path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "SPARSENAS_CACHE")}
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # never the user's own cache folder
     return env | extra
 
@@ -92,6 +92,7 @@ def test_a_kept_list_of_other_source_is_not_read(tmp_path, monkeypatch):
     from sparsenas.cli import catalog
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("SPARSENAS_CACHE")  # the folder comes from XDG_CACHE_HOME, as on a user's machine
     monkeypatch.setattr(catalog, "REGISTRY_MODULES", ())  # as in a fresh process: no registry imported yet
     (tmp_path / "sparsenas").mkdir()
     (tmp_path / "sparsenas" / "list-0000000000000000.txt").write_text("stale\n")

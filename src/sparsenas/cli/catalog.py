@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..cachedir import cache_dir
+
 # the layers whose import fills a registry; a plugin that registers anything has imported one
 REGISTRY_MODULES = ("sparsenas.data", "sparsenas.models", "sparsenas.finders")
 PACKAGE = Path(__file__).resolve().parent.parent  # src/sparsenas
@@ -55,17 +57,6 @@ def source_hash(package: Path = PACKAGE) -> str:
     for path in sorted(package.rglob("*.py")):
         h.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:16]
-
-
-def cache_dir() -> Path | None:
-    """$XDG_CACHE_HOME/sparsenas, or ~/.cache/sparsenas; None where there is no home to find."""
-    base = os.environ.get("XDG_CACHE_HOME")
-    if not base:
-        try:
-            base = str(Path.home() / ".cache")
-        except (RuntimeError, KeyError):
-            return None
-    return Path(base) / "sparsenas"
 
 
 def catalog() -> str:

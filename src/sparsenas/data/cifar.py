@@ -34,6 +34,7 @@ import torch
 
 from ..errors import SparsenasError
 from .base import DATASETS, Dataset, split_and_normalize
+from .cache import cached_dataset
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 PIXELS = 3 * 32 * 32  # bytes of one image: the R, G and B planes, 32x32 each
@@ -204,7 +205,11 @@ def load_cifar(fmt: CifarFormat, data_dir: str | None) -> Dataset:
     folder = find_folder(fmt, data_dir)
     for f, n in (*fmt.train, fmt.test):  # sizes first: a broken test file is named before 150 MB are read
         check_file(fmt, folder / f, n)
+    sources = [folder / f for f, _ in (*fmt.train, fmt.test)]
+    return cached_dataset(fmt.name, sources, {"n_val": N_VAL}, lambda: _decode(fmt, folder))
 
+
+def _decode(fmt: CifarFormat, folder: Path) -> Dataset:
     def read(files: tuple[tuple[str, int], ...]) -> np.ndarray:
         raw = np.empty((sum(n for _, n in files), fmt.record), dtype=np.uint8)
         start = 0

@@ -13,6 +13,7 @@ import torch
 
 from ..errors import SparsenasError
 from .base import DATASETS, Dataset, split_and_normalize
+from .cache import cached_dataset
 from .idx import find_idx, read_idx
 
 DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
@@ -33,7 +34,14 @@ def load_idx_dir(name: str, data_dir: Path, n_val: int, num_classes: int = 10) -
             f"data directory '{data_dir}' does not exist; pass --data-dir with the four IDX files "
             "(on Debian: apt-get install dataset-fashion-mnist)"
         )
-    xtr, ytr, xte, yte = (read_idx(find_idx(data_dir, f)) for f in FILES)
+    paths = [find_idx(data_dir, f) for f in FILES]
+    return cached_dataset(
+        name, paths, {"n_val": n_val, "num_classes": num_classes}, lambda: _decode(name, data_dir, paths, n_val, num_classes)
+    )
+
+
+def _decode(name: str, data_dir: Path, paths: list[Path], n_val: int, num_classes: int) -> Dataset:
+    xtr, ytr, xte, yte = (read_idx(p) for p in paths)
     for images, labels, what in ((xtr, ytr, "train"), (xte, yte, "t10k")):
         if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
             raise SparsenasError(
