@@ -15,7 +15,7 @@ from report_fixtures import ACC, store
 from sparsenas.export.exporter import ratio, steady
 from sparsenas.timing import Latency
 
-HEAVY = ("torch", "numpy", "matplotlib", "pymoo", "scipy", "sklearn", "ray", "rich", "pandas")
+HEAVY = ("torch", "numpy", "matplotlib", "pymoo", "scipy", "sklearn", "ray", "rich", "pandas", "sympy")
 
 
 def _python(code: str, *args: str, env: dict[str, str] | None = None, cwd: str | None = None) -> subprocess.CompletedProcess:
@@ -58,6 +58,14 @@ def test_help_imports_no_torch(tmp_path):
     r = _python(COMMAND, "--help", env=_env(tmp_path))
     assert r.returncode == 0 and "{run,report,list,export,forget,bench}" in r.stdout
     assert _imported(r) == set()
+
+
+def test_a_run_without_its_report_imports_only_what_training_needs(tmp_path):
+    args = ("run", "--limit", "100", "--epochs", "1", "--seeds", "1", "--sparsities", "0.5", "--no-report", "--quiet")
+    r = _python(COMMAND, *args, "--out", str(tmp_path / "run"), env=_env(tmp_path))
+    assert r.returncode == 0, r.stderr
+    # sympy came with torch.autograd.grad's grad_outputs (0.4 s); plots, pymoo and Ray with the report and other finders
+    assert not _imported(r) & {"sympy", "matplotlib", "pymoo", "ray"}, r.stderr
 
 
 def test_list_is_kept_and_then_printed_without_torch(tmp_path):
