@@ -3,6 +3,9 @@
 A trial's trained state dict (the compacted net of a node trial; the full-size net with its masked
 weights at zero of a weight trial) is saved with `torch.save` and compressed with zlib, which also
 squeezes a weight trial's zeros: at weight sparsity 0.99 the blob is a few percent of the dense size.
+Trained float weights without zeros shrink by 8%, for 70 ms a dense LeNet-300-100 and 11 ms a
+sub-network at node sparsity 0.8 (0.34 s of a run of 32 one-epoch controls): a state with under `ZEROS_WORTH_IT` of its entries at zero is stored as an
+uncompressed zlib stream (level 0), which every reader of these blobs reads the same way.
 """
 
 from __future__ import annotations
@@ -15,16 +18,21 @@ import zlib
 import torch
 from torch import nn
 
+ZEROS_WORTH_IT = 0.125  # the share of entries at zero from which compressing pays for its time
+
 
 def pack_weights(net: nn.Module) -> bytes:
-    """`net`'s parameters and buffers (on the CPU) as compressed bytes.
+    """`net`'s parameters and buffers (on the CPU) as zlib bytes: compressed where zeros make it pay.
 
     >>> blob = pack_weights(nn.Linear(3, 2)); sorted(unpack_weights(blob))
     ['bias', 'weight']
     """
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    entries = sum(t.numel() for t in state.values())
+    zeros = sum(int((t == 0).sum()) for t in state.values())
     buf = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buf)
-    return zlib.compress(buf.getvalue(), level=6)
+    torch.save(state, buf)
+    return zlib.compress(buf.getvalue(), level=6 if zeros >= ZEROS_WORTH_IT * entries else 0)
 
 
 def _reason(e: Exception) -> str:
