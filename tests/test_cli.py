@@ -190,3 +190,11 @@ def test_export_repeats_are_bounded(tmp_path, capsys):
 def test_bench_sizes_are_bounded(capsys):
     assert main(["bench", "--steps", "18446744073709551616"]) == 2
     assert "--steps must be integers from 1 to 100,000" in capsys.readouterr().err
+
+
+def test_a_quiet_run_still_says_which_trials_diverged(tmp_path):
+    r = _cli("run", "--limit", "100", "--epochs", "1", "--seeds", "1", "--sparsities", "0.5", "--lr", "1e6",
+             "--no-report", "--quiet", "--out", str(tmp_path / "run"))
+    assert r.returncode == 0, r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.startswith("diverged: ")]
+    assert lines and all("(recorded; the run goes on)" in x for x in lines), r.stderr

@@ -64,8 +64,9 @@ def test_a_run_without_its_report_imports_only_what_training_needs(tmp_path):
     args = ("run", "--limit", "100", "--epochs", "1", "--seeds", "1", "--sparsities", "0.5", "--no-report", "--quiet")
     r = _python(COMMAND, *args, "--out", str(tmp_path / "run"), env=_env(tmp_path))
     assert r.returncode == 0, r.stderr
-    # sympy came with torch.autograd.grad's grad_outputs (0.4 s); plots, pymoo and Ray with the report and other finders
-    assert not _imported(r) & {"sympy", "matplotlib", "pymoo", "ray"}, r.stderr
+    # sympy came with torch.autograd.grad's grad_outputs (0.4 s), rich with bars a quiet run never draws (0.14 s);
+    # plots, pymoo and Ray come with the report and other finders
+    assert not _imported(r) & {"sympy", "rich", "matplotlib", "pymoo", "ray"}, r.stderr
 
 
 def test_list_is_kept_and_then_printed_without_torch(tmp_path):

@@ -1,11 +1,12 @@
-"""Progress bars for `sparsenas run` (rich): one bar over trials, one over the current trial's epochs."""
+"""Progress bars for `sparsenas run` (rich): one bar over trials, one over the current trial's epochs.
+
+rich is imported only where bars are drawn: `--quiet` runs skip its 0.14 s import.
+"""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .protocol import PlannedTrial
 from .store import EpochRecord, TrialRecord
@@ -18,6 +19,15 @@ class RunProgress:
         # epochs None: no per-epoch bar (Ray workers report populations, not epochs)
         self.enabled = enabled
         self.epochs = epochs
+        self._progress: Any = None
+        self._trials: Any = None
+        self._epochs: Any = None
+        self._starting: list[PlannedTrial] = []  # the members of the population about to train
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -25,24 +35,26 @@ class RunProgress:
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=Console(stderr=True),
-            disable=not enabled,
             transient=False,
         )
-        self._trials: Any = None
-        self._epochs: Any = None
-        self._starting: list[PlannedTrial] = []  # the members of the population about to train
 
     def __enter__(self) -> RunProgress:
-        self._progress.start()
+        if self._progress is not None:
+            self._progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def stop(self) -> None:
-        self._progress.stop()
+        if self._progress is not None:
+            self._progress.stop()
 
     def on_trial(self, done: int, total: int, trial: PlannedTrial, record: TrialRecord | None) -> None:
+        if self._progress is None:  # quiet: only a divergence is said
+            if record is not None and record.status == "diverged":
+                print(f"diverged: {trial.finder} s={trial.sparsity:g} seed={trial.seed} (recorded; the run goes on)", file=sys.stderr)
+            return
         if self._trials is None:
             self._trials = self._progress.add_task("trials", total=total, completed=done)
             if self.epochs:
