@@ -9,6 +9,7 @@ at a fraction of the cost. `weight_masks` gives the reverse view: the 0/1 mask o
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 from torch import nn
@@ -73,9 +74,16 @@ def compact(parent: Parent, mask: NodeMask) -> Parent:
     """
     groups = parent.node_groups()
     mask.validate(groups)
-    small = copy.deepcopy(parent)
     state = dict(parent.named_parameters()) | dict(parent.named_buffers())
-    for name, cuts in _index_plan(groups, mask, state).items():
+    plan = _index_plan(groups, mask, state)
+    # the tensors about to be sliced are not copied whole first (1.7 ms a LeNet-300-100, and random
+    # search compacts every candidate): the copy holds empty stand-ins that _set_tensor replaces
+    memo: dict[int, Any] = {}
+    for name in plan:
+        t = state[name]
+        memo[id(t)] = nn.Parameter(t.new_empty(0), t.requires_grad) if isinstance(t, nn.Parameter) else t.new_empty(0)
+    small = copy.deepcopy(parent, memo)
+    for name, cuts in plan.items():
         t = state[name].detach()
         for dim, idx in cuts:
             t = t.index_select(dim, idx.to(t.device))
