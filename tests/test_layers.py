@@ -45,7 +45,7 @@ def test_no_upward_imports(path):
 
 
 # modules at the package root that every layer may use: they import no layer at all
-FOUNDATION = ("errors", "registry", "measures", "runtime", "timing", "plugins")
+FOUNDATION = ("errors", "registry", "measures", "runtime", "timing", "plugins", "cachedir")
 
 
 @pytest.mark.parametrize("name", FOUNDATION)
