@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 import pytest
 
-# decoded datasets go to a folder of this session's own, never the user's cache (subprocesses inherit it)
+# decoded datasets go to a folder of this session's own, never the user's cache (subprocesses
+# inherit it); removed when the session ends (Fashion-MNIST's entry alone is 220 MB)
 os.environ["SPARSENAS_CACHE"] = tempfile.mkdtemp(prefix="sparsenas-test-cache-")
+atexit.register(shutil.rmtree, os.environ["SPARSENAS_CACHE"], ignore_errors=True)
 
 from sparsenas.data import load_dataset
 

@@ -238,3 +238,54 @@ def test_cache_keeps_a_few_entries_per_dataset(tmp_path, monkeypatch):
         load_idx_dir("toy", src, n_val=n_val)
     assert len(list((tmp_path / "cache").glob("toy-????????????????.pt"))) == cache.KEEP
     assert other.exists()
+
+
+def test_cache_key_follows_what_the_normalizations_sums_depend_on(tmp_path, monkeypatch):
+    from sparsenas.data import cache
+
+    src = tmp_path / "f"
+    src.write_bytes(b"v1")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = cache.source_key("x", [src], {})
+        torch.set_num_threads(2)
+        two = cache.source_key("x", [src], {})
+    finally:
+        torch.set_num_threads(threads)
+    assert one != two  # float sums split across threads round otherwise
+    before = cache.source_key("x", [src], {})
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert cache.source_key("x", [src], {}) != before
+    monkeypatch.undo()
+    monkeypatch.setattr(cache, "_code_hash", lambda: b"another loader")
+    assert cache.source_key("x", [src], {}) != before
+
+
+def test_a_read_only_cache_still_serves_and_stale_half_files_are_swept(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from sparsenas.data import cache
+
+    monkeypatch.setenv("SPARSENAS_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "idx"
+    src.mkdir()
+    _write_idx_dir(src, n_train=40)
+    first = load_idx_dir("toy", src, n_val=5)
+
+    def refuse(*a, **k):
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr(os, "utime", refuse)
+    monkeypatch.setattr(cache, "_write", lambda *a: pytest.fail("a hit must not decode and write again"))
+    assert torch.equal(load_idx_dir("toy", src, n_val=5).train.x, first.train.x)
+    monkeypatch.undo()
+    monkeypatch.setenv("SPARSENAS_CACHE", str(tmp_path / "cache"))
+    old, fresh = tmp_path / "cache" / ".tmp-killed.pt", tmp_path / "cache" / ".tmp-writing.pt"
+    old.write_bytes(b"half")
+    fresh.write_bytes(b"half")
+    hour_ago = time.time() - cache.STALE_TMP_SECONDS - 10
+    os.utime(old, (hour_ago, hour_ago))
+    load_idx_dir("toy", src, n_val=6)  # a new entry is written, and the folder swept
+    assert not old.exists() and fresh.exists()

@@ -238,32 +238,43 @@ def test_an_interrupted_session_is_still_logged(tmp_path):
 
 
 @pytest.mark.parametrize("classes, dtype", [(10, torch.float32), (3, torch.float32), (10, torch.float64), (100, torch.float32)])
-@pytest.mark.parametrize("own_labels", [False, True])
-def test_member_losses_give_the_bits_of_cross_entropy_over_rows(classes, dtype, own_labels):
-    """Whichever layout member_losses takes on this CPU, loss and gradient are bit for bit those of
-    one cross-entropy over the K*B rows (the formulation every stored trial was trained with)."""
+@pytest.mark.parametrize("k, b, own_labels", [(6, 100, False), (6, 100, True), (1, 600, False), (2, 300, True), (4, 1000, False)])
+def test_member_losses_give_the_bits_of_cross_entropy_over_rows(classes, dtype, k, b, own_labels):
+    """Whichever layout member_losses takes on this CPU (k*b >= 512 here, so the (K, C, B) one
+    wherever its probe passes), loss and gradient are bit for bit those of one cross-entropy over
+    the K*B rows (the formulation every stored trial was trained with), the gradient's layout too,
+    for logits laid out (K, B, C) and as the transposed view a stacked MLP gives."""
     from torch.nn import functional as F
 
     from sparsenas.train.stacked import member_losses
 
     g = torch.Generator().manual_seed(1)
-    k, b = 6, 50
-    logits = (torch.randn(k, b, classes, generator=g, dtype=dtype) * 8).requires_grad_()
-    y = torch.randint(0, classes, (k, b) if own_labels else (b,), generator=g)
-    labels = y.reshape(-1) if own_labels else y.repeat(k)
-    want = F.cross_entropy(logits.reshape(k * b, classes), labels, reduction="none").view(k, b)
-    for reduction, reduce in (("mean", lambda t: t.mean(1)), ("sum", lambda t: t.sum(1))):
-        got = member_losses(logits, y, reduction)
-        assert torch.equal(got, reduce(want))
-        (g_got,) = torch.autograd.grad(got.sum(), logits)
-        (g_want,) = torch.autograd.grad(reduce(want).sum(), logits, retain_graph=True)
-        assert torch.equal(g_got, g_want)
+    for transposed in (False, True):
+        values = torch.randn(k, b, classes, generator=g, dtype=dtype) * 8
+        y = torch.randint(0, classes, (k, b) if own_labels else (b,), generator=g)
+        labels = y.reshape(-1) if own_labels else y.repeat(k)
+        for reduction in ("mean", "sum"):
+            grads, losses = [], []
+            for formula in ("rows", "member_losses"):
+                leaf = (values.transpose(1, 2).contiguous() if transposed else values.clone()).requires_grad_()
+                logits = leaf.transpose(1, 2) if transposed else leaf
+                if formula == "rows":
+                    per = F.cross_entropy(logits.reshape(k * b, classes), labels, reduction="none").view(k, b)
+                    loss = per.mean(1) if reduction == "mean" else per.sum(1)
+                else:
+                    loss = member_losses(logits, y, reduction)
+                (grad,) = torch.autograd.grad(loss.sum(), leaf)
+                losses.append(loss)
+                grads.append(grad)
+            assert torch.equal(losses[0], losses[1])
+            assert torch.equal(grads[0], grads[1]) and grads[0].stride() == grads[1].stride()
 
 
-@pytest.mark.parametrize("own_batches", [False, True])
-def test_populations_train_to_the_bits_of_the_rows_cross_entropy(monkeypatch, own_batches):
+@pytest.mark.parametrize("k, batch, own_batches, shrink", [(6, 128, False, False), (6, 128, True, False), (1, 512, False, False), (2, 512, True, True)])
+def test_populations_train_to_the_bits_of_the_rows_cross_entropy(monkeypatch, k, batch, own_batches, shrink):
     """Equal loss values are not enough: the gradient must reach the network laid out as the rows'
-    formulation gives it, or the last GEMM rounds its weight gradient otherwise (it once did)."""
+    formulation gives it, or the last GEMM rounds its weight gradient otherwise (it once did, for
+    several members, and then for one: a net alone, or a population shrunk to one, at batch 512)."""
     from torch.nn import functional as F
 
     from sparsenas.train import stacked
@@ -277,14 +288,16 @@ def test_populations_train_to_the_bits_of_the_rows_cross_entropy(monkeypatch, ow
     g = torch.Generator().manual_seed(0)
     x = torch.randn(600, 1, 8, 8, generator=g)
     y = torch.randint(0, 10, (600,), generator=g)
-    nets = [build_parent("mlp", (1, 8, 8), 10, widths=(40, 20), seed=s) for s in range(6)]
+    nets = [build_parent("mlp", (1, 8, 8), 10, widths=(40, 20), seed=s) for s in range(k)]
     finals = []
     for loss in (rows, stacked.member_losses):
         monkeypatch.setattr(stacked, "member_losses", loss)
         pop = Population(copy.deepcopy(nets), TrainSpec(lr=0.1, momentum=0.9))
         order = torch.Generator().manual_seed(1)
-        for _ in range(6):
-            idx = torch.randint(0, 600, (6, 128) if own_batches else (128,), generator=order)
+        for step in range(6):
+            if shrink and step == 2:
+                pop.keep([0])  # the others diverged or stopped: one member trains on
+            idx = torch.randint(0, 600, (pop.size, batch) if own_batches else (batch,), generator=order)
             pop.step(x[idx], y[idx], 0.1)
         finals.append({n: t.detach().clone() for n, t in pop.params.items()})
     assert all(torch.equal(finals[0][n], finals[1][n]) for n in finals[0])

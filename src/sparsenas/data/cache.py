@@ -4,8 +4,10 @@ Reading Fashion-MNIST's four gzipped IDX files, converting, splitting and normal
 every run, and fingerprinting the result (what a run directory is bound to) another 0.25 s; a run of
 32 one-epoch controls trains in 2-3 s. The cache keeps the finished `Dataset` and its fingerprint,
 keyed by the SHA-256 of the source files' bytes (0.04 s for Fashion-MNIST), the loader's parameters,
-torch's version (the normalization's float sums are torch's) and `FORMAT`. A cached dataset is the
-very tensors the loader made, so no trial's numbers depend on whether the cache was warm.
+the code that decodes them (every file of this package), and what torch's float sums in the
+normalization depend on: its version, the CPU's vector instructions and the thread count. A cached
+dataset is the very tensors this process's loader would make, so no trial's numbers depend on
+whether the cache was warm, or which machine sharing a home folder warmed it.
 
 Where: `$SPARSENAS_CACHE`, else `$XDG_CACHE_HOME/sparsenas`, else `~/.cache/sparsenas`;
 `SPARSENAS_CACHE=off` turns it off. A folder that cannot be written is passed over (the data is then
@@ -19,6 +21,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,19 +31,31 @@ import torch
 from ..cachedir import cache_dir
 from .base import Dataset, Split, fingerprint
 
-FORMAT = 1  # bump when what a cache file holds, or how a loader decodes, changes
+FORMAT = 1  # bump when what a cache file holds changes (the decoding code is in the key itself)
 KEEP = 3  # entries per dataset name
+STALE_TMP_SECONDS = 3600  # a half-written file this old was left by a writer that was killed
 _SPLITS = ("train", "val", "test")
+_CODE = Path(__file__).parent  # the data package: its loaders, the IDX and CIFAR readers, the normalization
+
+
+def _code_hash() -> bytes:
+    h = hashlib.sha256()
+    for path in sorted(_CODE.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.digest()
 
 
 def source_key(name: str, sources: Sequence[Path], params: dict[str, Any]) -> str:
-    """16 hex digits naming a decoded dataset: its sources' bytes, the loader's parameters, torch's version.
+    """16 hex digits naming a decoded dataset: its sources' bytes, the loader's parameters, the
+    decoding code, and torch's version, vector instructions and threads (its sums round by them).
 
     >>> import tempfile; p = Path(tempfile.mkdtemp()) / "a"; _ = p.write_bytes(b"1")
     >>> source_key("x", [p], {"n_val": 5}) == source_key("x", [p], {"n_val": 5}) != source_key("x", [p], {"n_val": 6})
     True
     """
-    h = hashlib.sha256(json.dumps([FORMAT, name, torch.__version__, params], sort_keys=True).encode())
+    arithmetic = [torch.__version__, torch.backends.cpu.get_cpu_capability(), torch.get_num_threads()]
+    h = hashlib.sha256(json.dumps([FORMAT, name, arithmetic, params], sort_keys=True).encode())
+    h.update(_code_hash())
     for path in sources:
         h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()[:16]
@@ -83,12 +98,15 @@ def _read(path: Path) -> Dataset | None:
         splits = [Split(held[f"{s}_x"], held[f"{s}_y"]) for s in _SPLITS]
         train, val, test = splits
         ds = Dataset(str(held["name"]), train, val, test, int(held["num_classes"]), digest=str(held["digest"]))
-        os.utime(path)  # most recently used: the last to be evicted
-        return ds
     except FileNotFoundError:
         return None
     except Exception:  # noqa: BLE001 (a torn or foreign file is a miss: decoded again and replaced)
         return None
+    try:
+        os.utime(path)  # most recently used: the last to be evicted
+    except OSError:
+        pass  # a read-only cache (a shared one) serves all the same
+    return ds
 
 
 def _write(path: Path, ds: Dataset) -> None:
@@ -107,12 +125,16 @@ def _write(path: Path, ds: Dataset) -> None:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         _evict(path.parent, ds.name)
-    except OSError:
-        return  # a read-only or full disk: the data is decoded each run, as without a cache
+    except Exception:  # noqa: BLE001 (read-only, full, or a writer's error: decoded each run, as without a cache)
+        return
 
 
 def _evict(folder: Path, name: str) -> None:
-    """Keep the `KEEP` most recently used entries of dataset `name`."""
+    """Keep the `KEEP` most recently used entries of dataset `name`; drop files killed writers left."""
+    now = time.time()
+    for tmp in folder.glob(".tmp-*.pt"):
+        if tmp.stat().st_mtime < now - STALE_TMP_SECONDS:
+            tmp.unlink(missing_ok=True)
     mine = [p for p in folder.glob(f"{name}-*.pt") if p.stem.rsplit("-", 1)[0] == name]  # not "fashion" for "fashion-mnist"
     entries = sorted(mine, key=lambda p: p.stat().st_mtime, reverse=True)
     for old in entries[KEEP:]:

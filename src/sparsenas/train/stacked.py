@@ -152,7 +152,11 @@ def _cross_entropy_middle(logits: torch.Tensor, labels: torch.Tensor) -> torch.T
     # Through the (K*B, C) rows first, as the rows' formulation: the gradient then reaches the
     # network laid out as it always did. The values alone are not enough: a network's last GEMM
     # rounds its weight gradient by the layout of the gradient it is given.
+    # With K = 1 the view below maps back without a copy and the gradient would stay strided:
+    # the hook makes it the contiguous (K*B, C) the rows' formulation hands on, for every K.
     rows = logits.reshape(k * b, c)
+    if rows.requires_grad:
+        rows.register_hook(torch.Tensor.contiguous)
     middle = F.pad(rows.view(k, b, c).transpose(1, 2), (0, pad)).contiguous()  # (K, C, B')
     return F.cross_entropy(middle, F.pad(labels, (0, pad)), reduction="none")[:, :b]
 
@@ -160,10 +164,12 @@ def _cross_entropy_middle(logits: torch.Tensor, labels: torch.Tensor) -> torch.T
 @functools.cache
 def _classes_middle_exact(c: int, dtype: torch.dtype) -> bool:
     """Whether `_cross_entropy_middle` gives bit for bit the loss and the gradient of one
-    cross-entropy over the K*B rows on this CPU, for `c` classes of `dtype`: asked of the kernels
-    once per (c, dtype), on batches of several lengths with logits from 0.01 to 100 (a kernel that
-    sums or rounds another way differs on most rows). On AVX-512, float32 agrees below 16 classes
-    and float64 below 8; beyond, the rows' kernel sums in vectors and the bits differ.
+    cross-entropy over the K*B rows on this CPU, for `c` classes of `dtype`, the gradient in the
+    same memory layout too (the network's GEMMs round by it): asked of the kernels once per
+    (c, dtype), on batches of several lengths, one member or several, logits laid out (K, B, C) or
+    as a transposed view, from 0.01 to 100 (a kernel that sums or rounds another way differs on
+    most rows). On AVX-512, float32 agrees below 16 classes and float64 below 8; beyond, the rows'
+    kernel sums in vectors and the bits differ.
 
     >>> _classes_middle_exact(10, torch.float32) in (True, False)
     True
@@ -172,17 +178,20 @@ def _classes_middle_exact(c: int, dtype: torch.dtype) -> bool:
         return False
     g = torch.Generator().manual_seed(0)
     with torch.inference_mode(False), torch.enable_grad():
-        for k, b in ((8, 16), (8, 50), (4, 272), (2, 1000)):
+        for k, b, transposed in ((8, 16, False), (8, 50, True), (4, 272, False), (2, 1000, True), (1, 600, False), (1, 512, True)):
             scale = torch.logspace(-2, 2, k * b, dtype=dtype).view(k, b, 1)
-            logits = (torch.randn(k, b, c, generator=g, dtype=dtype) * scale).requires_grad_()
+            values = torch.randn(k, b, c, generator=g, dtype=dtype) * scale
+            # a stacked MLP's logits are a transposed view of (K, C, B): the gradient's layout then differs
+            leaf = (values.transpose(1, 2).contiguous() if transposed else values).requires_grad_()
+            logits = leaf.transpose(1, 2) if transposed else leaf
             labels = torch.randint(0, c, (k, b), generator=g)
             upstream = torch.rand(k, b, generator=g, dtype=dtype)  # an uneven gradient into the loss
             rows = F.cross_entropy(logits.reshape(k * b, c), labels.reshape(-1), reduction="none").view(k, b)
             middle = _cross_entropy_middle(logits, labels)
             # scalars weighted by `upstream`, not grad_outputs: those make torch import sympy (0.4 s)
-            (g_rows,) = torch.autograd.grad((rows * upstream).sum(), logits)
-            (g_middle,) = torch.autograd.grad((middle * upstream).sum(), logits)
-            if not (torch.equal(rows, middle) and torch.equal(g_rows, g_middle)):
+            (g_rows,) = torch.autograd.grad((rows * upstream).sum(), leaf)
+            (g_middle,) = torch.autograd.grad((middle * upstream).sum(), leaf)
+            if not (torch.equal(rows, middle) and torch.equal(g_rows, g_middle) and g_rows.stride() == g_middle.stride()):
                 return False
     return True
 
