@@ -28,7 +28,8 @@ import torch
 
 from sparsenas.models.mlp import lenet_300_100
 from sparsenas.train import TrainSpec
-from sparsenas.train.stacked import Population, member_losses
+from sparsenas.train.loss import member_losses
+from sparsenas.train.stacked import Population
 
 CASES = {"dense, K=5": (5, (300, 100)), "node sparsity 0.5, K=10": (10, (150, 50)), "node sparsity 0.95, K=10": (10, (15, 5))}
 

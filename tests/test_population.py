@@ -246,7 +246,7 @@ def test_member_losses_give_the_bits_of_cross_entropy_over_rows(classes, dtype, 
     for logits laid out (K, B, C) and as the transposed view a stacked MLP gives."""
     from torch.nn import functional as F
 
-    from sparsenas.train.stacked import member_losses
+    from sparsenas.train.loss import member_losses
 
     g = torch.Generator().manual_seed(1)
     for transposed in (False, True):
@@ -272,7 +272,7 @@ def test_member_losses_give_the_bits_of_cross_entropy_over_rows(classes, dtype, 
 
 @pytest.mark.parametrize("k, batch, own_batches, shrink", [(6, 128, False, False), (6, 128, True, False), (1, 512, False, False), (2, 512, True, True)])
 def test_populations_train_to_the_bits_of_the_rows_cross_entropy(monkeypatch, k, batch, own_batches, shrink):
-    """Equal loss values are not enough: the gradient must reach the network laid out as the rows'
+    """Equal loss values are not enough (train/loss.py): the gradient must reach the network laid out as the rows'
     formulation gives it, or the last GEMM rounds its weight gradient otherwise (it once did, for
     several members, and then for one: a net alone, or a population shrunk to one, at batch 512)."""
     from torch.nn import functional as F

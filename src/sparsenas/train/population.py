@@ -27,10 +27,9 @@ from torch import nn
 from ..data import Dataset, Split, batch_indices
 from ..measures import EpochRecord
 from .augment import check_augment, epoch_augment
+from .loss import member_losses  # importable from here as before, as are stacked.py's names below
 from .spec import TrainSpec
-
-# defined in stacked.py; importable from here as before
-from .stacked import Forward, Population, make_stacked_optimizer, member_losses, stacked_forward_of
+from .stacked import Forward, Population, make_stacked_optimizer, stacked_forward_of
 
 __all__ = [
     "Checkpoints",
