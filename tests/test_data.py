@@ -169,14 +169,20 @@ def _tensors(ds):
     return [t for s in (ds.train, ds.val, ds.test) for t in (s.x, s.y)]
 
 
-def test_cache_gives_the_decoded_tensors_and_their_fingerprint(tmp_path, monkeypatch):
-    from sparsenas.data import fingerprint
-    from sparsenas.data.base import Dataset
-
+def _cached_idx_dir(tmp_path, monkeypatch) -> Path:
+    """A folder of small IDX files, and the cache at tmp_path/cache."""
     monkeypatch.setenv("SPARSENAS_CACHE", str(tmp_path / "cache"))
     src = tmp_path / "idx"
     src.mkdir()
     _write_idx_dir(src, n_train=40)
+    return src
+
+
+def test_cache_gives_the_decoded_tensors_and_their_fingerprint(tmp_path, monkeypatch):
+    from sparsenas.data import fingerprint
+    from sparsenas.data.base import Dataset
+
+    src = _cached_idx_dir(tmp_path, monkeypatch)
     first = load_idx_dir("toy", src, n_val=5)  # decoded, then kept
     assert len(list((tmp_path / "cache").glob("toy-*.pt"))) == 1
     second = load_idx_dir("toy", src, n_val=5)  # read back
@@ -191,10 +197,7 @@ def test_cache_gives_the_decoded_tensors_and_their_fingerprint(tmp_path, monkeyp
 
 
 def test_cache_follows_the_files_and_the_loaders_parameters(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPARSENAS_CACHE", str(tmp_path / "cache"))
-    src = tmp_path / "idx"
-    src.mkdir()
-    _write_idx_dir(src, n_train=40)
+    src = _cached_idx_dir(tmp_path, monkeypatch)
     before = load_idx_dir("toy", src, n_val=5)
     assert len(load_idx_dir("toy", src, n_val=6).val) == 6  # another split: another entry
     # one pixel changed, same size and name: the content decides, not the file's date
@@ -208,10 +211,7 @@ def test_cache_follows_the_files_and_the_loaders_parameters(tmp_path, monkeypatc
 
 
 def test_a_torn_cache_file_is_decoded_again_and_an_unwritable_folder_passed_over(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPARSENAS_CACHE", str(tmp_path / "cache"))
-    src = tmp_path / "idx"
-    src.mkdir()
-    _write_idx_dir(src, n_train=40)
+    src = _cached_idx_dir(tmp_path, monkeypatch)
     good = load_idx_dir("toy", src, n_val=5)
     (kept,) = (tmp_path / "cache").glob("toy-*.pt")
     kept.write_bytes(kept.read_bytes()[:100])
@@ -227,10 +227,7 @@ def test_a_torn_cache_file_is_decoded_again_and_an_unwritable_folder_passed_over
 def test_cache_keeps_a_few_entries_per_dataset(tmp_path, monkeypatch):
     from sparsenas.data import cache
 
-    monkeypatch.setenv("SPARSENAS_CACHE", str(tmp_path / "cache"))
-    src = tmp_path / "idx"
-    src.mkdir()
-    _write_idx_dir(src, n_train=40)
+    src = _cached_idx_dir(tmp_path, monkeypatch)
     (tmp_path / "cache").mkdir()
     other = tmp_path / "cache" / "toy-extra-0123456789abcdef.pt"  # another dataset whose name starts alike
     other.write_bytes(b"x")
@@ -268,10 +265,7 @@ def test_a_read_only_cache_still_serves_and_stale_half_files_are_swept(tmp_path,
 
     from sparsenas.data import cache
 
-    monkeypatch.setenv("SPARSENAS_CACHE", str(tmp_path / "cache"))
-    src = tmp_path / "idx"
-    src.mkdir()
-    _write_idx_dir(src, n_train=40)
+    src = _cached_idx_dir(tmp_path, monkeypatch)
     first = load_idx_dir("toy", src, n_val=5)
 
     def refuse(*a, **k):

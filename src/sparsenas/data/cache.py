@@ -95,12 +95,9 @@ def cached_dataset(name: str, sources: Sequence[Path], params: dict[str, Any], b
 def _read(path: Path) -> Dataset | None:
     try:
         held = torch.load(path, mmap=True, weights_only=True)
-        splits = [Split(held[f"{s}_x"], held[f"{s}_y"]) for s in _SPLITS]
-        train, val, test = splits
+        train, val, test = (Split(held[f"{s}_x"], held[f"{s}_y"]) for s in _SPLITS)
         ds = Dataset(str(held["name"]), train, val, test, int(held["num_classes"]), digest=str(held["digest"]))
-    except FileNotFoundError:
-        return None
-    except Exception:  # noqa: BLE001 (a torn or foreign file is a miss: decoded again and replaced)
+    except Exception:  # noqa: BLE001 (absent, torn or foreign: a miss, decoded again and replaced)
         return None
     try:
         os.utime(path)  # most recently used: the last to be evicted

@@ -4,8 +4,9 @@ A trial's trained state dict (the compacted net of a node trial; the full-size n
 weights at zero of a weight trial) is saved with `torch.save` and compressed with zlib, which also
 squeezes a weight trial's zeros: at weight sparsity 0.99 the blob is a few percent of the dense size.
 Trained float weights without zeros shrink by 8%, for 70 ms a dense LeNet-300-100 and 11 ms a
-sub-network at node sparsity 0.8 (0.34 s of a run of 32 one-epoch controls): a state with under `ZEROS_WORTH_IT` of its entries at zero is stored as an
-uncompressed zlib stream (level 0), which every reader of these blobs reads the same way.
+sub-network at node sparsity 0.8 (0.34 s of a run of 32 one-epoch controls): a state with under
+`ZEROS_WORTH_IT` of its entries at zero is stored as an uncompressed zlib stream (level 0), which
+every reader of these blobs reads the same way.
 """
 
 from __future__ import annotations
